@@ -1,0 +1,66 @@
+//! The tensors a model consumes: one [`Batch`] of posts (text ids + mask, images, targets).
+//!
+//! Building a batch from samples (tokenising, decoding images) is the data crate's and the
+//! trainer's job; this type only fixes the layout every model agrees on.
+
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+
+/// What a batch is scored against.
+#[derive(Clone, Debug)]
+pub enum Targets {
+    /// No targets (prediction).
+    None,
+    /// One class index per sample, `[B]`.
+    Class(Tensor<1, Int>),
+    /// One tag index per token position, `[B, L]`; `scored` is true where a position carries a
+    /// label (the first word piece of each word), false at `[CLS]`, padding and continuation
+    /// pieces.
+    Tags { tags: Tensor<2, Int>, scored: Tensor<2, Bool> },
+}
+
+/// A batch of text+image posts.
+#[derive(Clone, Debug)]
+pub struct Batch {
+    /// Token ids `[B, L]`.
+    pub ids: Tensor<2, Int>,
+    /// True at real tokens, false at padding `[B, L]`.
+    pub mask: Tensor<2, Bool>,
+    /// Images, normalised, `[B, 3, H, W]`.
+    pub images: Tensor<4>,
+    /// Targets, if any.
+    pub targets: Targets,
+}
+
+/// Host-side batch, before it is moved to a device (built on data-loading threads).
+#[derive(Clone, Debug, Default)]
+pub struct HostBatch {
+    pub batch_size: usize,
+    pub seq_len: usize,
+    pub image_size: usize,
+    pub ids: Vec<i64>,
+    pub mask: Vec<bool>,
+    pub images: Vec<f32>,
+    pub classes: Option<Vec<i64>>,
+    pub tags: Option<(Vec<i64>, Vec<bool>)>,
+}
+
+impl HostBatch {
+    /// Move to `device` as tensors.
+    pub fn to_device(&self, device: &Device) -> Batch {
+        let (b, l, s) = (self.batch_size, self.seq_len, self.image_size);
+        let ids = Tensor::from_data(TensorData::new(self.ids.clone(), [b, l]), device);
+        let mask = Tensor::from_data(TensorData::new(self.mask.clone(), [b, l]), device);
+        let images = Tensor::from_data(TensorData::new(self.images.clone(), [b, 3, s, s]), device);
+        let targets = if let Some(c) = &self.classes {
+            Targets::Class(Tensor::from_data(TensorData::new(c.clone(), [b]), device))
+        } else if let Some((t, sc)) = &self.tags {
+            Targets::Tags {
+                tags: Tensor::from_data(TensorData::new(t.clone(), [b, l]), device),
+                scored: Tensor::from_data(TensorData::new(sc.clone(), [b, l]), device),
+            }
+        } else {
+            Targets::None
+        };
+        Batch { ids, mask, images, targets }
+    }
+}

@@ -1,0 +1,174 @@
+//! Late fusion by concatenation (the baseline), with text-only and image-only variants.
+//!
+//! - classification: `[masked_mean(text) ; mean(image tokens)]` → MLP → classes;
+//! - tagging: each text token `[h_t ; mean(image tokens)]` → MLP → tag scores.
+//!
+//! The unimodal variants drop one side: text-only uses the text features alone; image-only
+//! uses the pooled image, and for tagging also the token *positions* (never the token ids), so
+//! it can place tags by position but cannot read the words.
+
+use crate::batch::{Batch, Targets};
+use crate::encoders::{ImageCnn, ImageCnnConfig, TextTransformer, TextTransformerConfig};
+use crate::heads::{MlpHead, MlpHeadConfig};
+use crate::nn_util::{cross_entropy, masked_mean, masked_token_cross_entropy};
+use crate::task::{Prediction, TaskKind, TaskModel};
+use burn::config::Config;
+use burn::module::Module;
+use burn::tensor::activation::softmax;
+use burn::nn::{Embedding, EmbeddingConfig};
+use burn::tensor::{Device, Int, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// Which modalities a model sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Modality {
+    Text,
+    Image,
+    Fused,
+}
+
+impl std::str::FromStr for Modality {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(Modality::Text),
+            "image" => Ok(Modality::Image),
+            "fused" => Ok(Modality::Fused),
+            _ => Err(format!("unknown modality '{s}'; expected text, image or fused")),
+        }
+    }
+}
+
+/// Configuration of [`ConcatFusion`].
+#[derive(Config, Debug)]
+pub struct ConcatFusionConfig {
+    /// Which modalities the model sees.
+    pub modality: Modality,
+    /// Classification or tagging, with the number of outputs.
+    pub task: TaskKind,
+    /// The text encoder.
+    pub text: TextTransformerConfig,
+    /// The image encoder (its `d_model` must equal the text encoder's).
+    pub image: ImageCnnConfig,
+    /// Hidden size of the head. Default 128.
+    #[config(default = 128)]
+    pub d_hidden: usize,
+    /// Head dropout. Default 0.1.
+    #[config(default = 0.1)]
+    pub dropout: f64,
+}
+
+/// The late-fusion model.
+#[derive(Module, Debug)]
+pub struct ConcatFusion {
+    pub text: Option<TextTransformer>,
+    pub image: Option<ImageCnn>,
+    /// Position embeddings of the image-only tagger (it sees where tokens are, not what).
+    pub positions: Option<Embedding>,
+    pub head: MlpHead,
+    #[module(skip)]
+    pub modality: Modality,
+    #[module(skip)]
+    pub task: TaskKind,
+}
+
+impl ConcatFusionConfig {
+    pub fn init(&self, device: &Device) -> ConcatFusion {
+        let d = self.text.d_model;
+        let uses_text = self.modality != Modality::Image;
+        let image_only_tagger = self.modality == Modality::Image && matches!(self.task, TaskKind::Tag { .. });
+        let uses_image = self.modality != Modality::Text;
+        let d_input = match self.modality {
+            Modality::Fused => 2 * d,
+            Modality::Text => d,
+            Modality::Image => match self.task {
+                TaskKind::Tag { .. } => 2 * d,
+                TaskKind::Classify { .. } => self.image.d_model,
+            },
+        };
+        ConcatFusion {
+            text: uses_text.then(|| self.text.init(device)),
+            image: uses_image.then(|| self.image.init(device)),
+            positions: image_only_tagger.then(|| EmbeddingConfig::new(self.text.max_len, d).init(device)),
+            head: MlpHeadConfig::new(d_input, self.d_hidden, self.task.n_outputs())
+                .with_dropout(self.dropout)
+                .init(device),
+            modality: self.modality,
+            task: self.task,
+        }
+    }
+}
+
+impl ConcatFusion {
+    fn image_vector(&self, batch: &Batch) -> Option<Tensor<2>> {
+        self.image.as_ref().map(|enc| enc.forward(batch.images.clone()).mean_dim(1).squeeze_dim::<2>(1))
+    }
+
+    /// Task scores: `[B, C]` for classification, `[B, L, T]` for tagging (as a 3-D tensor with
+    /// L = 1 for classification).
+    pub fn forward(&self, batch: &Batch) -> Tensor<3> {
+        let image = self.image_vector(batch);
+        match self.task {
+            TaskKind::Classify { .. } => {
+                let text = match (self.modality, &self.text) {
+                    (Modality::Image, _) | (_, None) => None,
+                    (_, Some(enc)) => Some(masked_mean(enc.forward(batch.ids.clone(), batch.mask.clone()), batch.mask.clone())),
+                };
+                let feats = match (text, image) {
+                    (Some(t), Some(i)) => Tensor::cat(vec![t, i], 1),
+                    (Some(t), None) => t,
+                    (None, Some(i)) => i,
+                    (None, None) => unreachable!("a model sees at least one modality"),
+                };
+                self.head.forward(feats).unsqueeze_dim::<3>(1)
+            }
+            TaskKind::Tag { .. } => {
+                let [b, l] = batch.ids.dims();
+                let tokens = match (&self.text, &self.positions) {
+                    (Some(enc), _) => enc.forward(batch.ids.clone(), batch.mask.clone()),
+                    (None, Some(pos)) => {
+                        let ids = Tensor::<1, Int>::arange(0..l as i64, &batch.ids.device()).unsqueeze_dim::<2>(0).repeat_dim(0, b);
+                        pos.forward(ids)
+                    }
+                    (None, None) => unreachable!("a tagger has a text encoder or position embeddings"),
+                };
+                let feats = match image {
+                    Some(i) => {
+                        let [_, d] = i.dims();
+                        let i = i.unsqueeze_dim::<3>(1).expand([b, l, d]);
+                        Tensor::cat(vec![tokens, i], 2)
+                    }
+                    None => tokens,
+                };
+                self.head.forward(feats)
+            }
+        }
+    }
+}
+
+impl TaskModel for ConcatFusion {
+    fn task(&self) -> TaskKind {
+        self.task
+    }
+
+    fn loss(&self, batch: &Batch) -> Tensor<1> {
+        let scores = self.forward(batch);
+        match &batch.targets {
+            Targets::Class(y) => cross_entropy(scores.squeeze_dim::<2>(1), y.clone()),
+            Targets::Tags { tags, scored } => masked_token_cross_entropy(scores, tags.clone(), scored.clone()),
+            Targets::None => panic!("loss needs a batch with targets"),
+        }
+    }
+
+    fn predict(&self, batch: &Batch) -> Prediction {
+        let scores = self.forward(batch);
+        match self.task {
+            TaskKind::Classify { .. } => {
+                let p = softmax(scores.squeeze_dim::<2>(1), 1);
+                Prediction::from_probs(p)
+            }
+            TaskKind::Tag { .. } => Prediction::from_tag_scores(scores),
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! An MLP head: Linear → GELU → dropout → Linear. Applied to a pooled vector for sequence
+//! classification or to every token for tagging (softmax tagging; the CRF head comes with MuSE).
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::{Dropout, DropoutConfig, Gelu, Linear, LinearConfig};
+use burn::tensor::{Device, Tensor};
+
+/// Configuration of [`MlpHead`].
+#[derive(Config, Debug)]
+pub struct MlpHeadConfig {
+    /// Input size.
+    pub d_input: usize,
+    /// Hidden size.
+    pub d_hidden: usize,
+    /// Number of outputs (classes or tags).
+    pub n_outputs: usize,
+    /// Dropout before the output layer. Default 0.1.
+    #[config(default = 0.1)]
+    pub dropout: f64,
+}
+
+#[derive(Module, Debug)]
+pub struct MlpHead {
+    pub hidden: Linear,
+    pub act: Gelu,
+    pub dropout: Dropout,
+    pub output: Linear,
+}
+
+impl MlpHeadConfig {
+    pub fn init(&self, device: &Device) -> MlpHead {
+        MlpHead {
+            hidden: LinearConfig::new(self.d_input, self.d_hidden).init(device),
+            act: Gelu::new(),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            output: LinearConfig::new(self.d_hidden, self.n_outputs).init(device),
+        }
+    }
+}
+
+impl MlpHead {
+    /// `[..., d_input]` → `[..., n_outputs]`.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        self.output.forward(self.dropout.forward(self.act.forward(self.hidden.forward(x))))
+    }
+}

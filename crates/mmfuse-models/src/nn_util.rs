@@ -1,0 +1,75 @@
+//! Small tensor helpers shared by the models: masked pooling and masked losses.
+
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Bool, Int, Tensor};
+
+/// Mean over the sequence axis of `x` `[B, L, D]` at positions where `mask` `[B, L]` is true.
+/// Rows with no true position give zeros (no division by zero).
+pub fn masked_mean(x: Tensor<3>, mask: Tensor<2, Bool>) -> Tensor<2> {
+    let m = mask.float().unsqueeze_dim::<3>(2); // [B, L, 1]
+    let sum = (x * m.clone()).sum_dim(1).squeeze_dim::<2>(1); // [B, D]
+    let count = m.sum_dim(1).squeeze_dim::<2>(1).clamp_min(1.0); // [B, 1]
+    sum / count
+}
+
+/// Mean cross-entropy of `logits` `[N, C]` against `targets` `[N]`.
+pub fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
+    let logp = log_softmax(logits, 1);
+    let picked = logp.gather(1, targets.unsqueeze_dim::<2>(1)); // [N, 1]
+    picked.mean().neg()
+}
+
+/// Mean cross-entropy over the positions where `scored` is true: `logits` `[B, L, C]`,
+/// `targets` `[B, L]`. Returns 0 when nothing is scored.
+pub fn masked_token_cross_entropy(
+    logits: Tensor<3>,
+    targets: Tensor<2, Int>,
+    scored: Tensor<2, Bool>,
+) -> Tensor<1> {
+    let [b, l, c] = logits.dims();
+    let logp = log_softmax(logits.reshape([b * l, c]), 1);
+    let targets = targets.reshape([b * l]).clamp(0, c as i64 - 1);
+    let picked = logp.gather(1, targets.unsqueeze_dim::<2>(1)).reshape([b * l]);
+    let w = scored.reshape([b * l]).float();
+    let n = w.clone().sum().clamp_min(1.0);
+    (picked * w).sum().neg() / n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, TensorData};
+
+    #[test]
+    fn masked_mean_ignores_padding() {
+        let d = Device::flex();
+        let x = Tensor::<3>::from_data(
+            TensorData::new(vec![1.0f32, 2.0, 3.0, 4.0, 100.0, 100.0, 5.0, 6.0, 0.0, 0.0, 0.0, 0.0], [2, 3, 2]),
+            &d,
+        );
+        let m = Tensor::<2, Bool>::from_data(TensorData::new(vec![true, true, false, true, false, false], [2, 3]), &d);
+        let got = masked_mean(x, m).into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(got, vec![2.0, 3.0, 5.0, 6.0]);
+    }
+
+    #[test]
+    fn cross_entropy_matches_hand_value() {
+        // logits [0, ln 3] -> p = [1/4, 3/4]; target 1 -> -ln(3/4)
+        let d = Device::flex();
+        let logits = Tensor::<2>::from_data(TensorData::new(vec![0.0f32, 3f32.ln()], [1, 2]), &d);
+        let t = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64], [1]), &d);
+        let v = cross_entropy(logits, t).into_scalar::<f32>();
+        assert!((v - (4.0f32 / 3.0).ln()).abs() < 1e-6, "{v}");
+    }
+
+    #[test]
+    fn token_cross_entropy_skips_unscored_positions() {
+        let d = Device::flex();
+        // two positions; only the first is scored: uniform over 2 classes -> ln 2
+        let logits = Tensor::<3>::from_data(TensorData::new(vec![0.0f32, 0.0, 50.0, -50.0], [1, 2, 2]), &d);
+        let t = Tensor::<2, Int>::from_data(TensorData::new(vec![0i64, 1], [1, 2]), &d);
+        let s = Tensor::<2, Bool>::from_data(TensorData::new(vec![true, false], [1, 2]), &d);
+        let v = masked_token_cross_entropy(logits, t, s).into_scalar::<f32>();
+        assert!((v - 2f32.ln()).abs() < 1e-6, "{v}");
+    }
+}

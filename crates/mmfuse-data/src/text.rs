@@ -1,0 +1,223 @@
+//! Text tokenisation with the Hugging Face `tokenizers` crate: word-level tokenizers trained on
+//! the train split for from-scratch encoders, or any `tokenizer.json` (BERT WordPiece, CLIP
+//! BPE) for pretrained ones. Both save and load as `tokenizer.json`.
+//!
+//! [`TextEncoder`] fixes the length (`max_len`, padding with `[PAD]`, truncation counted) and,
+//! for tagging, aligns word pieces to words (`word_index`, `first_piece`): the first piece of a
+//! word carries the word's tag.
+
+use crate::error::{DataError, Result};
+use std::path::Path;
+use tokenizers::models::TrainerWrapper;
+use tokenizers::models::wordlevel::{WordLevel, WordLevelTrainerBuilder};
+use tokenizers::normalizers::Lowercase;
+use tokenizers::pre_tokenizers::whitespace::WhitespaceSplit;
+use tokenizers::{AddedToken, Tokenizer};
+
+/// Special tokens of word-level tokenizers, with fixed ids 0..3.
+pub const SPECIALS: [&str; 4] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"];
+
+fn tk_err(path: &Path, e: impl std::fmt::Display) -> DataError {
+    DataError::Tokenizer { path: path.to_path_buf(), message: e.to_string() }
+}
+
+/// Train a word-level tokenizer (whitespace split, optional lowercasing) on `texts`: words seen
+/// at least `min_count` times get an id; others map to `[UNK]`.
+pub fn train_word_tokenizer(texts: impl Iterator<Item = String>, min_count: u32, lowercase: bool) -> Result<Tokenizer> {
+    let here = Path::new("<word-level tokenizer>");
+    let model = WordLevel::builder().unk_token("[UNK]".into()).build().map_err(|e| tk_err(here, e))?;
+    let mut tok = Tokenizer::new(model);
+    if lowercase {
+        tok.with_normalizer(Some(Lowercase));
+    }
+    tok.with_pre_tokenizer(Some(WhitespaceSplit));
+    let trainer = WordLevelTrainerBuilder::default()
+        .min_frequency(min_count as u64)
+        .vocab_size(usize::MAX)
+        .show_progress(false)
+        .special_tokens(SPECIALS.iter().map(|s| AddedToken::from(*s, true)).collect())
+        .build()
+        .map_err(|e| tk_err(here, e))?;
+    let mut trainer = TrainerWrapper::WordLevelTrainer(trainer);
+    let texts: Vec<String> = texts.collect();
+    tok.train(&mut trainer, texts.into_iter()).map_err(|e| tk_err(here, e))?;
+    Ok(tok)
+}
+
+/// A fixed-length encoding.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Encoded {
+    /// Token ids, `max_len` long, padded with the pad id.
+    pub ids: Vec<u32>,
+    /// True at real tokens.
+    pub mask: Vec<bool>,
+    /// Whether the text was cut.
+    pub truncated: bool,
+}
+
+/// A fixed-length encoding of pre-split words, with word alignment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EncodedWords {
+    pub ids: Vec<u32>,
+    pub mask: Vec<bool>,
+    /// For each position, the word it came from (None for specials and padding).
+    pub word_index: Vec<Option<usize>>,
+    /// True at the first piece of each word.
+    pub first_piece: Vec<bool>,
+    pub truncated: bool,
+}
+
+/// Fixed-length encoding with a tokenizer.
+#[derive(Clone)]
+pub struct TextEncoder {
+    tokenizer: Tokenizer,
+    max_len: usize,
+    pad_id: u32,
+    /// Prepended id when the tokenizer has no post-processor of its own (word-level).
+    cls_id: Option<u32>,
+    /// The tokenizer adds its own specials ([CLS] … [SEP] for BERT).
+    own_specials: bool,
+}
+
+impl TextEncoder {
+    /// Wrap a tokenizer. Padding and truncation configured in the tokenizer are disabled: the
+    /// encoder pads and truncates itself. With `cls`, word-level tokenizers get `[CLS]` first.
+    pub fn new(mut tokenizer: Tokenizer, max_len: usize, cls: bool) -> Self {
+        tokenizer.with_padding(None);
+        let _ = tokenizer.with_truncation(None);
+        let own_specials = tokenizer.get_post_processor().is_some();
+        let pad_id = tokenizer.token_to_id("[PAD]").or_else(|| tokenizer.token_to_id("<pad>")).unwrap_or(0);
+        let cls_id = if cls && !own_specials { tokenizer.token_to_id("[CLS]") } else { None };
+        Self { tokenizer, max_len, pad_id, cls_id, own_specials }
+    }
+
+    /// Load a `tokenizer.json`.
+    pub fn from_file(path: &Path, max_len: usize, cls: bool) -> Result<Self> {
+        let t = Tokenizer::from_file(path).map_err(|e| tk_err(path, e))?;
+        Ok(Self::new(t, max_len, cls))
+    }
+
+    /// Save as `tokenizer.json`.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        self.tokenizer.save(path, true).map_err(|e| tk_err(path, e))
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+    pub fn pad_id(&self) -> u32 {
+        self.pad_id
+    }
+    pub fn max_len(&self) -> usize {
+        self.max_len
+    }
+    pub fn vocab_size(&self) -> usize {
+        self.tokenizer.get_vocab_size(true)
+    }
+
+    fn finish(&self, mut ids: Vec<u32>, mut words: Vec<Option<usize>>) -> (Vec<u32>, Vec<bool>, Vec<Option<usize>>, bool) {
+        if let Some(c) = self.cls_id {
+            ids.insert(0, c);
+            words.insert(0, None);
+        }
+        let truncated = ids.len() > self.max_len;
+        if truncated {
+            if self.own_specials && self.max_len >= 2 {
+                // keep the closing special ([SEP]) as the tokenizer would
+                let last = *ids.last().expect("non-empty");
+                ids.truncate(self.max_len - 1);
+                words.truncate(self.max_len - 1);
+                ids.push(last);
+                words.push(None);
+            } else {
+                ids.truncate(self.max_len);
+                words.truncate(self.max_len);
+            }
+        }
+        let n = ids.len();
+        let mut mask = vec![true; n];
+        ids.resize(self.max_len, self.pad_id);
+        mask.resize(self.max_len, false);
+        words.resize(self.max_len, None);
+        (ids, mask, words, truncated)
+    }
+
+    /// Encode a raw text.
+    pub fn encode(&self, text: &str) -> Encoded {
+        let (ids, words) = match self.tokenizer.encode(text, self.own_specials) {
+            Ok(e) => (e.get_ids().to_vec(), vec![None; e.get_ids().len()]),
+            Err(_) => (vec![], vec![]),
+        };
+        let (ids, mask, _, truncated) = self.finish(ids, words);
+        Encoded { ids, mask, truncated }
+    }
+
+    /// Encode pre-split words, keeping the word of each piece.
+    pub fn encode_words(&self, words: &[String]) -> EncodedWords {
+        let input: Vec<&str> = words.iter().map(String::as_str).collect();
+        let (ids, word_ids) = match self.tokenizer.encode(input, self.own_specials) {
+            Ok(e) => (e.get_ids().to_vec(), e.get_word_ids().iter().map(|w| w.map(|w| w as usize)).collect()),
+            Err(_) => (vec![], vec![]),
+        };
+        let (ids, mask, word_index, truncated) = self.finish(ids, word_ids);
+        let mut first_piece = vec![false; word_index.len()];
+        let mut prev = None;
+        for (p, w) in word_index.iter().enumerate() {
+            if w.is_some() && *w != prev {
+                first_piece[p] = true;
+            }
+            if w.is_some() {
+                prev = *w;
+            }
+        }
+        EncodedWords { ids, mask, word_index, first_piece, truncated }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn word_level_tokenizer_trains_saves_and_encodes() {
+        let texts = ["the cat sat", "The dog sat", "a bird"].iter().map(|s| s.to_string());
+        let tok = train_word_tokenizer(texts, 2, true).unwrap();
+        // "the" and "sat" occur twice; the rest map to [UNK]
+        let enc = TextEncoder::new(tok, 6, true);
+        assert_eq!(enc.vocab_size(), 6);
+        let e = enc.encode("The sat zebra");
+        let the = enc.tokenizer().token_to_id("the").unwrap();
+        let sat = enc.tokenizer().token_to_id("sat").unwrap();
+        assert_eq!(e.ids, vec![2, the, sat, 1, 0, 0]);
+        assert_eq!(e.mask, vec![true, true, true, true, false, false]);
+        assert!(!e.truncated);
+        let dir = std::env::temp_dir().join(format!("mmfuse-tok-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        enc.save(&dir.join("tokenizer.json")).unwrap();
+        let again = TextEncoder::from_file(&dir.join("tokenizer.json"), 3, true).unwrap();
+        let e2 = again.encode("the sat the sat");
+        assert_eq!(e2.ids, vec![2, the, sat]);
+        assert!(e2.truncated);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn wordpiece_alignment_with_minilm() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/models/all-minilm-l6-v2/tokenizer.json");
+        let enc = TextEncoder::from_file(&path, 12, true).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(enc.encode("hello world").ids[..4], [101, 7592, 2088, 102]);
+        let words: Vec<String> = ["George", "Zimmermannxq", "shot"].iter().map(|s| s.to_string()).collect();
+        let e = enc.encode_words(&words);
+        let pieces: Vec<String> = e.ids.iter().map(|&i| enc.tokenizer().id_to_token(i).unwrap()).collect();
+        // greedy longest-match WordPiece: zimmermannxq -> zimmerman ##nx ##q
+        assert_eq!(&pieces[..7], ["[CLS]", "george", "zimmerman", "##nx", "##q", "shot", "[SEP]"]);
+        assert_eq!(&e.word_index[..7], [None, Some(0), Some(1), Some(1), Some(1), Some(2), None]);
+        assert_eq!(&e.first_piece[..7], [false, true, true, false, false, true, false]);
+        assert_eq!(e.mask.iter().filter(|m| **m).count(), 7);
+        // truncation keeps [SEP] last; the cut word has no first piece
+        let short = TextEncoder::from_file(&path, 5, true).unwrap().encode_words(&words);
+        assert!(short.truncated);
+        assert_eq!(short.ids[4], 102);
+        assert_eq!(short.first_piece, [false, true, true, false, false]);
+    }
+}

@@ -1,0 +1,121 @@
+//! Evaluation: run a model over examples and score its predictions with the metrics the
+//! literature reports (entity-level P/R/F1 for NER; accuracy and macro/weighted F1 for
+//! classification).
+
+use crate::examples::{Example, Gold, stream_batches};
+use anyhow::{Result, bail};
+use burn::tensor::Device;
+use mmfuse_data::image::ImageLoader;
+use mmfuse_data::labels::LabelMap;
+use mmfuse_metrics::cls::cls_scores;
+use mmfuse_metrics::ner::{ChunkMode, ner_scores};
+use mmfuse_models::task::{Prediction, TaskModel};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Scores of one evaluation: named numbers (for selection and `metrics.jsonl`) and a detailed
+/// JSON report (per type / per class).
+#[derive(Clone, Debug)]
+pub struct EvalResult {
+    pub scores: BTreeMap<String, f64>,
+    pub detail: Value,
+}
+
+/// Predictions of `model` for every example, in order.
+pub fn predict_all<M: TaskModel>(model: &M, examples: Arc<Vec<Example>>, loader: Arc<ImageLoader>, batch_size: usize, device: &Device) -> Result<Vec<Prediction>> {
+    let order: Vec<usize> = (0..examples.len()).collect();
+    let rx = stream_batches(examples, order, batch_size, loader, 2);
+    let mut out = Vec::new();
+    for hb in rx {
+        let batch = hb?.to_device(device);
+        out.push(model.predict(&batch));
+    }
+    Ok(out)
+}
+
+/// Word-level predicted tags of a tagging example (truncated words get `O`).
+pub fn word_tags(example: &Example, positions: &[usize], tags: &LabelMap) -> Vec<String> {
+    example
+        .word_pos
+        .iter()
+        .map(|p| match p {
+            Some(p) => tags.name(positions[*p]).to_string(),
+            None => "O".to_string(),
+        })
+        .collect()
+}
+
+/// Evaluate `model` on `examples`.
+pub fn evaluate<M: TaskModel>(model: &M, examples: Arc<Vec<Example>>, loader: Arc<ImageLoader>, batch_size: usize, device: &Device, labels: &LabelMap) -> Result<EvalResult> {
+    let preds = predict_all(model, examples.clone(), loader, batch_size, device)?;
+    let mut gold_cls = Vec::new();
+    let mut pred_cls = Vec::new();
+    let mut gold_tags = Vec::new();
+    let mut pred_tags = Vec::new();
+    let mut i = 0;
+    for p in preds {
+        match p {
+            Prediction::Classes(probs) => {
+                for pr in probs {
+                    let e = &examples[i];
+                    i += 1;
+                    let Some(Gold::Class(c)) = e.gold else { bail!("example {} has no class", e.id) };
+                    gold_cls.push(c);
+                    pred_cls.push(argmax(&pr));
+                }
+            }
+            Prediction::Tags(rows) => {
+                for row in rows {
+                    let e = &examples[i];
+                    i += 1;
+                    let Some(Gold::Tags { words, .. }) = &e.gold else { bail!("example {} has no tags", e.id) };
+                    gold_tags.push(words.clone());
+                    pred_tags.push(word_tags(e, &row, labels));
+                }
+            }
+        }
+    }
+    let mut scores = BTreeMap::new();
+    let detail;
+    if !gold_tags.is_empty() {
+        let s = ner_scores(&gold_tags, &pred_tags, ChunkMode::Strict)?;
+        scores.insert("precision".into(), s.micro.precision);
+        scores.insert("recall".into(), s.micro.recall);
+        scores.insert("f1".into(), s.micro.f1);
+        let per_type: serde_json::Map<String, Value> = s
+            .per_type
+            .iter()
+            .map(|(k, v)| (k.clone(), json!({"precision": v.precision, "recall": v.recall, "f1": v.f1, "support": v.support})))
+            .collect();
+        detail = json!({"scheme": "entity-level, exact span and type, seqeval strict (IOB2), word level",
+                        "micro": {"precision": s.micro.precision, "recall": s.micro.recall, "f1": s.micro.f1,
+                                   "gold": s.micro.support, "predicted": s.micro.predicted, "correct": s.micro.correct},
+                        "per_type": per_type});
+    } else {
+        let s = cls_scores(&gold_cls, &pred_cls, labels.len())?;
+        scores.insert("accuracy".into(), s.accuracy);
+        scores.insert("macro_f1".into(), s.macro_f1);
+        scores.insert("weighted_f1".into(), s.weighted_f1);
+        let per_class: serde_json::Map<String, Value> = s
+            .per_class
+            .iter()
+            .enumerate()
+            .map(|(k, v)| (labels.name(k).to_string(), json!({"precision": v.precision, "recall": v.recall, "f1": v.f1, "support": v.support})))
+            .collect();
+        detail = json!({"accuracy": s.accuracy, "macro_precision": s.macro_p, "macro_recall": s.macro_r,
+                        "macro_f1": s.macro_f1, "weighted_f1": s.weighted_f1, "per_class": per_class,
+                        "confusion": s.confusion});
+    }
+    Ok(EvalResult { scores, detail })
+}
+
+fn argmax(v: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, x) in v.iter().enumerate() {
+        if *x > v[best] {
+            best = i;
+        }
+    }
+    best
+}

@@ -1,0 +1,186 @@
+//! From samples on disk to model-ready examples and batches: tokenisation, label indices,
+//! word-to-position alignment for tagging, and batch assembly (with image decoding) on a
+//! background thread so the training thread only computes.
+
+use anyhow::{Context, Result, bail};
+use mmfuse_data::cls::ClsSample;
+use mmfuse_data::conll::NerSample;
+use mmfuse_data::image::ImageLoader;
+use mmfuse_data::labels::LabelMap;
+use mmfuse_data::text::TextEncoder;
+use mmfuse_models::batch::HostBatch;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, sync_channel};
+
+/// What an example is scored against.
+#[derive(Clone, Debug)]
+pub enum Gold {
+    /// Class index.
+    Class(usize),
+    /// Word-level gold tags, and per position the tag index (first pieces only).
+    Tags { words: Vec<String>, position_tags: Vec<i64>, scored: Vec<bool> },
+}
+
+/// One model-ready example.
+#[derive(Clone, Debug)]
+pub struct Example {
+    pub id: String,
+    pub ids: Vec<i64>,
+    pub mask: Vec<bool>,
+    pub image: PathBuf,
+    pub gold: Option<Gold>,
+    /// For each word of a tagging example, the position of its first piece (None: truncated).
+    pub word_pos: Vec<Option<usize>>,
+}
+
+/// Counts reported at the end of a run.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct PrepReport {
+    pub examples: usize,
+    /// Words cut by `max_len` (their gold entities count as missed).
+    pub truncated_words: usize,
+    /// Texts cut by `max_len`.
+    pub truncated_texts: usize,
+}
+
+/// Image path of a NER sample: `<image_dir>/<id>.png` or `.jpg` (the first that exists; `.jpg`
+/// when neither does, so the error or placeholder names the conventional file).
+pub fn ner_image_path(image_dir: &Path, id: &str) -> PathBuf {
+    for ext in ["png", "jpg", "jpeg"] {
+        let p = image_dir.join(format!("{id}.{ext}"));
+        if p.exists() {
+            return p;
+        }
+    }
+    image_dir.join(format!("{id}.jpg"))
+}
+
+/// Tagging examples from NER samples.
+pub fn ner_examples(samples: &[NerSample], enc: &TextEncoder, tags: &LabelMap, image_dir: &Path) -> Result<(Vec<Example>, PrepReport)> {
+    let mut rep = PrepReport::default();
+    let mut out = Vec::with_capacity(samples.len());
+    for s in samples {
+        let e = enc.encode_words(&s.words);
+        let l = e.ids.len();
+        let mut position_tags = vec![0i64; l];
+        let mut scored = vec![false; l];
+        let mut word_pos = vec![None; s.words.len()];
+        for p in 0..l {
+            if let (Some(w), true) = (e.word_index[p], e.first_piece[p]) {
+                let t = tags
+                    .index(&s.tags[w])
+                    .with_context(|| format!("sample {}: tag '{}' not in the label map", s.id, s.tags[w]))?;
+                position_tags[p] = t as i64;
+                scored[p] = true;
+                word_pos[w] = Some(p);
+            }
+        }
+        let cut = word_pos.iter().filter(|p| p.is_none()).count();
+        if cut > 0 {
+            rep.truncated_words += cut;
+            rep.truncated_texts += 1;
+        }
+        out.push(Example {
+            id: s.id.clone(),
+            ids: e.ids.iter().map(|&x| x as i64).collect(),
+            mask: e.mask,
+            image: ner_image_path(image_dir, &s.id),
+            gold: Some(Gold::Tags { words: s.tags.clone(), position_tags, scored }),
+            word_pos,
+        });
+    }
+    rep.examples = out.len();
+    Ok((out, rep))
+}
+
+/// Classification examples.
+pub fn cls_examples(samples: &[ClsSample], enc: &TextEncoder, labels: &LabelMap, data_dir: &Path, image_dir: &Path) -> Result<(Vec<Example>, PrepReport)> {
+    let mut rep = PrepReport::default();
+    let mut out = Vec::with_capacity(samples.len());
+    for s in samples {
+        let e = enc.encode(&s.text);
+        if e.truncated {
+            rep.truncated_texts += 1;
+        }
+        let class = labels.index(&s.label).with_context(|| {
+            format!("sample {} (line {}): unknown label '{}'; known labels: {}", s.id, s.line, s.label, labels.names().join(", "))
+        })?;
+        let image = match &s.image {
+            Some(p) if Path::new(p).is_absolute() => PathBuf::from(p),
+            Some(p) => data_dir.join(p),
+            None => image_dir.join(format!("{}.jpg", s.id)),
+        };
+        out.push(Example {
+            id: s.id.clone(),
+            ids: e.ids.iter().map(|&x| x as i64).collect(),
+            mask: e.mask,
+            image,
+            gold: Some(Gold::Class(class)),
+            word_pos: vec![],
+        });
+    }
+    rep.examples = out.len();
+    Ok((out, rep))
+}
+
+/// Assemble a host batch from examples (decoding their images).
+pub fn host_batch(examples: &[&Example], loader: &ImageLoader) -> Result<HostBatch> {
+    if examples.is_empty() {
+        bail!("empty batch");
+    }
+    let l = examples[0].ids.len();
+    let size = loader.spec().size as usize;
+    let paths: Vec<PathBuf> = examples.iter().map(|e| e.image.clone()).collect();
+    let images = loader.load_many(&paths)?;
+    let mut hb = HostBatch { batch_size: examples.len(), seq_len: l, image_size: size, ..Default::default() };
+    for (e, img) in examples.iter().zip(images) {
+        hb.ids.extend_from_slice(&e.ids);
+        hb.mask.extend_from_slice(&e.mask);
+        hb.images.extend_from_slice(&img);
+    }
+    match examples[0].gold {
+        Some(Gold::Class(_)) => {
+            hb.classes = Some(examples.iter().map(|e| match e.gold { Some(Gold::Class(c)) => c as i64, _ => 0 }).collect());
+        }
+        Some(Gold::Tags { .. }) => {
+            let mut t = Vec::with_capacity(examples.len() * l);
+            let mut s = Vec::with_capacity(examples.len() * l);
+            for e in examples {
+                if let Some(Gold::Tags { position_tags, scored, .. }) = &e.gold {
+                    t.extend_from_slice(position_tags);
+                    s.extend_from_slice(scored);
+                }
+            }
+            hb.tags = Some((t, s));
+        }
+        None => {}
+    }
+    Ok(hb)
+}
+
+/// Batches of `examples` in `order`, assembled on a background thread, `ahead` batches ahead.
+pub fn stream_batches(examples: Arc<Vec<Example>>, order: Vec<usize>, batch_size: usize, loader: Arc<ImageLoader>, ahead: usize) -> Receiver<Result<HostBatch>> {
+    let (tx, rx) = sync_channel(ahead.max(1));
+    std::thread::spawn(move || {
+        for chunk in order.chunks(batch_size) {
+            let refs: Vec<&Example> = chunk.iter().map(|&i| &examples[i]).collect();
+            let r = host_batch(&refs, &loader);
+            let failed = r.is_err();
+            if tx.send(r).is_err() || failed {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Deterministic shuffle of `0..n` for `epoch` (resume replays the same order).
+pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    use rand::SeedableRng;
+    use rand::seq::SliceRandom;
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(epoch as u64));
+    order.shuffle(&mut rng);
+    order
+}

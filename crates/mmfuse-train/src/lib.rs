@@ -1,0 +1,16 @@
+//! Training and evaluation of mmfuse models: run configuration, data preparation into
+//! batches, the training loop (AdamW groups, schedule, global-norm clipping, early stopping),
+//! atomic checkpoints and resume, and evaluation with the literature's metrics.
+
+pub mod checkpoint;
+pub mod config;
+pub mod evaluate;
+pub mod examples;
+pub mod optim;
+pub mod parallel;
+pub mod run;
+pub mod trainer;
+
+pub use config::{RunConfig, TaskFamily};
+pub use run::{RunSummary, run_training};
+pub use trainer::TrainOptions;

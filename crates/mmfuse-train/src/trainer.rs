@@ -1,0 +1,249 @@
+//! The training loop: batches from a background thread, forward/backward, global-norm
+//! clipping, AdamW with parameter groups and a warm-up/decay schedule, periodic dev evaluation,
+//! best-dev and last checkpoints (atomic), early stopping, exact resume, NaN guard.
+
+use crate::checkpoint::{self, TrainState};
+use crate::config::RunConfig;
+use crate::evaluate::{EvalResult, evaluate};
+use crate::examples::{Example, epoch_order, stream_batches};
+use crate::optim::{Schedule, adamw, clip_global_norm};
+use crate::parallel::data_parallel_grads;
+use anyhow::{Context, Result, bail};
+use burn::optim::GradientsParams;
+use burn::tensor::Device;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mmfuse_data::image::ImageLoader;
+use mmfuse_data::labels::LabelMap;
+use mmfuse_models::task::TaskModel;
+use serde_json::json;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Everything the loop reads besides the model and the configuration.
+pub struct TrainData {
+    pub train: Arc<Vec<Example>>,
+    pub dev: Arc<Vec<Example>>,
+    pub loader: Arc<ImageLoader>,
+    pub labels: LabelMap,
+}
+
+/// How to run the loop.
+#[derive(Clone, Debug, Default)]
+pub struct TrainOptions {
+    /// Continue from `checkpoints/last` of the run folder.
+    pub resume: bool,
+    /// No progress bar.
+    pub quiet: bool,
+    /// Stop (as if killed) after this many steps of this invocation — for tests of resume.
+    pub stop_after: Option<usize>,
+}
+
+/// What the loop ended with.
+#[derive(Clone, Debug)]
+pub struct FitOutcome {
+    pub steps: usize,
+    pub best_step: usize,
+    pub best_metric: Option<f64>,
+    pub early_stopped: bool,
+    pub interrupted: bool,
+}
+
+/// Rows of `metrics.jsonl`.
+pub fn metrics_path(run_dir: &Path) -> PathBuf {
+    run_dir.join("metrics.jsonl")
+}
+
+fn append_row(path: &Path, row: &serde_json::Value) -> Result<()> {
+    let mut f = OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    writeln!(f, "{row}")?;
+    Ok(())
+}
+
+/// Keep only the rows of `metrics.jsonl` up to `step` (resume replays the rest).
+fn truncate_metrics(path: &Path, step: usize) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| serde_json::from_str::<serde_json::Value>(l).ok().and_then(|v| v["step"].as_u64()).is_some_and(|s| s as usize <= step))
+        .collect();
+    let mut body = kept.join("\n");
+    if !body.is_empty() {
+        body.push('\n');
+    }
+    checkpoint::write_atomic(path, body.as_bytes())
+}
+
+/// Per-step seed of the device RNG (dropout), so a resumed run draws the same masks.
+fn step_seed(seed: u64, step: usize) -> u64 {
+    seed ^ (step as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03)
+}
+
+/// Train `model` on `data` under `cfg`, writing checkpoints and `metrics.jsonl` to `run_dir`.
+/// `device` must be an autodiff device. Returns the model after the last step.
+pub fn fit<M: TaskModel>(mut model: M, cfg: &RunConfig, data: &TrainData, run_dir: &Path, opts: &TrainOptions, device: &Device) -> Result<(M, FitOutcome)> {
+    let t = &cfg.train;
+    let n = data.train.len();
+    if n == 0 {
+        bail!("the train split is empty");
+    }
+    let batches_per_epoch = n.div_ceil(t.batch_size);
+    let mut total = t.epochs * batches_per_epoch;
+    if t.max_steps > 0 {
+        total = total.min(t.max_steps);
+    }
+    let warmup = (t.warmup_ratio * total as f64).ceil() as usize;
+    let mut optim = adamw(t.weight_decay, t.adam_eps);
+    let mut sched = Schedule::new(t.lr, t.head_lr, warmup, total);
+    let ckpt_root = run_dir.join("checkpoints");
+    let metrics = metrics_path(run_dir);
+    let select = cfg.select_metric();
+    let eval_device = device.clone().without_autodiff();
+    let parallel: Vec<Device> = t
+        .devices
+        .iter()
+        .map(|d| d.device().map(|d| d.autodiff()))
+        .collect::<std::result::Result<_, String>>()
+        .map_err(anyhow::Error::msg)?;
+    if parallel.len() > 1 {
+        tracing::info!("data parallel over {} devices: {:?}", parallel.len(), t.devices.iter().map(|d| d.to_string()).collect::<Vec<_>>());
+    }
+
+    let mut state = TrainState::default();
+    if opts.resume {
+        match checkpoint::load(&ckpt_root, "last")? {
+            Some(ck) => {
+                model = model.try_load_record(ck.model).context("checkpoint does not match the model")?;
+                if let Some(b) = ck.optimizer {
+                    optim = optim.from_bytes(b).context("cannot restore the optimizer state")?;
+                }
+                state = ck.state;
+                sched.skip(state.step);
+                truncate_metrics(&metrics, state.step)?;
+                tracing::info!("resumed from {} at step {}", ck.dir.display(), state.step);
+            }
+            None => tracing::warn!("--resume: no checkpoint in {}, starting from scratch", ckpt_root.display()),
+        }
+    } else if metrics.exists() {
+        std::fs::remove_file(&metrics)?;
+    }
+    if state.finished {
+        return Ok((model, FitOutcome { steps: state.step, best_step: state.best_step, best_metric: state.best_metric, early_stopped: false, interrupted: false }));
+    }
+
+    let pb = if opts.quiet { ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::hidden()) } else { ProgressBar::new(total as u64) };
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps {per_sec} ETA {eta} {msg}")
+            .expect("valid template"),
+    );
+    pb.set_position(state.step as u64);
+
+    let mut early_stopped = false;
+    let mut interrupted = false;
+    let mut steps_this_call = 0usize;
+    let mut running = (0.0f64, 0usize);
+    let log_every = (batches_per_epoch / 10).clamp(1, 50);
+
+    let do_eval = |model: &M, state: &mut TrainState| -> Result<bool> {
+        let valid = model.valid();
+        let res: EvalResult = evaluate(&valid, data.dev.clone(), data.loader.clone(), t.batch_size * 2, &eval_device, &data.labels)?;
+        let value = *res.scores.get(&select).with_context(|| format!("metric '{select}' is not computed for this task"))?;
+        let improved = state.best_metric.is_none_or(|b| value > b);
+        state.last_eval_step = state.step;
+        if improved {
+            state.best_metric = Some(value);
+            state.best_step = state.step;
+            state.evals_since_best = 0;
+            checkpoint::save(&ckpt_root, "best", model, None, state)?;
+        } else {
+            state.evals_since_best += 1;
+        }
+        append_row(&metrics, &json!({"step": state.step, "epoch": state.epoch, "dev": res.scores, "best": improved}))?;
+        tracing::info!(step = state.step, "dev {select} = {value:.4}{}", if improved { " (best)" } else { "" });
+        let stop = t.patience > 0 && state.evals_since_best >= t.patience;
+        Ok(stop)
+    };
+
+    'epochs: while state.epoch < t.epochs {
+        let order = epoch_order(n, t.seed, state.epoch);
+        let skip = (state.batch_in_epoch * t.batch_size).min(n);
+        let rx = stream_batches(data.train.clone(), order[skip..].to_vec(), t.batch_size, data.loader.clone(), 4);
+        for hb in rx {
+            if state.step >= total {
+                break 'epochs;
+            }
+            let hb = hb?;
+            device.seed(step_seed(t.seed, state.step));
+            let (loss_v, mut grads) = if parallel.len() > 1 {
+                data_parallel_grads(&model, &hb, &parallel)
+            } else {
+                let loss = model.loss(&hb.to_device(device));
+                let v = loss.clone().into_scalar::<f32>() as f64;
+                (v, GradientsParams::from_grads(loss.backward(), &model))
+            };
+            if !loss_v.is_finite() {
+                bail!(
+                    "the training loss is {loss_v} at step {} (epoch {}); stopping. The last good checkpoint is {} (step of the last evaluation); try a lower train.lr or a smaller train.clip_norm",
+                    state.step + 1,
+                    state.epoch + 1,
+                    ckpt_root.join("last").display()
+                );
+            }
+            let norm = clip_global_norm(&model, &mut grads, t.clip_norm);
+            if !norm.is_finite() {
+                bail!("the gradient norm is {norm} at step {}; stopping with the last good checkpoint in {}", state.step + 1, ckpt_root.join("last").display());
+            }
+            let lr = sched.base.at(state.step);
+            let lrs = sched.step();
+            model = optim.step(lrs, model, grads);
+            state.step += 1;
+            state.batch_in_epoch += 1;
+            steps_this_call += 1;
+            running.0 += loss_v;
+            running.1 += 1;
+            if state.step % log_every == 0 {
+                let mean = running.0 / running.1 as f64;
+                append_row(&metrics, &json!({"step": state.step, "epoch": state.epoch, "loss": mean, "lr": lr, "grad_norm": norm}))?;
+                pb.set_message(format!("loss {mean:.4}"));
+                running = (0.0, 0);
+            }
+            pb.set_position(state.step as u64);
+            if t.eval_every > 0 && state.step % t.eval_every == 0 {
+                let stop = do_eval(&model, &mut state)?;
+                checkpoint::save(&ckpt_root, "last", &model, Some(&optim), &state)?;
+                if stop {
+                    early_stopped = true;
+                    break 'epochs;
+                }
+            }
+            if opts.stop_after.is_some_and(|s| steps_this_call >= s) {
+                checkpoint::save(&ckpt_root, "last", &model, Some(&optim), &state)?;
+                interrupted = true;
+                break 'epochs;
+            }
+        }
+        state.epoch += 1;
+        state.batch_in_epoch = 0;
+        if t.eval_every == 0 {
+            let stop = do_eval(&model, &mut state)?;
+            checkpoint::save(&ckpt_root, "last", &model, Some(&optim), &state)?;
+            if stop {
+                early_stopped = true;
+                break;
+            }
+        }
+    }
+    if !interrupted {
+        if state.best_metric.is_none() || state.last_eval_step != state.step {
+            do_eval(&model, &mut state)?;
+        }
+        state.finished = true;
+        checkpoint::save(&ckpt_root, "last", &model, Some(&optim), &state)?;
+    }
+    pb.finish_and_clear();
+    if early_stopped {
+        tracing::info!("early stop at step {}: no dev improvement in {} evaluations", state.step, t.patience);
+    }
+    Ok((model, FitOutcome { steps: state.step, best_step: state.best_step, best_metric: state.best_metric, early_stopped, interrupted }))
+}

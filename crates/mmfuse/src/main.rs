@@ -1,0 +1,119 @@
+//! `mmfuse`: train, evaluate and serve multimodal (text + image) fusion models.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use mmfuse::demo::{DemoOptions, format_table, run_demo};
+use mmfuse_data::synth::{SynthConfig, generate};
+use mmfuse_models::device::DeviceSpec;
+use mmfuse_train::{RunConfig, TrainOptions, run_training};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "mmfuse", version, about = "Train, evaluate and serve multimodal (text + image) fusion models")]
+struct Cli {
+    /// Compute device: cpu (default) or cuda[:N] (needs a build with --features cuda).
+    #[arg(long, global = true)]
+    device: Option<DeviceSpec>,
+    /// No progress bars; only warnings and results.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Generate the synthetic corpus, train text-only, image-only and fused models, print their
+    /// test scores.
+    Demo {
+        /// Output folder (corpus and runs); default: a fresh folder under the system temp dir.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Training samples per task.
+        #[arg(long, default_value_t = 3000)]
+        train_samples: usize,
+        /// Only these tasks (classify, ner).
+        #[arg(long, value_delimiter = ',', default_value = "classify,ner")]
+        tasks: Vec<String>,
+        /// Config overrides applied to every run, e.g. --set train.epochs=2.
+        #[arg(long = "set")]
+        set: Vec<String>,
+    },
+    /// Write the synthetic corpus (Twitter-CoNLL NER + JSONL classification, PNG images).
+    Synth {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long, default_value_t = 3000)]
+        train: usize,
+        #[arg(long, default_value_t = 500)]
+        dev: usize,
+        #[arg(long, default_value_t = 1000)]
+        test: usize,
+        /// Fraction of labels replaced by a random other label.
+        #[arg(long, default_value_t = 0.0)]
+        label_noise: f32,
+    },
+    /// Train a model from a TOML config; the run folder becomes a self-contained model package.
+    Train {
+        /// The TOML config (see configs/).
+        #[arg(long)]
+        config: PathBuf,
+        /// Run folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Overrides, e.g. --set train.lr=5e-5 --set model.modality=text.
+        #[arg(long = "set")]
+        set: Vec<String>,
+        /// Continue from the run folder's last checkpoint.
+        #[arg(long)]
+        resume: bool,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let level = if cli.quiet { tracing::Level::WARN } else { tracing::Level::INFO };
+    tracing_subscriber::fmt().with_max_level(level).with_target(false).with_writer(std::io::stderr).init();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let device_override = cli.device.as_ref().map(|d| format!("train.device=\"{d}\""));
+    if let Some(d) = &cli.device {
+        d.device().map_err(anyhow::Error::msg)?;
+    }
+    match cli.command {
+        Command::Demo { out, seed, train_samples, tasks, mut set } => {
+            let out = out.unwrap_or_else(|| std::env::temp_dir().join(format!("mmfuse-demo-{}", std::process::id())));
+            set.extend(device_override);
+            let opts = DemoOptions { seed, n_train: train_samples, overrides: set, quiet: cli.quiet, tasks, ..Default::default() };
+            let start = std::time::Instant::now();
+            let rows = run_demo(&out, &opts)?;
+            println!("{}", format_table(&rows));
+            println!("corpus and runs in {} ({:.0} s in all)", out.display(), start.elapsed().as_secs_f64());
+        }
+        Command::Synth { out, seed, train, dev, test, label_noise } => {
+            let s = generate(&out, &SynthConfig { seed, n_train: train, n_dev: dev, n_test: test, label_noise, ..SynthConfig::default() })?;
+            println!("wrote {} ({s:?})", out.display());
+        }
+        Command::Train { config, out, mut set, resume } => {
+            set.extend(device_override);
+            let cfg = RunConfig::load(&config, &set)?;
+            let s = run_training(&cfg, &out, &TrainOptions { resume, quiet: cli.quiet, stop_after: None })
+                .with_context(|| format!("training run {}", out.display()))?;
+            println!("best dev {} = {:.4} at step {}", cfg.select_metric(), s.fit.best_metric.unwrap_or(f64::NAN), s.fit.best_step);
+            if let Some(t) = &s.test {
+                println!("test: {}", serde_json::to_string(&t.scores)?);
+            }
+            println!("run folder: {}", out.display());
+        }
+    }
+    Ok(())
+}

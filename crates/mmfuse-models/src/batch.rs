@@ -45,6 +45,32 @@ pub struct HostBatch {
 }
 
 impl HostBatch {
+    /// Split into up to `n` consecutive shards of (nearly) equal size, for data parallelism.
+    pub fn split(&self, n: usize) -> Vec<HostBatch> {
+        let n = n.clamp(1, self.batch_size.max(1));
+        let (l, px) = (self.seq_len, 3 * self.image_size * self.image_size);
+        let base = self.batch_size / n;
+        let extra = self.batch_size % n;
+        let mut out = Vec::with_capacity(n);
+        let mut start = 0;
+        for i in 0..n {
+            let size = base + usize::from(i < extra);
+            let r = start..start + size;
+            out.push(HostBatch {
+                batch_size: size,
+                seq_len: l,
+                image_size: self.image_size,
+                ids: self.ids[r.start * l..r.end * l].to_vec(),
+                mask: self.mask[r.start * l..r.end * l].to_vec(),
+                images: self.images[r.start * px..r.end * px].to_vec(),
+                classes: self.classes.as_ref().map(|c| c[r.clone()].to_vec()),
+                tags: self.tags.as_ref().map(|(t, s)| (t[r.start * l..r.end * l].to_vec(), s[r.start * l..r.end * l].to_vec())),
+            });
+            start += size;
+        }
+        out
+    }
+
     /// Move to `device` as tensors.
     pub fn to_device(&self, device: &Device) -> Batch {
         let (b, l, s) = (self.batch_size, self.seq_len, self.image_size);

@@ -75,7 +75,9 @@ pub fn save<M: Module>(root: &Path, name: &str, model: &M, optimizer: Option<&Mo
         fs::remove_dir_all(&tmp).with_context(|| format!("cannot clear {}", tmp.display()))?;
     }
     fs::create_dir_all(&tmp)?;
-    let model_bytes = model.clone().into_record().into_bytes().context("cannot serialise the model")?;
+    // `valid()` synchronises running statistics (batch-norm), which a plain record would capture
+    // one update late
+    let model_bytes = model.valid().into_record().into_bytes().context("cannot serialise the model")?;
     write_synced(&tmp.join("model.bpk"), &model_bytes)?;
     if let Some(o) = optimizer {
         let b = o.into_bytes().context("cannot serialise the optimizer state")?;

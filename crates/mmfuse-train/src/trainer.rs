@@ -84,6 +84,7 @@ fn step_seed(seed: u64, step: usize) -> u64 {
 /// `device` must be an autodiff device. Returns the model after the last step.
 pub fn fit<M: TaskModel>(mut model: M, cfg: &RunConfig, data: &TrainData, run_dir: &Path, opts: &TrainOptions, device: &Device) -> Result<(M, FitOutcome)> {
     let t = &cfg.train;
+    std::fs::create_dir_all(run_dir).with_context(|| format!("cannot create run folder {}", run_dir.display()))?;
     let n = data.train.len();
     if n == 0 {
         bail!("the train split is empty");

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("cannot read {path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
     #[error("{path}:{line}: {message}")]
     Format { path: PathBuf, line: usize, message: String },
     #[error("cannot decode image {path}: {reason}")]
@@ -23,7 +23,7 @@ pub type Result<T> = std::result::Result<T, DataError>;
 
 impl DataError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        DataError::Io { path: path.into(), source }
+        DataError::Io { path: path.into(), error: source }
     }
     pub fn format(path: impl Into<PathBuf>, line: usize, message: impl Into<String>) -> Self {
         DataError::Format { path: path.into(), line, message: message.into() }

@@ -6,7 +6,9 @@ use crate::error::{DataError, Result};
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits, imageops::FilterType};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
-use std::io::{BufRead, Cursor, Seek};
+use std::io::{BufRead, BufReader, Seek};
+#[cfg(test)]
+use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -50,8 +52,11 @@ impl std::str::FromStr for MissingImage {
     }
 }
 
-/// Decode an image from bytes (`path` names it in errors), checking the pixel limit from the
-/// header first and applying EXIF orientation; any colour type becomes RGB8.
+/// Decode an image (PNG or JPEG, format guessed from the bytes; `path` names it in errors).
+/// The dimensions are read from the header and checked against `max_pixels` before any pixel
+/// is decoded, and decoder allocations are capped ([`image::Limits`]) as a second guard. EXIF
+/// orientation is applied; any colour type (grey, grey+alpha, RGBA, 16-bit) becomes RGB8
+/// (alpha is dropped, not composited).
 pub fn decode_rgb<R: BufRead + Seek>(reader: R, path: &Path, max_pixels: u64) -> Result<image::RgbImage> {
     let bad = |reason: String| DataError::Image { path: path.to_path_buf(), reason };
     let mut r = ImageReader::new(reader).with_guessed_format().map_err(|e| bad(e.to_string()))?;
@@ -75,9 +80,13 @@ pub fn decode_rgb<R: BufRead + Seek>(reader: R, path: &Path, max_pixels: u64) ->
     Ok(img.to_rgb8())
 }
 
-/// Resize (if needed) and normalise an RGB image to CHW `f32`.
+/// Resize (if needed; bilinear, no crop, so the aspect ratio is not kept) and normalise an RGB
+/// image to CHW `f32`: `3 * size * size` values, channel-major, `(x / 255 - mean[c]) / std[c]`.
 pub fn to_tensor_data(img: &image::RgbImage, spec: &ImageSpec) -> Vec<f32> {
     let s = spec.size;
+    if s == 0 {
+        return Vec::new();
+    }
     let resized;
     let img = if img.width() == s && img.height() == s {
         img
@@ -95,20 +104,32 @@ pub fn to_tensor_data(img: &image::RgbImage, spec: &ImageSpec) -> Vec<f32> {
     out
 }
 
-/// Decode and preprocess the image file at `path`.
+/// Decode and preprocess the image file at `path` into CHW `f32` (`3 * size * size` values);
+/// see [`decode_rgb`] and [`to_tensor_data`]. A file that cannot be opened is a
+/// [`DataError::Io`] naming it.
 pub fn load_image(path: &Path, spec: &ImageSpec) -> Result<Vec<f32>> {
-    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    let img = decode_rgb(Cursor::new(bytes), path, spec.max_pixels)?;
+    if spec.size == 0 {
+        return Err(DataError::Other(format!("image size must be at least 1 (loading {})", path.display())));
+    }
+    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let img = decode_rgb(BufReader::new(file), path, spec.max_pixels)?;
     Ok(to_tensor_data(&img, spec))
 }
 
-/// The placeholder: a uniform mid-grey image (0.5 in every channel before normalisation).
+/// The placeholder used for a missing or unreadable image: a uniform mid-grey image, i.e. the
+/// raw value 0.5 (≈ 127.5 / 255) in every channel and pixel, normalised like a real image, so
+/// each channel `c` holds `(0.5 - mean[c]) / std[c]` (0.0 with the default spec). It carries no
+/// information, so a fused model falls back on the text.
 pub fn placeholder(spec: &ImageSpec) -> Vec<f32> {
     let n = (spec.size * spec.size) as usize;
     (0..3).flat_map(|c| std::iter::repeat_n((0.5 - spec.mean[c]) / spec.std[c], n)).collect()
 }
 
-/// Loads images with a missing-image policy; counts placeholders.
+/// At most this many distinct unreadable files are logged one by one; later ones are counted
+/// (see [`ImageLoader::placeholder_count`]) without a log line each.
+pub const MAX_PLACEHOLDER_WARNINGS: usize = 10;
+
+/// Loads images with a missing-image policy; counts placeholders. Shareable between threads.
 pub struct ImageLoader {
     spec: ImageSpec,
     policy: MissingImage,
@@ -132,18 +153,29 @@ impl ImageLoader {
 
     /// Number of distinct files replaced by the placeholder so far.
     pub fn placeholder_files(&self) -> usize {
-        self.warned.lock().map(|w| w.len()).unwrap_or(0)
+        self.warned.lock().map(|w| w.len()).unwrap_or_else(|poisoned| poisoned.into_inner().len())
     }
 
-    /// Load one image, applying the policy.
+    pub fn policy(&self) -> MissingImage {
+        self.policy
+    }
+
+    /// Load one image, applying the policy: with [`MissingImage::Error`] any failure is
+    /// returned; with [`MissingImage::Placeholder`] the failure is logged (`tracing::warn!`,
+    /// once per file, for the first [`MAX_PLACEHOLDER_WARNINGS`] files), counted, and the
+    /// [`placeholder`] is returned.
     pub fn load(&self, path: &Path) -> Result<Vec<f32>> {
         match load_image(path, &self.spec) {
             Ok(v) => Ok(v),
             Err(e) if self.policy == MissingImage::Placeholder => {
                 self.placeholders.fetch_add(1, Ordering::Relaxed);
-                if let Ok(mut w) = self.warned.lock() {
-                    if w.len() < 5 && !w.contains(path) {
-                        tracing::warn!("{e}; using the placeholder image (further such warnings are counted, not printed)");
+                let mut w = self.warned.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                if !w.contains(path) {
+                    let n = w.len();
+                    if n < MAX_PLACEHOLDER_WARNINGS {
+                        tracing::warn!("{e}; using the placeholder image");
+                    } else if n == MAX_PLACEHOLDER_WARNINGS {
+                        tracing::warn!("more images replaced by the placeholder; further files are counted, not logged");
                     }
                     w.insert(path.to_path_buf());
                 }
@@ -153,7 +185,8 @@ impl ImageLoader {
         }
     }
 
-    /// Load many images in parallel (scoped threads), in order.
+    /// Load many images in parallel (scoped threads over `available_parallelism` contiguous
+    /// chunks), results in the order of `paths`; the first error (in path order) is returned.
     pub fn load_many(&self, paths: &[PathBuf]) -> Result<Vec<Vec<f32>>> {
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(paths.len().max(1));
         if threads <= 1 || paths.len() < 8 {
@@ -180,6 +213,96 @@ mod tests {
         let d = std::env::temp_dir().join(format!("mmfuse-img-{}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
         d.join(name)
+    }
+
+    fn chunk(kind: &[u8], data: &[u8]) -> Vec<u8> {
+        let mut body = kind.to_vec();
+        body.extend_from_slice(data);
+        let mut out = (data.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(&body);
+        out.extend_from_slice(&crc32(&body).to_be_bytes());
+        out
+    }
+
+    #[test]
+    fn placeholder_is_normalised_mid_grey() {
+        assert_eq!(placeholder(&ImageSpec { size: 2, ..Default::default() }), vec![0.0; 12]);
+        let spec = ImageSpec { size: 1, mean: [0.25, 0.5, 0.0], std: [0.25, 1.0, 2.0], ..Default::default() };
+        assert_eq!(placeholder(&spec), vec![1.0, 0.0, 0.25]);
+    }
+
+    #[test]
+    fn resize_without_crop_to_the_requested_size() {
+        let p = tmp("wide.png");
+        image::RgbImage::from_pixel(40, 10, image::Rgb([255, 0, 255])).save(&p).unwrap();
+        let v = load_image(&p, &ImageSpec { size: 8, ..Default::default() }).unwrap();
+        assert_eq!(v.len(), 3 * 64);
+        assert!(v[..64].iter().chain(&v[128..]).all(|x| (x - 1.0).abs() < 1e-6));
+        assert!(v[64..128].iter().all(|x| (x + 1.0).abs() < 1e-6));
+        assert!(load_image(&p, &ImageSpec { size: 0, ..Default::default() }).is_err());
+    }
+
+    /// An EXIF orientation (here 2 = mirrored horizontally, in a PNG `eXIf` chunk) is applied.
+    #[test]
+    fn exif_orientation_is_applied() {
+        let mut png = Vec::new();
+        image::RgbImage::from_raw(2, 1, vec![255, 255, 255, 0, 0, 0]).unwrap().write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+        // big-endian TIFF header, one IFD entry: tag 0x0112 (orientation), SHORT, count 1, value 2
+        let exif = [b'M', b'M', 0, 42, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0];
+        let after_ihdr = 8 + 25;
+        let mut with = png[..after_ihdr].to_vec();
+        with.extend(chunk(b"eXIf", &exif));
+        with.extend_from_slice(&png[after_ihdr..]);
+        let spec2 = ImageSpec { size: 2, ..Default::default() };
+        let plain = tmp("exif-none.png");
+        std::fs::write(&plain, &png).unwrap();
+        let p = tmp("exif-mirror.png");
+        std::fs::write(&p, &with).unwrap();
+        // 2x1 is resized to 2x2; the first column is white without EXIF, black with it
+        let a = load_image(&plain, &spec2).unwrap();
+        let b = load_image(&p, &spec2).unwrap();
+        assert_eq!(a[0], 1.0);
+        assert_eq!(a[1], -1.0);
+        assert_eq!(b[0], -1.0);
+        assert_eq!(b[1], 1.0);
+    }
+
+    #[test]
+    fn load_many_keeps_order_and_applies_the_policy() {
+        let mut paths = Vec::new();
+        for i in 0..20u8 {
+            let p = tmp(&format!("many-{i}.png"));
+            image::RgbImage::from_pixel(3, 3, image::Rgb([i * 10, 0, 0])).save(&p).unwrap();
+            paths.push(p);
+        }
+        paths.insert(7, tmp("many-missing.png"));
+        let spec = ImageSpec { size: 3, mean: [0.0; 3], std: [1.0; 3], ..Default::default() };
+        let strict = ImageLoader::new(spec.clone(), MissingImage::Error);
+        let e = strict.load_many(&paths).unwrap_err().to_string();
+        assert!(e.contains("many-missing.png"), "{e}");
+        let lenient = ImageLoader::new(spec.clone(), MissingImage::Placeholder);
+        let v = lenient.load_many(&paths).unwrap();
+        assert_eq!(v.len(), 21);
+        for (k, x) in v.iter().enumerate() {
+            let expect = match k {
+                7 => 0.5,
+                k if k < 7 => (k * 10) as f32 / 255.0,
+                k => ((k - 1) * 10) as f32 / 255.0,
+            };
+            assert_eq!(x[0], expect, "image {k}");
+        }
+        lenient.load(&paths[7]).unwrap();
+        assert_eq!(lenient.placeholder_count(), 2);
+        assert_eq!(lenient.placeholder_files(), 1);
+    }
+
+    #[test]
+    fn missing_image_policy_parses() {
+        assert_eq!("error".parse::<MissingImage>(), Ok(MissingImage::Error));
+        assert_eq!("placeholder".parse::<MissingImage>(), Ok(MissingImage::Placeholder));
+        assert!("skip".parse::<MissingImage>().is_err());
+        assert_eq!(serde_json::to_string(&MissingImage::Placeholder).unwrap(), "\"placeholder\"");
+        assert_eq!(serde_json::from_str::<MissingImage>("\"error\"").unwrap(), MissingImage::Error);
     }
 
     #[test]
@@ -219,7 +342,12 @@ mod tests {
         image::RgbImage::from_pixel(16, 16, image::Rgb([1, 2, 3])).write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png).unwrap();
         std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
         let e = load_image(&p, &ImageSpec::default()).unwrap_err().to_string();
-        assert!(e.starts_with(&format!("cannot decode image {}", p.display())), "{e}");
+        assert!(e.starts_with(&format!("cannot decode image {}: ", p.display())), "{e}");
+        // not an image at all
+        let junk = tmp("junk.png");
+        std::fs::write(&junk, b"hello, not a picture").unwrap();
+        let e = load_image(&junk, &ImageSpec::default()).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("cannot decode image {}: ", junk.display())), "{e}");
         // the placeholder policy counts instead
         let l = ImageLoader::new(ImageSpec::default(), MissingImage::Placeholder);
         let v = l.load(&p).unwrap();
@@ -249,7 +377,11 @@ mod tests {
         std::fs::write(&p, &png).unwrap();
         let e = load_image(&p, &ImageSpec::default()).unwrap_err();
         assert!(matches!(e, DataError::ImageTooLarge { width: 20000, height: 20000, .. }), "{e}");
-        assert!(e.to_string().contains("20000x20000 = 400000000 pixels, above the limit of 40000000"), "{e}");
+        assert_eq!(e.to_string(), format!("image {} is 20000x20000 = 400000000 pixels, above the limit of 40000000", p.display()));
+        // the placeholder policy does not hide a rejected image: it is replaced and counted
+        let l = ImageLoader::new(ImageSpec::default(), MissingImage::Placeholder);
+        assert_eq!(l.load(&p).unwrap(), placeholder(&ImageSpec::default()));
+        assert_eq!(l.placeholder_count(), 1);
     }
 
     fn crc32(data: &[u8]) -> u32 {

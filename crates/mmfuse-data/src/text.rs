@@ -8,7 +8,7 @@
 
 use crate::error::{DataError, Result};
 use std::path::Path;
-use tokenizers::models::TrainerWrapper;
+use tokenizers::models::{ModelWrapper, TrainerWrapper};
 use tokenizers::models::wordlevel::{WordLevel, WordLevelTrainerBuilder};
 use tokenizers::normalizers::Lowercase;
 use tokenizers::pre_tokenizers::whitespace::WhitespaceSplit;
@@ -77,6 +77,8 @@ pub struct TextEncoder {
     cls_id: Option<u32>,
     /// The tokenizer adds its own specials ([CLS] … [SEP] for BERT).
     own_specials: bool,
+    /// The model's unknown token, stood in for words that would otherwise yield no piece.
+    unk: Option<String>,
 }
 
 impl TextEncoder {
@@ -88,7 +90,14 @@ impl TextEncoder {
         let own_specials = tokenizer.get_post_processor().is_some();
         let pad_id = tokenizer.token_to_id("[PAD]").or_else(|| tokenizer.token_to_id("<pad>")).unwrap_or(0);
         let cls_id = if cls && !own_specials { tokenizer.token_to_id("[CLS]") } else { None };
-        Self { tokenizer, max_len, pad_id, cls_id, own_specials }
+        let unk = match tokenizer.get_model() {
+            ModelWrapper::WordPiece(m) => Some(m.unk_token.clone()),
+            ModelWrapper::WordLevel(m) => Some(m.unk_token.clone()),
+            ModelWrapper::BPE(m) => m.unk_token.clone(),
+            ModelWrapper::Unigram(_) => None,
+        };
+        let unk = unk.filter(|u| tokenizer.token_to_id(u).is_some());
+        Self { tokenizer, max_len, pad_id, cls_id, own_specials, unk }
     }
 
     /// Load a `tokenizer.json`.
@@ -152,13 +161,36 @@ impl TextEncoder {
         Encoded { ids, mask, truncated }
     }
 
-    /// Encode pre-split words, keeping the word of each piece.
-    pub fn encode_words(&self, words: &[String]) -> EncodedWords {
-        let input: Vec<&str> = words.iter().map(String::as_str).collect();
-        let (ids, word_ids) = match self.tokenizer.encode(input, self.own_specials) {
+    fn pieces(&self, input: Vec<&str>) -> (Vec<u32>, Vec<Option<usize>>) {
+        match self.tokenizer.encode(input, self.own_specials) {
             Ok(e) => (e.get_ids().to_vec(), e.get_word_ids().iter().map(|w| w.map(|w| w as usize)).collect()),
             Err(_) => (vec![], vec![]),
-        };
+        }
+    }
+
+    /// Encode pre-split words (the tokenizer's pre-tokenized input, so word boundaries are the
+    /// given ones), keeping the word of each piece. A word that the tokenizer would drop
+    /// entirely (e.g. a lone U+FE0F variation selector, which BERT's normaliser strips) is
+    /// encoded as the unknown token, so every word that fits in `max_len` has a first piece.
+    pub fn encode_words(&self, words: &[String]) -> EncodedWords {
+        let mut input: Vec<&str> = words.iter().map(String::as_str).collect();
+        let (mut ids, mut word_ids) = self.pieces(input.clone());
+        let mut seen = vec![false; words.len()];
+        for w in word_ids.iter().flatten() {
+            if let Some(s) = seen.get_mut(*w) {
+                *s = true;
+            }
+        }
+        if let Some(unk) = &self.unk
+            && seen.contains(&false)
+        {
+            for (i, s) in seen.iter().enumerate() {
+                if !s {
+                    input[i] = unk;
+                }
+            }
+            (ids, word_ids) = self.pieces(input);
+        }
         let (ids, mask, word_index, truncated) = self.finish(ids, word_ids);
         let mut first_piece = vec![false; word_index.len()];
         let mut prev = None;
@@ -201,9 +233,66 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    fn minilm() -> Option<std::path::PathBuf> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/models/all-minilm-l6-v2/tokenizer.json");
+        if path.exists() {
+            Some(path)
+        } else {
+            eprintln!("note: {} is absent; skipping this test", path.display());
+            None
+        }
+    }
+
+    fn pieces(enc: &TextEncoder, ids: &[u32]) -> Vec<String> {
+        ids.iter().map(|&i| enc.tokenizer().id_to_token(i).unwrap()).collect()
+    }
+
+    #[test]
+    fn minilm_word_pieces_of_the_brief_example() {
+        let Some(path) = minilm() else { return };
+        let enc = TextEncoder::from_file(&path, 10, true).unwrap();
+        assert_eq!(enc.pad_id(), 0);
+        assert_eq!(enc.vocab_size(), 30522);
+        let hello = enc.encode("hello world");
+        assert_eq!(hello.ids, [101, 7592, 2088, 102, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(hello.mask, [true, true, true, true, false, false, false, false, false, false]);
+        let words: Vec<String> = ["George", "Zimmerman", "unbelievablyyy"].iter().map(|s| s.to_string()).collect();
+        let enc = TextEncoder::from_file(&path, 14, true).unwrap();
+        let e = enc.encode_words(&words);
+        // greedy longest-match WordPiece (checked against vocab.txt by hand)
+        let expected = ["[CLS]", "george", "zimmerman", "un", "##bel", "##ie", "##va", "##bly", "##y", "##y", "[SEP]"];
+        assert_eq!(pieces(&enc, &e.ids[..11]), expected);
+        assert_eq!(e.ids, [101, 2577, 27946, 4895, 8671, 2666, 3567, 6321, 2100, 2100, 102, 0, 0, 0]);
+        let w2 = Some(2);
+        assert_eq!(e.word_index, [None, Some(0), Some(1), w2, w2, w2, w2, w2, w2, w2, None, None, None, None]);
+        let (t, f) = (true, false);
+        assert_eq!(e.first_piece, [f, t, t, t, f, f, f, f, f, f, f, f, f, f]);
+        assert_eq!(e.mask, [t, t, t, t, t, t, t, t, t, t, t, f, f, f]);
+        assert!(!e.truncated);
+    }
+
+    #[test]
+    fn words_the_tokenizer_would_drop_become_unk() {
+        let Some(path) = minilm() else { return };
+        let enc = TextEncoder::from_file(&path, 8, true).unwrap();
+        let words: Vec<String> = ["nice", "\u{fe0f}", "day", "\u{200b}"].iter().map(|s| s.to_string()).collect();
+        let e = enc.encode_words(&words);
+        assert_eq!(pieces(&enc, &e.ids[..6]), ["[CLS]", "nice", "[UNK]", "day", "[UNK]", "[SEP]"]);
+        assert_eq!(e.word_index[..6], [None, Some(0), Some(1), Some(2), Some(3), None]);
+        assert_eq!(e.first_piece[..6], [false, true, true, true, true, false]);
+        // the word-level tokenizer never drops a word either (empty words included)
+        let wl = TextEncoder::new(train_word_tokenizer(["nice day".to_string()].into_iter(), 1, true).unwrap(), 6, false);
+        let words: Vec<String> = ["Nice", "", "zebra"].iter().map(|s| s.to_string()).collect();
+        let e = wl.encode_words(&words);
+        let nice = wl.tokenizer().token_to_id("nice").unwrap();
+        assert_eq!(e.ids, [nice, 1, 1, 0, 0, 0]);
+        assert_eq!(e.word_index, [Some(0), Some(1), Some(2), None, None, None]);
+        assert_eq!(e.first_piece, [true, true, true, false, false, false]);
+    }
+
     #[test]
     fn wordpiece_alignment_with_minilm() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/models/all-minilm-l6-v2/tokenizer.json");
+        let Some(path) = minilm() else { return };
         let enc = TextEncoder::from_file(&path, 12, true).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(enc.encode("hello world").ids[..4], [101, 7592, 2088, 102]);
         let words: Vec<String> = ["George", "Zimmermannxq", "shot"].iter().map(|s| s.to_string()).collect();

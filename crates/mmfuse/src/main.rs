@@ -6,6 +6,7 @@ use mmfuse::demo::{DemoOptions, format_table, run_demo};
 use mmfuse_data::synth::{SynthConfig, generate};
 use mmfuse_models::device::DeviceSpec;
 use mmfuse_train::{RunConfig, TrainOptions, run_training};
+use std::io::Write;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -72,6 +73,26 @@ enum Command {
         #[arg(long)]
         resume: bool,
     },
+    /// Predict with a trained run folder: a file of posts (JSONL or CSV) or one post.
+    Predict {
+        /// The run folder (model package) written by `mmfuse train`.
+        #[arg(long)]
+        model: PathBuf,
+        /// JSONL (`{"id", "text", "image"}` per line) or CSV (`text`, `image`, `id` columns).
+        #[arg(long, conflicts_with = "text")]
+        input: Option<PathBuf>,
+        /// Where to write JSONL predictions (default: standard output).
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// One post's text.
+        #[arg(long)]
+        text: Option<String>,
+        /// One post's image (with --text).
+        #[arg(long, requires = "text")]
+        image: Option<PathBuf>,
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+    },
 }
 
 fn main() {
@@ -113,6 +134,32 @@ fn run(cli: Cli) -> Result<()> {
                 println!("test: {}", serde_json::to_string(&t.scores)?);
             }
             println!("run folder: {}", out.display());
+        }
+        Command::Predict { model, input, output, text, image, batch_size } => {
+            let spec = cli.device.clone().unwrap_or_default();
+            let device = spec.device().map_err(anyhow::Error::msg)?;
+            let p = mmfuse_predict::Predictor::load(&model, &device)?;
+            let mut sink: Box<dyn std::io::Write> = match &output {
+                Some(path) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+                )),
+                None => Box::new(std::io::stdout().lock()),
+            };
+            if let Some(input) = input {
+                let report = mmfuse_predict::file::predict_file(&p, &input, &mut sink, batch_size, cli.quiet)?;
+                sink.flush()?;
+                eprintln!("{} posts predicted, {} skipped", report.predicted, report.bad.len());
+                for b in &report.bad {
+                    eprintln!("  {}:{}: skipped: {}", input.display(), b.line, b.reason);
+                }
+            } else if let Some(text) = text {
+                let image = image.map(mmfuse_predict::ImageInput::Path).unwrap_or(mmfuse_predict::ImageInput::None);
+                let r = p.predict(vec![mmfuse_predict::Post { id: None, text, image }]).pop().expect("one result")?;
+                serde_json::to_writer_pretty(&mut sink, &r)?;
+                writeln!(sink)?;
+            } else {
+                anyhow::bail!("give --input FILE, or --text TEXT [--image FILE]");
+            }
         }
     }
     Ok(())

@@ -1,0 +1,113 @@
+//! Batch prediction over a file of posts (`mmfuse predict --input`): JSONL
+//! (`{"id": …, "text": …, "image": "path"}` per line) or CSV with a header (`text`, optional
+//! `image` and `id` columns). Image paths are relative to the input file's folder. Bad rows
+//! (malformed line, empty text, unreadable image) are skipped, and reported with their line
+//! numbers at the end; good rows keep their order.
+
+use crate::{ImageInput, Post, Predictor};
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// A skipped row.
+#[derive(Clone, Debug)]
+pub struct BadRow {
+    pub line: usize,
+    pub reason: String,
+}
+
+/// What a file run did.
+#[derive(Clone, Debug, Default)]
+pub struct FileReport {
+    pub predicted: usize,
+    pub bad: Vec<BadRow>,
+}
+
+#[derive(serde::Deserialize)]
+struct Row {
+    #[serde(default)]
+    id: Option<serde_json::Value>,
+    text: String,
+    #[serde(default)]
+    image: Option<String>,
+}
+
+/// Read the posts of a JSONL or CSV file: `(line, post)` or `(line, error)`.
+pub fn read_posts(path: &Path) -> Result<Vec<(usize, Result<Post, String>)>> {
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let to_post = |r: Row| -> Result<Post, String> {
+        let id = r.id.map(|v| match v {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        });
+        let image = match r.image.filter(|s| !s.trim().is_empty()) {
+            Some(p) => {
+                let p = PathBuf::from(p);
+                ImageInput::Path(if p.is_absolute() { p } else { base.join(p) })
+            }
+            None => ImageInput::None,
+        };
+        Ok(Post { id, text: r.text, image })
+    };
+    let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let mut out = Vec::new();
+    if is_csv {
+        let mut rdr = csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
+        for (i, rec) in rdr.deserialize::<Row>().enumerate() {
+            let line = i + 2; // header is line 1
+            out.push((line, rec.map_err(|e| format!("malformed CSV row: {e}")).and_then(to_post)));
+        }
+    } else {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        for (i, l) in text.lines().enumerate() {
+            if l.trim().is_empty() {
+                continue;
+            }
+            out.push((i + 1, serde_json::from_str::<Row>(l).map_err(|e| format!("malformed JSON: {e}")).and_then(to_post)));
+        }
+    }
+    Ok(out)
+}
+
+/// Predict every post of `input`, writing one JSON line per good post to `out`.
+pub fn predict_file(p: &Predictor, input: &Path, out: &mut dyn Write, batch_size: usize, quiet: bool) -> Result<FileReport> {
+    let rows = read_posts(input)?;
+    let pb = if quiet { ProgressBar::with_draw_target(Some(rows.len() as u64), ProgressDrawTarget::hidden()) } else { ProgressBar::new(rows.len() as u64) };
+    pb.set_style(ProgressStyle::with_template("{spinner} {bar:30} {pos}/{len} posts {per_sec} ETA {eta}").expect("valid template"));
+    let mut report = FileReport::default();
+    for chunk in rows.chunks(batch_size.max(1)) {
+        // decode this chunk's images in parallel
+        let decoded: Vec<(usize, Result<(Post, Vec<f32>, bool), String>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = chunk
+                .iter()
+                .map(|(line, post)| {
+                    s.spawn(move || {
+                        let r = match post {
+                            Err(e) => Err(e.clone()),
+                            Ok(post) if post.text.trim().is_empty() => Err("empty text".to_string()),
+                            Ok(post) => p.image(&post.image).map(|(img, ph)| (post.clone(), img, ph)).map_err(|e| format!("{e:#}")),
+                        };
+                        (*line, r)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or((0, Err("worker panicked".into())))).collect()
+        });
+        let mut good = Vec::new();
+        for (line, r) in decoded {
+            match r {
+                Ok(x) => good.push(x),
+                Err(reason) => report.bad.push(BadRow { line, reason }),
+            }
+        }
+        for r in p.predict_prepared(&good)? {
+            serde_json::to_writer(&mut *out, &r)?;
+            out.write_all(b"\n")?;
+            report.predicted += 1;
+        }
+        pb.inc(chunk.len() as u64);
+    }
+    pb.finish_and_clear();
+    Ok(report)
+}

@@ -1,0 +1,283 @@
+//! Prediction from raw posts: a trained run folder is a self-contained model package
+//! (`config.toml`, `tokenizer.json`, `labels.json`, `checkpoints/best/model.bpk`), and
+//! [`Predictor`] turns a post — a text and an optional image — into entities with spans and
+//! types, or class probabilities. `mmfuse predict` and the HTTP server both go through this
+//! API and nothing else.
+
+pub mod file;
+
+use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use burn::tensor::Device;
+use mmfuse_data::image::{ImageSpec, decode_rgb, placeholder, to_tensor_data};
+use mmfuse_data::labels::LabelMap;
+use mmfuse_data::text::TextEncoder;
+use mmfuse_metrics::ner::extract_entities;
+use mmfuse_models::batch::HostBatch;
+use mmfuse_models::fusion::ConcatFusion;
+use mmfuse_models::task::{Prediction, TaskModel};
+use mmfuse_train::config::{RunConfig, TaskFamily};
+use mmfuse_train::run::{build_model, task_kind};
+use serde::{Deserialize, Serialize};
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+/// The image of a post.
+#[derive(Clone, Debug)]
+pub enum ImageInput {
+    /// A local file.
+    Path(PathBuf),
+    /// Encoded bytes (PNG, JPEG), e.g. from an upload.
+    Bytes(Vec<u8>),
+    /// No image: the placeholder is used and the output says so.
+    None,
+}
+
+/// A raw post.
+#[derive(Clone, Debug)]
+pub struct Post {
+    pub id: Option<String>,
+    pub text: String,
+    pub image: ImageInput,
+}
+
+/// One entity found in a post.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EntitySpan {
+    /// The entity's words joined by a space.
+    pub text: String,
+    /// PER, LOC, ORG, MISC.
+    #[serde(rename = "type")]
+    pub typ: String,
+    /// Word span `[start_word, end_word)`.
+    pub start_word: usize,
+    pub end_word: usize,
+    /// Character span `[start_char, end_char)` in the input text (Unicode scalar values).
+    pub start_char: usize,
+    pub end_char: usize,
+}
+
+/// What the model says about a post.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Output {
+    /// Classification: the most probable label and every label's probability.
+    Classes { label: String, probs: std::collections::BTreeMap<String, f32> },
+    /// Tagging: the words (whitespace split), their tags, and the entities.
+    Entities { words: Vec<String>, tags: Vec<String>, entities: Vec<EntitySpan> },
+}
+
+/// A post's result.
+#[derive(Clone, Debug, Serialize)]
+pub struct PredictResult {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(flatten)]
+    pub output: Output,
+    /// True when the post had no usable image and the placeholder was used.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub placeholder_image: bool,
+}
+
+/// A loaded model package.
+pub struct Predictor {
+    pub config: RunConfig,
+    encoder: TextEncoder,
+    labels: LabelMap,
+    model: ConcatFusion,
+    device: Device,
+    spec: ImageSpec,
+}
+
+/// Words of a raw text with their character offsets (whitespace split, as the NER corpora).
+pub fn split_words(text: &str) -> Vec<(String, usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    let chars: Vec<char> = text.chars().collect();
+    for (i, c) in chars.iter().enumerate() {
+        match (c.is_whitespace(), start) {
+            (false, None) => start = Some(i),
+            (true, Some(s)) => {
+                out.push((chars[s..i].iter().collect(), s, i));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        out.push((chars[s..].iter().collect(), s, chars.len()));
+    }
+    out
+}
+
+impl Predictor {
+    /// Load a run folder on `device` (a plain, non-autodiff device).
+    pub fn load(run_dir: &Path, device: &Device) -> Result<Self> {
+        let need = |f: &str| -> Result<PathBuf> {
+            let p = run_dir.join(f);
+            if !p.exists() {
+                bail!("{} is not a complete mmfuse run folder: {} is missing (train a model with `mmfuse train --out {}`)", run_dir.display(), f, run_dir.display());
+            }
+            Ok(p)
+        };
+        let config = RunConfig::load(&need("config.toml")?, &[])?;
+        let encoder = TextEncoder::from_file(&need("tokenizer.json")?, config.data.max_len, true)?;
+        let labels: LabelMap = serde_json::from_str(&std::fs::read_to_string(need("labels.json")?)?).context("corrupt labels.json")?;
+        let weights = need("checkpoints/best/model.bpk")?;
+        let record = burn::store::ModuleRecord::load(&weights).with_context(|| format!("cannot read {}", weights.display()))?;
+        let model = build_model(&config, encoder.vocab_size(), task_kind(&config, &labels), device)
+            .try_load_record(record)
+            .with_context(|| format!("{} does not match the model described by config.toml", weights.display()))?
+            .valid();
+        let spec = ImageSpec { size: config.data.image_size, ..ImageSpec::default() };
+        Ok(Self { config, encoder, labels, model, device: device.clone(), spec })
+    }
+
+    pub fn labels(&self) -> &LabelMap {
+        &self.labels
+    }
+
+    pub fn task(&self) -> TaskFamily {
+        self.config.data.task
+    }
+
+    /// The preprocessed image of a post, or the placeholder (flag true) when it has none. A
+    /// given but unreadable image is an error.
+    pub fn image(&self, input: &ImageInput) -> Result<(Vec<f32>, bool)> {
+        match input {
+            ImageInput::None => Ok((placeholder(&self.spec), true)),
+            ImageInput::Path(p) => Ok((mmfuse_data::image::load_image(p, &self.spec)?, false)),
+            ImageInput::Bytes(b) => {
+                let img = decode_rgb(Cursor::new(b.as_slice()), Path::new("<upload>"), self.spec.max_pixels)?;
+                Ok((to_tensor_data(&img, &self.spec), false))
+            }
+        }
+    }
+
+    /// Predict a batch of posts whose images are already preprocessed.
+    pub fn predict_prepared(&self, posts: &[(Post, Vec<f32>, bool)]) -> Result<Vec<PredictResult>> {
+        if posts.is_empty() {
+            return Ok(vec![]);
+        }
+        let l = self.encoder.max_len();
+        let s = self.spec.size as usize;
+        let mut hb = HostBatch { batch_size: posts.len(), seq_len: l, image_size: s, ..Default::default() };
+        let mut words_of = Vec::new();
+        let mut positions = Vec::new();
+        for (post, img, _) in posts {
+            if post.text.trim().is_empty() {
+                bail!("empty text");
+            }
+            match self.task() {
+                TaskFamily::Classify => {
+                    let e = self.encoder.encode(&post.text);
+                    hb.ids.extend(e.ids.iter().map(|&x| x as i64));
+                    hb.mask.extend(e.mask);
+                    words_of.push(vec![]);
+                    positions.push(vec![]);
+                }
+                TaskFamily::Ner => {
+                    let words = split_words(&post.text);
+                    let w: Vec<String> = words.iter().map(|x| x.0.clone()).collect();
+                    let e = self.encoder.encode_words(&w);
+                    let mut pos = vec![None; w.len()];
+                    for (p, (wi, first)) in e.word_index.iter().zip(&e.first_piece).enumerate() {
+                        if let (Some(wi), true) = (wi, first) {
+                            pos[*wi] = Some(p);
+                        }
+                    }
+                    hb.ids.extend(e.ids.iter().map(|&x| x as i64));
+                    hb.mask.extend(e.mask);
+                    words_of.push(words);
+                    positions.push(pos);
+                }
+            }
+            hb.images.extend_from_slice(img);
+        }
+        let pred = self.model.predict(&hb.to_device(&self.device));
+        let mut out = Vec::with_capacity(posts.len());
+        match pred {
+            Prediction::Classes(probs) => {
+                for ((post, _, ph), p) in posts.iter().zip(probs) {
+                    let best = (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap_or(0);
+                    out.push(PredictResult {
+                        id: post.id.clone(),
+                        output: Output::Classes {
+                            label: self.labels.name(best).to_string(),
+                            probs: p.iter().enumerate().map(|(i, v)| (self.labels.name(i).to_string(), *v)).collect(),
+                        },
+                        placeholder_image: *ph,
+                    });
+                }
+            }
+            Prediction::Tags(rows) => {
+                for (((post, _, ph), row), (words, pos)) in posts.iter().zip(rows).zip(words_of.iter().zip(&positions)) {
+                    let tags: Vec<String> = pos.iter().map(|p| p.map(|p| self.labels.name(row[p]).to_string()).unwrap_or_else(|| "O".into())).collect();
+                    let entities = extract_entities(&tags)
+                        .into_iter()
+                        .map(|e| EntitySpan {
+                            text: words[e.start..e.end].iter().map(|w| w.0.as_str()).collect::<Vec<_>>().join(" "),
+                            typ: e.typ,
+                            start_word: e.start,
+                            end_word: e.end,
+                            start_char: words[e.start].1,
+                            end_char: words[e.end - 1].2,
+                        })
+                        .collect();
+                    out.push(PredictResult {
+                        id: post.id.clone(),
+                        output: Output::Entities { words: words.iter().map(|w| w.0.clone()).collect(), tags, entities },
+                        placeholder_image: *ph,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Predict posts (decoding their images). Errors are per post.
+    pub fn predict(&self, posts: Vec<Post>) -> Vec<Result<PredictResult>> {
+        let mut prepared = Vec::new();
+        let mut slots: Vec<Option<Result<PredictResult>>> = Vec::with_capacity(posts.len());
+        let mut index = Vec::new();
+        for (i, post) in posts.into_iter().enumerate() {
+            if post.text.trim().is_empty() {
+                slots.push(Some(Err(anyhow::anyhow!("empty text"))));
+                continue;
+            }
+            match self.image(&post.image) {
+                Ok((img, ph)) => {
+                    prepared.push((post, img, ph));
+                    index.push(i);
+                    slots.push(None);
+                }
+                Err(e) => slots.push(Some(Err(e))),
+            }
+        }
+        match self.predict_prepared(&prepared) {
+            Ok(results) => {
+                for (i, r) in index.into_iter().zip(results) {
+                    slots[i] = Some(Ok(r));
+                }
+            }
+            Err(e) => {
+                for i in index {
+                    slots[i] = Some(Err(anyhow::anyhow!("{e:#}")));
+                }
+            }
+        }
+        slots.into_iter().map(|s| s.expect("every slot filled")).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_keep_character_offsets() {
+        let w = split_words("  Hi  Zürich\tnow ");
+        assert_eq!(w, vec![("Hi".into(), 2, 4), ("Zürich".into(), 6, 12), ("now".into(), 13, 16)]);
+        assert!(split_words("   ").is_empty());
+    }
+}

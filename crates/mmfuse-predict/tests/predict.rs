@@ -1,0 +1,98 @@
+//! `mmfuse predict` gives exactly the predictions the evaluator scored: predicting the test
+//! split of a trained run from raw posts reproduces the run's test scores in `results.json`.
+
+use burn::tensor::Device;
+use mmfuse_data::synth::{SynthConfig, generate};
+use mmfuse_metrics::cls::cls_scores;
+use mmfuse_metrics::ner::{ChunkMode, ner_scores};
+use mmfuse_predict::file::predict_file;
+use mmfuse_predict::{ImageInput, Output, Post, Predictor};
+use mmfuse_train::{RunConfig, TrainOptions, run_training};
+use std::path::Path;
+
+const SMALL: [&str; 10] = [
+    "data.max_len=16",
+    "model.d_model=32",
+    "model.n_heads=2",
+    "model.d_ff=64",
+    "model.n_layers=1",
+    "model.cnn_channels=[8,16]",
+    "model.d_hidden=32",
+    "train.batch_size=32",
+    "train.epochs=2",
+    "train.lr=3e-3",
+];
+
+fn train(corpus: &Path, task: &str, sub: &str, run: &Path) -> serde_json::Value {
+    let mut o: Vec<String> = SMALL.iter().map(|s| s.to_string()).collect();
+    o.push(format!("data.dir=\"{}\"", corpus.join(sub).display()));
+    let cfg = RunConfig::from_toml_str(&format!("[data]\ntask = \"{task}\"\ndir = \"x\"\n[model]\n[train]\n"), &o).unwrap();
+    run_training(&cfg, run, &TrainOptions { quiet: true, ..Default::default() }).unwrap();
+    serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn predictions_reproduce_the_evaluated_test_scores() {
+    let dir = std::env::temp_dir().join(format!("mmfuse-predict-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let corpus = dir.join("corpus");
+    generate(&corpus, &SynthConfig { seed: 9, n_train: 400, n_dev: 64, n_test: 96, ..Default::default() }).unwrap();
+    let device = Device::flex();
+
+    // classification: predict the test JSONL file as a user would
+    let results = train(&corpus, "classify", "cls", &dir.join("cls-run"));
+    let p = Predictor::load(&dir.join("cls-run"), &device).unwrap();
+    let mut out = Vec::new();
+    let report = predict_file(&p, &corpus.join("cls/test.jsonl"), &mut out, 7, true).unwrap();
+    assert_eq!(report.predicted, 96);
+    assert!(report.bad.is_empty());
+    let (gold, _) = mmfuse_data::cls::read_jsonl(&corpus.join("cls/test.jsonl")).unwrap();
+    let labels = p.labels().clone();
+    let mut g = Vec::new();
+    let mut pr = Vec::new();
+    for (line, s) in String::from_utf8(out).unwrap().lines().zip(&gold) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["id"], s.id.as_str());
+        g.push(labels.index(&s.label).unwrap());
+        pr.push(labels.index(v["label"].as_str().unwrap()).unwrap());
+        let total: f64 = v["probs"].as_object().unwrap().values().map(|x| x.as_f64().unwrap()).sum();
+        assert!((total - 1.0).abs() < 1e-4);
+    }
+    let acc = cls_scores(&g, &pr, labels.len()).unwrap().accuracy;
+    assert_eq!(acc, results["test"]["accuracy"].as_f64().unwrap());
+
+    // NER: raw text (words joined by spaces) + image path
+    let results = train(&corpus, "ner", "ner", &dir.join("ner-run"));
+    let p = Predictor::load(&dir.join("ner-run"), &device).unwrap();
+    let (samples, _) = mmfuse_data::conll::read_conll(&corpus.join("ner/test.txt"), &Default::default()).unwrap();
+    let posts: Vec<Post> = samples
+        .iter()
+        .map(|s| Post { id: Some(s.id.clone()), text: s.words.join(" "), image: ImageInput::Path(corpus.join(format!("ner/images/{}.png", s.id))) })
+        .collect();
+    let mut pred_tags = Vec::new();
+    for (r, s) in p.predict(posts).into_iter().zip(&samples) {
+        let r = r.unwrap();
+        let Output::Entities { words, tags, entities } = r.output else { panic!("expected entities") };
+        assert_eq!(words, s.words);
+        for e in &entities {
+            // character spans point at the entity's text
+            let text: String = s.words.join(" ").chars().skip(e.start_char).take(e.end_char - e.start_char).collect();
+            assert_eq!(text, e.text);
+        }
+        pred_tags.push(tags);
+    }
+    let gold: Vec<Vec<String>> = samples.iter().map(|s| s.tags.clone()).collect();
+    let f1 = ner_scores(&gold, &pred_tags, ChunkMode::Strict).unwrap().micro.f1;
+    assert_eq!(f1, results["test"]["micro"]["f1"].as_f64().unwrap());
+
+    // bad input: empty text and an unreadable image are per-post errors
+    let bad = p.predict(vec![
+        Post { id: None, text: "  ".into(), image: ImageInput::None },
+        Post { id: None, text: "hello".into(), image: ImageInput::Bytes(b"\x89PNG garbage".to_vec()) },
+        Post { id: None, text: "hello Kalo".into(), image: ImageInput::None },
+    ]);
+    assert_eq!(bad[0].as_ref().unwrap_err().to_string(), "empty text");
+    assert!(bad[1].as_ref().unwrap_err().to_string().contains("cannot decode image <upload>"));
+    assert!(bad[2].as_ref().unwrap().placeholder_image);
+    let _ = std::fs::remove_dir_all(&dir);
+}

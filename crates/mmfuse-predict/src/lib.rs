@@ -16,7 +16,8 @@ use mmfuse_metrics::ner::extract_entities;
 use mmfuse_models::batch::HostBatch;
 use mmfuse_models::fusion::ConcatFusion;
 use mmfuse_models::task::{Prediction, TaskModel};
-use mmfuse_train::config::{RunConfig, TaskFamily};
+pub use mmfuse_train::config::TaskFamily;
+use mmfuse_train::config::RunConfig;
 use mmfuse_train::run::{build_model, task_kind};
 use serde::{Deserialize, Serialize};
 use std::io::Cursor;
@@ -131,6 +132,12 @@ impl Predictor {
             .valid();
         let spec = ImageSpec { size: config.data.image_size, ..ImageSpec::default() };
         Ok(Self { config, encoder, labels, model, device: device.clone(), spec })
+    }
+
+    /// Reject images whose header announces more than `n` pixels (before decoding them).
+    pub fn with_max_pixels(mut self, n: u64) -> Self {
+        self.spec.max_pixels = n;
+        self
     }
 
     pub fn labels(&self) -> &LabelMap {

@@ -1,0 +1,429 @@
+//! HTTP serving of a trained mmfuse model (axum). It talks to the model only through
+//! [`mmfuse_predict::Predictor`], the same API as `mmfuse predict`, so both give the same
+//! answers.
+//!
+//! - `POST /v1/predict`: one post, JSON `{"text", "image": base64?, "id"?}` or multipart
+//!   (`text`, `image` file, `id`);
+//! - `POST /v1/predict/batch`: `{"posts": [...]}` → `{"results": [...]}` (per-post errors);
+//! - `GET /v1/info`, `GET /healthz`, `GET /metrics` (Prometheus text), `GET /openapi.json`,
+//!   `GET /` (a web page to try the model).
+//!
+//! Dynamic batching: request handlers decode images on the blocking pool, then queue the
+//! prepared post; one model thread takes up to `max_batch` posts, waiting at most
+//! `max_wait_ms` after the first, and runs them as one batch. Every limit (body size, image
+//! pixels — checked from the header before decoding —, text length, batch size, request
+//! timeout, concurrency) answers a 4xx/5xx JSON error naming the limit, and the server keeps
+//! serving. SIGTERM/Ctrl-C: stop accepting, finish in-flight requests, exit.
+
+mod metrics;
+mod openapi;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use metrics::Metrics;
+use mmfuse_data::error::DataError;
+use mmfuse_predict::{ImageInput, Post, PredictResult, Predictor};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
+use tokio::sync::{Semaphore, oneshot};
+
+/// Server limits and batching.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// Most posts run together in one model call.
+    pub max_batch: usize,
+    /// Longest wait for more posts after the first of a batch.
+    pub max_wait_ms: u64,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Largest image, in pixels, read from its header before decoding.
+    pub max_pixels: u64,
+    /// Longest text, in characters.
+    pub max_text_chars: usize,
+    /// Most posts in one `/v1/predict/batch` request.
+    pub max_batch_posts: usize,
+    /// Time limit of one request.
+    pub request_timeout_ms: u64,
+    /// Most requests in flight at once.
+    pub max_concurrency: usize,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            max_batch: 32,
+            max_wait_ms: 5,
+            max_body_bytes: 10 << 20,
+            max_pixels: 40_000_000,
+            max_text_chars: 5000,
+            max_batch_posts: 256,
+            request_timeout_ms: 10_000,
+            max_concurrency: 512,
+        }
+    }
+}
+
+type Reply = oneshot::Sender<Result<PredictResult, String>>;
+
+struct Job {
+    post: Post,
+    image: Vec<f32>,
+    placeholder: bool,
+    reply: Reply,
+}
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+pub struct AppState {
+    predictor: Arc<Predictor>,
+    queue: std_mpsc::Sender<Job>,
+    cfg: Arc<ServeConfig>,
+    metrics: Arc<Metrics>,
+    slots: Arc<Semaphore>,
+}
+
+/// A JSON error naming the violated limit, if any.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    limit: Option<&'static str>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self { status, message: message.into(), limit: None }
+    }
+    fn limit(status: StatusCode, limit: &'static str, message: impl Into<String>) -> Self {
+        Self { status, message: message.into(), limit: Some(limit) }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({"error": self.message});
+        if let Some(l) = self.limit {
+            body["limit"] = json!(l);
+        }
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+/// Start the model thread; returns the queue it reads.
+fn spawn_batcher(predictor: Arc<Predictor>, cfg: Arc<ServeConfig>, metrics: Arc<Metrics>) -> std_mpsc::Sender<Job> {
+    let (tx, rx) = std_mpsc::channel::<Job>();
+    std::thread::Builder::new()
+        .name("mmfuse-model".into())
+        .spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut jobs = vec![first];
+                let deadline = Instant::now() + Duration::from_millis(cfg.max_wait_ms);
+                while jobs.len() < cfg.max_batch {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        while jobs.len() < cfg.max_batch {
+                            match rx.try_recv() {
+                                Ok(j) => jobs.push(j),
+                                Err(_) => break,
+                            }
+                        }
+                        break;
+                    }
+                    match rx.recv_timeout(deadline - now) {
+                        Ok(j) => jobs.push(j),
+                        Err(_) => break,
+                    }
+                }
+                // requests whose client gave up are dropped before computing
+                jobs.retain(|j| !j.reply.is_closed());
+                if jobs.is_empty() {
+                    continue;
+                }
+                metrics.observe_batch(jobs.len());
+                let mut replies = Vec::with_capacity(jobs.len());
+                let mut prepared = Vec::with_capacity(jobs.len());
+                for j in jobs {
+                    replies.push(j.reply);
+                    prepared.push((j.post, j.image, j.placeholder));
+                }
+                match predictor.predict_prepared(&prepared) {
+                    Ok(results) => {
+                        for (r, reply) in results.into_iter().zip(replies) {
+                            let _ = reply.send(Ok(r));
+                        }
+                    }
+                    Err(e) => {
+                        for reply in replies {
+                            let _ = reply.send(Err(format!("{e:#}")));
+                        }
+                    }
+                }
+            }
+        })
+        .expect("spawn the model thread");
+    tx
+}
+
+/// Build the router (also used by tests without a socket).
+pub fn router(predictor: Predictor, cfg: ServeConfig) -> Router {
+    let predictor = Arc::new(predictor.with_max_pixels(cfg.max_pixels));
+    let cfg = Arc::new(cfg);
+    let metrics = Arc::new(Metrics::default());
+    let queue = spawn_batcher(predictor.clone(), cfg.clone(), metrics.clone());
+    let slots = Arc::new(Semaphore::new(cfg.max_concurrency));
+    let state = AppState { predictor, queue, cfg, metrics, slots };
+    Router::new()
+        .route("/", get(index))
+        .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
+        .route("/metrics", get(metrics_text))
+        .route("/openapi.json", get(|| async { axum::Json(openapi::document()) }))
+        .route("/v1/info", get(info))
+        .route("/v1/predict", post(predict_one))
+        .route("/v1/predict/batch", post(predict_batch))
+        .with_state(state)
+}
+
+/// Serve on `addr` until SIGTERM or Ctrl-C; in-flight requests finish first.
+pub async fn serve(predictor: Predictor, cfg: ServeConfig, addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!("serving on http://{}", listener.local_addr()?);
+    axum::serve(listener, router(predictor, cfg)).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("shut down");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested: finishing in-flight requests");
+}
+
+async fn index() -> Html<&'static str> {
+    Html(include_str!("../static/index.html"))
+}
+
+async fn metrics_text(State(s): State<AppState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render())
+}
+
+async fn info(State(s): State<AppState>) -> axum::Json<Value> {
+    let task = match s.predictor.task() {
+        mmfuse_predict::TaskFamily::Ner => "ner",
+        mmfuse_predict::TaskFamily::Classify => "classify",
+    };
+    axum::Json(json!({"task": task, "labels": s.predictor.labels().names(), "max_batch": s.cfg.max_batch}))
+}
+
+/// A post as JSON.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PostJson {
+    #[serde(default)]
+    id: Option<String>,
+    text: String,
+    /// Base64 of the encoded image (PNG, JPEG); a `data:` URL prefix is accepted.
+    #[serde(default)]
+    image: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchJson {
+    posts: Vec<PostJson>,
+}
+
+async fn read_body(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    let too_big = || ApiError::limit(StatusCode::PAYLOAD_TOO_LARGE, "max_body_bytes", format!("request body above {} bytes", s.cfg.max_body_bytes));
+    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()) {
+        if len > s.cfg.max_body_bytes {
+            return Err(too_big());
+        }
+    }
+    axum::body::to_bytes(body, s.cfg.max_body_bytes).await.map_err(|_| too_big())
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        let status = if e.is_data() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::BAD_REQUEST };
+        ApiError::new(status, format!("invalid JSON body: {e}"))
+    })
+}
+
+fn decode_base64(s: &str) -> Result<Vec<u8>, ApiError> {
+    let data = match s.split_once(";base64,") {
+        Some((prefix, rest)) if prefix.starts_with("data:") => rest,
+        _ => s,
+    };
+    base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("image is not valid base64: {e}")))
+}
+
+/// Validate a post, decode its image (blocking pool), queue it, await the batch result.
+async fn run_post(s: &AppState, id: Option<String>, text: String, image: Option<Vec<u8>>) -> Result<PredictResult, ApiError> {
+    if text.trim().is_empty() {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "empty text"));
+    }
+    let chars = text.chars().count();
+    if chars > s.cfg.max_text_chars {
+        return Err(ApiError::limit(StatusCode::UNPROCESSABLE_ENTITY, "max_text_chars", format!("text has {chars} characters, above {}", s.cfg.max_text_chars)));
+    }
+    let input = image.map(ImageInput::Bytes).unwrap_or(ImageInput::None);
+    let predictor = s.predictor.clone();
+    let (img, placeholder) = tokio::task::spawn_blocking(move || predictor.image(&input))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("image worker failed: {e}")))?
+        .map_err(|e| match e.downcast_ref::<DataError>() {
+            Some(DataError::ImageTooLarge { width, height, limit, .. }) => {
+                ApiError::limit(StatusCode::PAYLOAD_TOO_LARGE, "max_pixels", format!("image is {width}x{height} pixels, above {limit}"))
+            }
+            _ => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("{e:#}")),
+        })?;
+    let (reply, rx) = oneshot::channel();
+    s.queue
+        .send(Job { post: Post { id, text, image: ImageInput::None }, image: img, placeholder, reply })
+        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the model thread has stopped"))?;
+    match tokio::time::timeout(Duration::from_millis(s.cfg.request_timeout_ms), rx).await {
+        Err(_) => Err(ApiError::limit(StatusCode::GATEWAY_TIMEOUT, "request_timeout_ms", format!("no answer within {} ms", s.cfg.request_timeout_ms))),
+        Ok(Err(_)) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the model thread dropped the request")),
+        Ok(Ok(Err(e))) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e)),
+        Ok(Ok(Ok(r))) => Ok(r),
+    }
+}
+
+async fn guarded<F, Fut>(s: &AppState, endpoint: &'static str, f: F) -> Response
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Response, ApiError>>,
+{
+    let start = Instant::now();
+    let response = match s.slots.clone().try_acquire_owned() {
+        Err(_) => ApiError::limit(StatusCode::SERVICE_UNAVAILABLE, "max_concurrency", format!("more than {} requests in flight", s.cfg.max_concurrency)).into_response(),
+        Ok(_permit) => match f().await {
+            Ok(r) => r,
+            Err(e) => e.into_response(),
+        },
+    };
+    s.metrics.observe_request(endpoint, response.status().as_u16(), start.elapsed().as_secs_f64());
+    response
+}
+
+async fn predict_one(State(s): State<AppState>, req: Request) -> Response {
+    let st = s.clone();
+    guarded(&s, "/v1/predict", || async move {
+        let is_multipart = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("multipart/form-data"));
+        let (id, text, image) = if is_multipart {
+            read_multipart(&st, req).await?
+        } else {
+            let (parts, body) = req.into_parts();
+            let bytes = read_body(&st, &parts.headers, body).await?;
+            let p: PostJson = parse_json(&bytes)?;
+            let image = p.image.as_deref().map(decode_base64).transpose()?;
+            (p.id, p.text, image)
+        };
+        let r = run_post(&st, id, text, image).await?;
+        Ok(axum::Json(r).into_response())
+    })
+    .await
+}
+
+async fn read_multipart(s: &AppState, req: Request) -> Result<(Option<String>, String, Option<Vec<u8>>), ApiError> {
+    if let Some(len) = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()) {
+        if len > s.cfg.max_body_bytes {
+            return Err(ApiError::limit(StatusCode::PAYLOAD_TOO_LARGE, "max_body_bytes", format!("request body above {} bytes", s.cfg.max_body_bytes)));
+        }
+    }
+    let mut mp = Multipart::from_request(req, &()).await.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid multipart body: {e}")))?;
+    let (mut id, mut text, mut image) = (None, None, None);
+    let mut total = 0usize;
+    while let Some(field) = mp.next_field().await.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid multipart body: {e}")))? {
+        let name = field.name().unwrap_or("").to_string();
+        let bytes = field.bytes().await.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid multipart field '{name}': {e}")))?;
+        total += bytes.len();
+        if total > s.cfg.max_body_bytes {
+            return Err(ApiError::limit(StatusCode::PAYLOAD_TOO_LARGE, "max_body_bytes", format!("request body above {} bytes", s.cfg.max_body_bytes)));
+        }
+        match name.as_str() {
+            "text" => text = Some(String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "text is not UTF-8"))?),
+            "id" => id = Some(String::from_utf8_lossy(&bytes).into_owned()),
+            "image" if !bytes.is_empty() => image = Some(bytes.to_vec()),
+            "image" => {}
+            other => return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("unknown multipart field '{other}'; expected text, image, id"))),
+        }
+    }
+    let text = text.ok_or_else(|| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "missing field 'text'"))?;
+    Ok((id, text, image))
+}
+
+async fn predict_batch(State(s): State<AppState>, req: Request) -> Response {
+    let st = s.clone();
+    guarded(&s, "/v1/predict/batch", || async move {
+        let (parts, body) = req.into_parts();
+        let bytes = read_body(&st, &parts.headers, body).await?;
+        let b: BatchJson = parse_json(&bytes)?;
+        if b.posts.len() > st.cfg.max_batch_posts {
+            return Err(ApiError::limit(StatusCode::PAYLOAD_TOO_LARGE, "max_batch_posts", format!("{} posts, above {}", b.posts.len(), st.cfg.max_batch_posts)));
+        }
+        let futures = b.posts.into_iter().map(|p| {
+            let st = st.clone();
+            async move {
+                let image = match p.image.as_deref().map(decode_base64).transpose() {
+                    Ok(i) => i,
+                    Err(e) => return json!({"error": e.message}),
+                };
+                match run_post(&st, p.id, p.text, image).await {
+                    Ok(r) => serde_json::to_value(r).unwrap_or_else(|e| json!({"error": e.to_string()})),
+                    Err(e) => {
+                        let mut v = json!({"error": e.message});
+                        if let Some(l) = e.limit {
+                            v["limit"] = json!(l);
+                        }
+                        v
+                    }
+                }
+            }
+        });
+        let results: Vec<Value> = join_all(futures).await;
+        Ok(axum::Json(json!({"results": results})).into_response())
+    })
+    .await
+}
+
+/// Await futures concurrently, keeping order (small local join_all: tokio tasks would need
+/// 'static borrows).
+async fn join_all<F: std::future::Future<Output = Value> + Send + 'static>(futures: impl Iterator<Item = F>) -> Vec<Value> {
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(h.await.unwrap_or_else(|e| json!({"error": format!("worker failed: {e}")})));
+    }
+    out
+}

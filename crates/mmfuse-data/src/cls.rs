@@ -107,10 +107,7 @@ mod tests {
         let text = "\u{feff}{\"id\":\"1\",\"text\":\"good\",\"image\":\"images/1.png\",\"label\":\"positive\"}\n\n  \n{\"id\":\"2\",\"text\":\"  \",\"label\":\"negative\"}\r\n{\"id\":3,\"text\":\"x\",\"label\":\"sarcastic\",\"extra\":1}";
         let (s, r) = parse_jsonl(text, p()).unwrap();
         assert_eq!(r, ReadReport { lines: 5, samples: 2, skipped_empty: 1 });
-        assert_eq!(
-            s[0],
-            ClsSample { id: "1".into(), text: "good".into(), image: Some("images/1.png".into()), label: "positive".into(), line: 1 }
-        );
+        assert_eq!(s[0], ClsSample { id: "1".into(), text: "good".into(), image: Some("images/1.png".into()), label: "positive".into(), line: 1 });
         assert_eq!(s[1], ClsSample { id: "3".into(), text: "x".into(), image: None, label: "sarcastic".into(), line: 5 });
     }
 
@@ -122,8 +119,11 @@ mod tests {
             (format!("{ok}\n{{\"id\":\"2\",\"text\":\"x\",\n"), "data/train.jsonl:3: malformed JSON line: EOF while parsing a value at line 1 column 21"),
             (format!("{ok}[1, 2]\n"), "data/train.jsonl:2: expected a JSON object, found \"[1, 2]\""),
             (format!("{ok}{{\"id\":\"2\",\"text\":\"x\",\"label\":\"\"}}\n"), "data/train.jsonl:2: empty `label`"),
-            (format!("{{\"id\":[1],\"text\":\"x\",\"label\":\"a\"}}\n"), "data/train.jsonl:1: malformed JSON line: field `id` must be a string or a number"),
-            (format!("{{\"id\":\"1\",\"text\":7,\"label\":\"a\"}}\n"), "data/train.jsonl:1: malformed JSON line: invalid type: integer `7`, expected a string"),
+            ("{\"id\":[1],\"text\":\"x\",\"label\":\"a\"}\n".to_string(), "data/train.jsonl:1: malformed JSON line: field `id` must be a string or a number"),
+            (
+                "{\"id\":\"1\",\"text\":7,\"label\":\"a\"}\n".to_string(),
+                "data/train.jsonl:1: malformed JSON line: invalid type: integer `7`, expected a string",
+            ),
         ];
         for (text, expected) in cases {
             let e = parse_jsonl(&text, p()).unwrap_err().to_string();
@@ -137,7 +137,13 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("train.jsonl");
         let s = vec![
-            ClsSample { id: "1".into(), text: "a \"quoted\" text\nwith a newline".into(), image: Some("images/1.png".into()), label: "positive".into(), line: 1 },
+            ClsSample {
+                id: "1".into(),
+                text: "a \"quoted\" text\nwith a newline".into(),
+                image: Some("images/1.png".into()),
+                label: "positive".into(),
+                line: 1,
+            },
             ClsSample { id: "2".into(), text: "b".into(), image: None, label: "negative".into(), line: 2 },
         ];
         write_jsonl(&f, &s).unwrap();

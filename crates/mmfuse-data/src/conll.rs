@@ -199,7 +199,10 @@ mod tests {
                 "IMGID:1\na\tO\n\nIMGID:2\nfoo\tB-FOO\n",
                 "data/train.txt:5: unknown tag 'B-FOO'; known tags: O, B-PER, I-PER, B-LOC, I-LOC, B-ORG, I-ORG, B-MISC, I-MISC (OTHER is read as MISC)",
             ),
-            ("IMGID:1\na\tper\n", "data/train.txt:2: unknown tag 'per'; known tags: O, B-PER, I-PER, B-LOC, I-LOC, B-ORG, I-ORG, B-MISC, I-MISC (OTHER is read as MISC)"),
+            (
+                "IMGID:1\na\tper\n",
+                "data/train.txt:2: unknown tag 'per'; known tags: O, B-PER, I-PER, B-LOC, I-LOC, B-ORG, I-ORG, B-MISC, I-MISC (OTHER is read as MISC)",
+            ),
         ];
         for (text, expected) in cases {
             assert_eq!(parse_conll(text, &p()).unwrap_err().to_string(), expected, "input {text:?}");

@@ -6,9 +6,9 @@ use crate::error::{DataError, Result};
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits, imageops::FilterType};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Seek};
 #[cfg(test)]
 use std::io::Cursor;
+use std::io::{BufRead, BufReader, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -314,9 +314,18 @@ mod tests {
         let v = load_image(&p, &spec).unwrap();
         let f = |x: f32, m: f32, s: f32| (x / 255.0 - m) / s;
         let expect = vec![
-            f(0., 0.5, 0.5), f(255., 0.5, 0.5), f(10., 0.5, 0.5), f(40., 0.5, 0.5),
-            f(255., 0.25, 0.25), f(0., 0.25, 0.25), f(20., 0.25, 0.25), f(50., 0.25, 0.25),
-            f(51., 0., 1.), f(102., 0., 1.), f(30., 0., 1.), f(60., 0., 1.),
+            f(0., 0.5, 0.5),
+            f(255., 0.5, 0.5),
+            f(10., 0.5, 0.5),
+            f(40., 0.5, 0.5),
+            f(255., 0.25, 0.25),
+            f(0., 0.25, 0.25),
+            f(20., 0.25, 0.25),
+            f(50., 0.25, 0.25),
+            f(51., 0., 1.),
+            f(102., 0., 1.),
+            f(30., 0., 1.),
+            f(60., 0., 1.),
         ];
         assert_eq!(v, expect);
     }

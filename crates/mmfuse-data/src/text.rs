@@ -8,8 +8,8 @@
 
 use crate::error::{DataError, Result};
 use std::path::Path;
-use tokenizers::models::{ModelWrapper, TrainerWrapper};
 use tokenizers::models::wordlevel::{WordLevel, WordLevelTrainerBuilder};
+use tokenizers::models::{ModelWrapper, TrainerWrapper};
 use tokenizers::normalizers::Lowercase;
 use tokenizers::pre_tokenizers::whitespace::WhitespaceSplit;
 use tokenizers::{AddedToken, Tokenizer};
@@ -75,7 +75,7 @@ pub struct TextEncoder {
     pad_id: u32,
     /// Prepended id when the tokenizer has no post-processor of its own (word-level).
     cls_id: Option<u32>,
-    /// The tokenizer adds its own specials ([CLS] … [SEP] for BERT).
+    /// The tokenizer adds its own specials (`[CLS]` … `[SEP]` for BERT).
     own_specials: bool,
     /// The model's unknown token, stood in for words that would otherwise yield no piece.
     unk: Option<String>,
@@ -217,9 +217,15 @@ mod tests {
         // "the" and "sat" occur twice; the rest map to [UNK]
         let enc = TextEncoder::new(tok, 6, true);
         assert_eq!(enc.vocab_size(), 6);
+        for (i, sp) in SPECIALS.iter().enumerate() {
+            assert_eq!(enc.tokenizer().token_to_id(sp), Some(i as u32));
+        }
+        assert_eq!(enc.pad_id(), 0);
+        // most frequent first, ties alphabetical: deterministic ids
+        let (sat, the) = (4, 5);
+        assert_eq!(enc.tokenizer().token_to_id("sat"), Some(sat));
+        assert_eq!(enc.tokenizer().token_to_id("the"), Some(the));
         let e = enc.encode("The sat zebra");
-        let the = enc.tokenizer().token_to_id("the").unwrap();
-        let sat = enc.tokenizer().token_to_id("sat").unwrap();
         assert_eq!(e.ids, vec![2, the, sat, 1, 0, 0]);
         assert_eq!(e.mask, vec![true, true, true, true, false, false]);
         assert!(!e.truncated);
@@ -229,7 +235,18 @@ mod tests {
         let again = TextEncoder::from_file(&dir.join("tokenizer.json"), 3, true).unwrap();
         let e2 = again.encode("the sat the sat");
         assert_eq!(e2.ids, vec![2, the, sat]);
+        assert_eq!(e2.mask, vec![true; 3]);
         assert!(e2.truncated);
+        // pre-split words: one id per word, every word its own first piece
+        let w = again.encode_words(&["The".to_string(), "sat".to_string()]);
+        assert_eq!((w.ids, w.word_index, w.first_piece), (vec![2, the, sat], vec![None, Some(0), Some(1)], vec![false, true, true]));
+        let e = TextEncoder::from_file(&dir.join("absent.json"), 3, true).err().unwrap().to_string();
+        assert!(e.starts_with(&format!("tokenizer {}: ", dir.join("absent.json").display())), "{e}");
+        // case-sensitive variant, no [CLS]
+        let cased = TextEncoder::new(train_word_tokenizer(["The the".to_string()].into_iter(), 1, false).unwrap(), 3, false);
+        assert_eq!(cased.vocab_size(), 6);
+        let ids = cased.encode("the The THE").ids;
+        assert_eq!((ids[2], ids[0] != ids[1]), (1, true));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

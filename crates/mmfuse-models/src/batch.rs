@@ -29,6 +29,10 @@ pub struct Batch {
     pub images: Tensor<4>,
     /// Targets, if any.
     pub targets: Targets,
+    /// For taggers: the position of each word's first piece, left-aligned `[B, L]` (padded with
+    /// 0), and which of those slots are real words `[B, L]` (a prefix of each row). CRF heads
+    /// run over these word sequences.
+    pub words: Option<(Tensor<2, Int>, Tensor<2, Bool>)>,
 }
 
 /// Host-side batch, before it is moved to a device (built on data-loading threads).
@@ -42,9 +46,29 @@ pub struct HostBatch {
     pub images: Vec<f32>,
     pub classes: Option<Vec<i64>>,
     pub tags: Option<(Vec<i64>, Vec<bool>)>,
+    /// Word first-piece positions, left-aligned, and their mask (see [`Batch::words`]).
+    pub words: Option<(Vec<i64>, Vec<bool>)>,
 }
 
 impl HostBatch {
+    /// Fill [`HostBatch::words`] from per-position first-piece flags `[B·L]`.
+    pub fn set_word_positions(&mut self, first_piece: &[bool]) {
+        let l = self.seq_len;
+        let mut pos = vec![0i64; self.batch_size * l];
+        let mut mask = vec![false; self.batch_size * l];
+        for b in 0..self.batch_size {
+            let mut k = 0;
+            for p in 0..l {
+                if first_piece[b * l + p] {
+                    pos[b * l + k] = p as i64;
+                    mask[b * l + k] = true;
+                    k += 1;
+                }
+            }
+        }
+        self.words = Some((pos, mask));
+    }
+
     /// Split into up to `n` consecutive shards of (nearly) equal size, for data parallelism.
     pub fn split(&self, n: usize) -> Vec<HostBatch> {
         let n = n.clamp(1, self.batch_size.max(1));
@@ -65,6 +89,7 @@ impl HostBatch {
                 images: self.images[r.start * px..r.end * px].to_vec(),
                 classes: self.classes.as_ref().map(|c| c[r.clone()].to_vec()),
                 tags: self.tags.as_ref().map(|(t, s)| (t[r.start * l..r.end * l].to_vec(), s[r.start * l..r.end * l].to_vec())),
+                words: self.words.as_ref().map(|(p, m)| (p[r.start * l..r.end * l].to_vec(), m[r.start * l..r.end * l].to_vec())),
             });
             start += size;
         }
@@ -87,6 +112,9 @@ impl HostBatch {
         } else {
             Targets::None
         };
-        Batch { ids, mask, images, targets }
+        let words = self.words.as_ref().map(|(p, m)| {
+            (Tensor::from_data(TensorData::new(p.clone(), [b, l]), device), Tensor::from_data(TensorData::new(m.clone(), [b, l]), device))
+        });
+        Batch { ids, mask, images, targets, words }
     }
 }

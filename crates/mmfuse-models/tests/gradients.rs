@@ -58,7 +58,9 @@ fn batch(task: TaskKind, device: &Device) -> mmfuse_models::Batch {
             hb.tags = Some((
                 (0..b * l).map(|i| (i % n_tags) as i64).collect(),
                 (0..b * l).map(|i| i % l != 0 && hb.mask[i]).collect(),
-            ))
+            ));
+            let scored = hb.tags.as_ref().unwrap().1.clone();
+            hb.set_word_positions(&scored);
         }
     }
     hb.to_device(device)
@@ -69,10 +71,10 @@ fn every_trainable_parameter_gets_a_gradient() {
     let device = Device::flex().autodiff();
     device.seed(3);
     for task in [TaskKind::Classify { n_classes: 3 }, TaskKind::Tag { n_tags: 9 }] {
-        for modality in [Modality::Text, Modality::Image, Modality::Fused] {
+        for (modality, crf) in [(Modality::Text, false), (Modality::Image, false), (Modality::Fused, false), (Modality::Fused, true), (Modality::Image, true)] {
             let text = TextTransformerConfig::new(20).with_d_model(16).with_n_heads(2).with_n_layers(1).with_d_ff(32).with_max_len(8).with_dropout(0.0);
             let image = ImageCnnConfig::new().with_channels(vec![4, 8]).with_d_model(16);
-            let model = ConcatFusionConfig::new(modality, task, text, image).with_d_hidden(16).init(&device);
+            let model = ConcatFusionConfig::new(modality, task, text, image).with_d_hidden(16).with_crf(crf).init(&device);
             let b = batch(task, &device);
             let grads = GradientsParams::from_grads(model.loss(&b).backward(), &model);
             let mut c = Check { grads: &grads, path: vec![], missing: vec![], zero: vec![], total: 0 };

@@ -171,6 +171,7 @@ impl Predictor {
         let mut hb = HostBatch { batch_size: posts.len(), seq_len: l, image_size: s, ..Default::default() };
         let mut words_of = Vec::new();
         let mut positions = Vec::new();
+        let mut first_pieces = Vec::new();
         for (post, img, _) in posts {
             if post.text.trim().is_empty() {
                 bail!("empty text");
@@ -195,11 +196,15 @@ impl Predictor {
                     }
                     hb.ids.extend(e.ids.iter().map(|&x| x as i64));
                     hb.mask.extend(e.mask);
+                    first_pieces.extend(e.word_index.iter().zip(&e.first_piece).map(|(w, f)| w.is_some() && *f));
                     words_of.push(words);
                     positions.push(pos);
                 }
             }
             hb.images.extend_from_slice(img);
+        }
+        if self.task() == TaskFamily::Ner {
+            hb.set_word_positions(&first_pieces);
         }
         let pred = self.model.predict(&hb.to_device(&self.device));
         let mut out = Vec::with_capacity(posts.len());

@@ -62,7 +62,7 @@ fn default_image_size() -> u32 {
     32
 }
 fn default_min_count() -> u32 {
-    1
+    2
 }
 
 /// `[model]`: which method and its sizes.
@@ -96,6 +96,13 @@ pub struct ModelConfig {
     /// Dropout.
     #[serde(default = "default_dropout")]
     pub dropout: f64,
+    /// NER: decode tag sequences with a linear-chain CRF (else per-token softmax).
+    #[serde(default = "default_true")]
+    pub crf: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_method() -> String {

@@ -152,6 +152,7 @@ pub fn host_batch(examples: &[&Example], loader: &ImageLoader) -> Result<HostBat
                     s.extend_from_slice(scored);
                 }
             }
+            hb.set_word_positions(&s);
             hb.tags = Some((t, s));
         }
         None => {}

@@ -159,7 +159,7 @@ pub fn build_model(cfg: &RunConfig, vocab_size: usize, task: TaskKind, device: &
         .with_max_len(cfg.data.max_len)
         .with_dropout(m.dropout);
     let image = ImageCnnConfig::new().with_channels(m.cnn_channels.clone()).with_d_model(m.d_model);
-    ConcatFusionConfig::new(m.modality, task, text, image).with_d_hidden(m.d_hidden).with_dropout(m.dropout).init(device)
+    ConcatFusionConfig::new(m.modality, task, text, image).with_d_hidden(m.d_hidden).with_dropout(m.dropout).with_crf(m.crf).init(device)
 }
 
 /// A finished run.

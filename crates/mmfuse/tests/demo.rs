@@ -18,7 +18,7 @@ fn fused_beats_both_unimodal_models() {
         n_train: 2500,
         n_dev: 200,
         n_test: 400,
-        overrides: vec!["train.epochs=5".into()],
+        overrides: vec![],
         quiet: true,
         ..Default::default()
     };

@@ -9,7 +9,7 @@
 
 use crate::batch::{Batch, Targets};
 use crate::encoders::{ImageCnn, ImageCnnConfig, TextTransformer, TextTransformerConfig};
-use crate::heads::{MlpHead, MlpHeadConfig};
+use crate::heads::{Crf, CrfConfig, MlpHead, MlpHeadConfig};
 use crate::nn_util::{cross_entropy, masked_mean, masked_token_cross_entropy};
 use crate::task::{Prediction, TaskKind, TaskModel};
 use burn::config::Config;
@@ -57,6 +57,10 @@ pub struct ConcatFusionConfig {
     /// Head dropout. Default 0.1.
     #[config(default = 0.1)]
     pub dropout: f64,
+    /// Tagging: score tag sequences with a linear-chain CRF over words (else per-token softmax).
+    /// Default false.
+    #[config(default = false)]
+    pub crf: bool,
 }
 
 /// The late-fusion model.
@@ -67,6 +71,8 @@ pub struct ConcatFusion {
     /// Position embeddings of the image-only tagger (it sees where tokens are, not what).
     pub positions: Option<Embedding>,
     pub head: MlpHead,
+    /// CRF over word sequences (tagging with `crf = true`).
+    pub crf: Option<Crf>,
     #[module(skip)]
     pub modality: Modality,
     #[module(skip)]
@@ -94,6 +100,10 @@ impl ConcatFusionConfig {
             head: MlpHeadConfig::new(d_input, self.d_hidden, self.task.n_outputs())
                 .with_dropout(self.dropout)
                 .init(device),
+            crf: match self.task {
+                TaskKind::Tag { n_tags } if self.crf => Some(CrfConfig::new(n_tags).init(device)),
+                _ => None,
+            },
             modality: self.modality,
             task: self.task,
         }
@@ -156,7 +166,14 @@ impl TaskModel for ConcatFusion {
         let scores = self.forward(batch);
         match &batch.targets {
             Targets::Class(y) => cross_entropy(scores.squeeze_dim::<2>(1), y.clone()),
-            Targets::Tags { tags, scored } => masked_token_cross_entropy(scores, tags.clone(), scored.clone()),
+            Targets::Tags { tags, scored } => match (&self.crf, &batch.words) {
+                (Some(crf), Some((pos, wmask))) => {
+                    let (emissions, word_tags) = gather_words(scores, tags.clone(), pos.clone());
+                    crf.nll(emissions, word_tags, wmask.clone())
+                }
+                (Some(_), None) => panic!("a CRF tagger needs the batch's word positions"),
+                (None, _) => masked_token_cross_entropy(scores, tags.clone(), scored.clone()),
+            },
             Targets::None => panic!("loss needs a batch with targets"),
         }
     }
@@ -168,7 +185,35 @@ impl TaskModel for ConcatFusion {
                 let p = softmax(scores.squeeze_dim::<2>(1), 1);
                 Prediction::from_probs(p)
             }
-            TaskKind::Tag { .. } => Prediction::from_tag_scores(scores),
+            TaskKind::Tag { .. } => match (&self.crf, &batch.words) {
+                (Some(crf), Some((pos, wmask))) => {
+                    let [b, l, _] = scores.dims();
+                    let (emissions, _) = gather_words(scores, Tensor::zeros([b, l], &pos.device()), pos.clone());
+                    let paths = crf.decode(emissions, wmask.clone());
+                    let pos = pos.clone().into_data().convert::<i64>().try_to_vec::<i64>().expect("i64 positions");
+                    let rows = paths
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, path)| {
+                            let mut row = vec![0usize; l];
+                            for (k, t) in path.into_iter().enumerate() {
+                                row[pos[i * l + k] as usize] = t;
+                            }
+                            row
+                        })
+                        .collect();
+                    Prediction::Tags(rows)
+                }
+                _ => Prediction::from_tag_scores(scores),
+            },
         }
     }
+}
+
+/// Emissions and tags at the words' first pieces, left-aligned: `scores` `[B, L, T]`, `tags`
+/// `[B, L]`, `positions` `[B, L]` → `[B, L, T]`, `[B, L]`.
+fn gather_words(scores: Tensor<3>, tags: Tensor<2, Int>, positions: Tensor<2, Int>) -> (Tensor<3>, Tensor<2, Int>) {
+    let [b, l, t] = scores.dims();
+    let idx = positions.clone().unsqueeze_dim::<3>(2).expand([b, l, t]);
+    (scores.gather(1, idx), tags.gather(1, positions))
 }

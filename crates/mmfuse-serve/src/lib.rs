@@ -31,6 +31,7 @@ use mmfuse_predict::{ImageInput, Post, PredictResult, Predictor};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, oneshot};
@@ -88,6 +89,24 @@ pub struct AppState {
     cfg: Arc<ServeConfig>,
     metrics: Arc<Metrics>,
     slots: Arc<Semaphore>,
+    /// Valid posts between validation and answer (the batcher waits only for these).
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// Decrements the in-flight count when a post is answered or abandoned.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn enter(c: &Arc<AtomicUsize>) -> Self {
+        c.fetch_add(1, Ordering::SeqCst);
+        InFlight(c.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// A JSON error naming the violated limit, if any.
@@ -118,7 +137,7 @@ impl IntoResponse for ApiError {
 }
 
 /// Start the model thread; returns the queue it reads.
-fn spawn_batcher(predictor: Arc<Predictor>, cfg: Arc<ServeConfig>, metrics: Arc<Metrics>) -> std_mpsc::Sender<Job> {
+fn spawn_batcher(predictor: Arc<Predictor>, cfg: Arc<ServeConfig>, metrics: Arc<Metrics>, in_flight: Arc<AtomicUsize>) -> std_mpsc::Sender<Job> {
     let (tx, rx) = std_mpsc::channel::<Job>();
     std::thread::Builder::new()
         .name("mmfuse-model".into())
@@ -126,7 +145,8 @@ fn spawn_batcher(predictor: Arc<Predictor>, cfg: Arc<ServeConfig>, metrics: Arc<
             while let Ok(first) = rx.recv() {
                 let mut jobs = vec![first];
                 let deadline = Instant::now() + Duration::from_millis(cfg.max_wait_ms);
-                while jobs.len() < cfg.max_batch {
+                // wait for more posts only while more are on their way (alone, a post runs at once)
+                while jobs.len() < cfg.max_batch.min(in_flight.load(Ordering::SeqCst).max(1)) {
                     let now = Instant::now();
                     if now >= deadline {
                         while jobs.len() < cfg.max_batch {
@@ -177,9 +197,10 @@ pub fn router(predictor: Predictor, cfg: ServeConfig) -> Router {
     let predictor = Arc::new(predictor.with_max_pixels(cfg.max_pixels));
     let cfg = Arc::new(cfg);
     let metrics = Arc::new(Metrics::default());
-    let queue = spawn_batcher(predictor.clone(), cfg.clone(), metrics.clone());
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let queue = spawn_batcher(predictor.clone(), cfg.clone(), metrics.clone(), in_flight.clone());
     let slots = Arc::new(Semaphore::new(cfg.max_concurrency));
-    let state = AppState { predictor, queue, cfg, metrics, slots };
+    let state = AppState { predictor, queue, cfg, metrics, slots, in_flight };
     Router::new()
         .route("/", get(index))
         .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
@@ -292,6 +313,7 @@ async fn run_post(s: &AppState, id: Option<String>, text: String, image: Option<
     if chars > s.cfg.max_text_chars {
         return Err(ApiError::limit(StatusCode::UNPROCESSABLE_ENTITY, "max_text_chars", format!("text has {chars} characters, above {}", s.cfg.max_text_chars)));
     }
+    let _in_flight = InFlight::enter(&s.in_flight);
     let input = image.map(ImageInput::Bytes).unwrap_or(ImageInput::None);
     let predictor = s.predictor.clone();
     let (img, placeholder) = tokio::task::spawn_blocking(move || predictor.image(&input))

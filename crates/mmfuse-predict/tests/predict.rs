@@ -85,6 +85,29 @@ fn predictions_reproduce_the_evaluated_test_scores() {
     let f1 = ner_scores(&gold, &pred_tags, ChunkMode::Strict).unwrap().micro.f1;
     assert_eq!(f1, results["test"]["micro"]["f1"].as_f64().unwrap());
 
+    // CSV input with a header, a missing image (placeholder) and bad rows reported by line
+    let csv = dir.join("posts.csv");
+    let first = &samples[0];
+    std::fs::write(
+        &csv,
+        format!(
+            "id,text,image\n{},\"{}\",corpus/ner/images/{}.png\nx2,no image here,\nx3,,\nx4,broken image,nope.png\n",
+            first.id,
+            first.words.join(" "),
+            first.id
+        ),
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    let report = predict_file(&p, &csv, &mut out, 2, true).unwrap();
+    assert_eq!(report.predicted, 2);
+    assert_eq!(report.bad.iter().map(|b| b.line).collect::<Vec<_>>(), [4, 5]);
+    assert_eq!(report.bad[0].reason, "empty text");
+    assert!(report.bad[1].reason.contains("nope.png"), "{}", report.bad[1].reason);
+    let rows: Vec<serde_json::Value> = String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows[0]["tags"], serde_json::json!(pred_tags[0]));
+    assert_eq!(rows[1]["placeholder_image"], true);
+
     // bad input: empty text and an unreadable image are per-post errors
     let bad = p.predict(vec![
         Post { id: None, text: "  ".into(), image: ImageInput::None },

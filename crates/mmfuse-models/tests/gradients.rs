@@ -7,6 +7,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use mmfuse_models::batch::HostBatch;
 use mmfuse_models::encoders::{ImageCnnConfig, TextTransformerConfig};
+use mmfuse_models::fusion::muse::{CrossTransformerConfig, MuseConfig};
 use mmfuse_models::fusion::{ConcatFusionConfig, Modality};
 use mmfuse_models::task::{TaskKind, TaskModel};
 
@@ -83,5 +84,15 @@ fn every_trainable_parameter_gets_a_gradient() {
             assert!(c.missing.is_empty(), "{task:?}/{modality:?}: no gradient for {:?}", c.missing);
             assert!(c.zero.is_empty(), "{task:?}/{modality:?}: all-zero gradient for {:?}", c.zero);
         }
+        // MuSE: encoders → CrossTransformer (exchange in layers 0..=1) → head (+ CRF)
+        let text = TextTransformerConfig::new(20).with_d_model(16).with_n_heads(2).with_n_layers(1).with_d_ff(32).with_max_len(8).with_dropout(0.0);
+        let image = ImageCnnConfig::new().with_channels(vec![4, 8]).with_d_model(16);
+        let cross = CrossTransformerConfig::new(16).with_n_heads(2).with_d_ff(32).with_n_layers(2).with_dropout(0.0).with_exchange_ratio(0.5).with_exchange_start_layer(0).with_exchange_end_layer(1);
+        let model = MuseConfig::new(task, text, image, cross).init(&device);
+        let b = batch(task, &device);
+        let grads = GradientsParams::from_grads(model.loss(&b).backward(), &model);
+        let mut c = Check { grads: &grads, path: vec![], missing: vec![], zero: vec![], total: 0 };
+        model.visit(&mut c);
+        assert!(c.missing.is_empty() && c.zero.is_empty(), "MuSE {task:?}: no gradient for {:?}, zero for {:?}", c.missing, c.zero);
     }
 }

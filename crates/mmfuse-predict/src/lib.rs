@@ -14,7 +14,7 @@ use mmfuse_data::labels::LabelMap;
 use mmfuse_data::text::TextEncoder;
 use mmfuse_metrics::ner::extract_entities;
 use mmfuse_models::batch::HostBatch;
-use mmfuse_models::fusion::ConcatFusion;
+use mmfuse_models::fusion::FusionModel;
 use mmfuse_models::task::{Prediction, TaskModel};
 pub use mmfuse_train::config::TaskFamily;
 use mmfuse_train::config::RunConfig;
@@ -85,7 +85,7 @@ pub struct Predictor {
     pub config: RunConfig,
     encoder: TextEncoder,
     labels: LabelMap,
-    model: ConcatFusion,
+    model: FusionModel,
     device: Device,
     spec: ImageSpec,
 }

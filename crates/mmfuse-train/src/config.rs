@@ -69,7 +69,7 @@ fn default_min_count() -> u32 {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
-    /// Fusion method: `concat` (late fusion baseline).
+    /// Fusion method: `concat` (late fusion baseline) or `muse` (CrossTransformer exchange).
     #[serde(default = "default_method")]
     pub method: String,
     /// Modalities the model sees: `text`, `image` or `fused`.
@@ -99,6 +99,37 @@ pub struct ModelConfig {
     /// NER: decode tag sequences with a linear-chain CRF (else per-token softmax).
     #[serde(default = "default_true")]
     pub crf: bool,
+    /// MuSE: CrossTransformer layers L.
+    #[serde(default = "default_cross_layers")]
+    pub cross_layers: usize,
+    /// MuSE: θ, fraction of tokens per stream that receive the other stream's mean (0: no exchange).
+    #[serde(default = "default_ratio")]
+    pub exchange_ratio: f64,
+    /// MuSE: μ, first exchange layer (0-based).
+    #[serde(default = "default_one")]
+    pub exchange_start_layer: usize,
+    /// MuSE: η, last exchange layer (inclusive).
+    #[serde(default = "default_three")]
+    pub exchange_end_layer: usize,
+    /// MuSE: replace the selected tokens by the mean instead of adding it.
+    #[serde(default)]
+    pub exchange_replace: bool,
+    /// MuSE: reproduce the released code (no padding masks; means over all tokens).
+    #[serde(default)]
+    pub reference_compat: bool,
+}
+
+fn default_cross_layers() -> usize {
+    4
+}
+fn default_ratio() -> f64 {
+    0.1
+}
+fn default_one() -> usize {
+    1
+}
+fn default_three() -> usize {
+    3
 }
 
 fn default_true() -> bool {
@@ -279,8 +310,25 @@ impl RunConfig {
         if self.model.d_model % self.model.n_heads != 0 {
             bail!("model.d_model ({}) must be divisible by model.n_heads ({})", self.model.d_model, self.model.n_heads);
         }
-        if self.model.method != "concat" {
-            bail!("unknown model.method '{}'; available: concat", self.model.method);
+        match self.model.method.as_str() {
+            "concat" => {}
+            "muse" => {
+                if self.model.modality != Modality::Fused {
+                    bail!("model.method = \"muse\" fuses both modalities; use model.modality = \"fused\" (exchange_ratio = 0 is the no-exchange ablation)");
+                }
+                if !(0.0..=1.0).contains(&self.model.exchange_ratio) {
+                    bail!("model.exchange_ratio must be in [0, 1]");
+                }
+                if self.model.exchange_start_layer > self.model.exchange_end_layer || self.model.exchange_end_layer >= self.model.cross_layers {
+                    bail!(
+                        "need exchange_start_layer <= exchange_end_layer < cross_layers, got {} / {} / {}",
+                        self.model.exchange_start_layer,
+                        self.model.exchange_end_layer,
+                        self.model.cross_layers
+                    );
+                }
+            }
+            other => bail!("unknown model.method '{other}'; available: concat, muse"),
         }
         let m = self.select_metric();
         if !["f1", "accuracy", "macro_f1"].contains(&m.as_str()) {

@@ -28,7 +28,8 @@ use mmfuse_data::labels::LabelMap;
 use mmfuse_data::text::{TextEncoder, train_word_tokenizer};
 use mmfuse_metrics::plot::{CurvePoint, plot_curves};
 use mmfuse_models::encoders::{ImageCnnConfig, TextTransformerConfig};
-use mmfuse_models::fusion::{ConcatFusion, ConcatFusionConfig};
+use mmfuse_models::fusion::muse::{CrossTransformerConfig, MuseConfig};
+use mmfuse_models::fusion::{ConcatFusionConfig, FusionModel};
 use mmfuse_models::task::TaskKind;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -149,7 +150,7 @@ pub fn task_kind(cfg: &RunConfig, labels: &LabelMap) -> TaskKind {
 }
 
 /// Build the model a config describes (fresh weights).
-pub fn build_model(cfg: &RunConfig, vocab_size: usize, task: TaskKind, device: &Device) -> ConcatFusion {
+pub fn build_model(cfg: &RunConfig, vocab_size: usize, task: TaskKind, device: &Device) -> FusionModel {
     let m = &cfg.model;
     let text = TextTransformerConfig::new(vocab_size)
         .with_d_model(m.d_model)
@@ -159,7 +160,24 @@ pub fn build_model(cfg: &RunConfig, vocab_size: usize, task: TaskKind, device: &
         .with_max_len(cfg.data.max_len)
         .with_dropout(m.dropout);
     let image = ImageCnnConfig::new().with_channels(m.cnn_channels.clone()).with_d_model(m.d_model);
-    ConcatFusionConfig::new(m.modality, task, text, image).with_d_hidden(m.d_hidden).with_dropout(m.dropout).with_crf(m.crf).init(device)
+    match m.method.as_str() {
+        "muse" => {
+            let cross = CrossTransformerConfig::new(m.d_model)
+                .with_n_heads(m.n_heads)
+                .with_d_ff(m.d_ff)
+                .with_n_layers(m.cross_layers)
+                .with_dropout(m.dropout)
+                .with_exchange_ratio(m.exchange_ratio)
+                .with_exchange_start_layer(m.exchange_start_layer)
+                .with_exchange_end_layer(m.exchange_end_layer)
+                .with_replace(m.exchange_replace)
+                .with_reference_compat(m.reference_compat);
+            FusionModel::Muse(MuseConfig::new(task, text, image, cross).with_dropout(m.dropout).with_crf(m.crf).init(device))
+        }
+        _ => FusionModel::Concat(
+            ConcatFusionConfig::new(m.modality, task, text, image).with_d_hidden(m.d_hidden).with_dropout(m.dropout).with_crf(m.crf).init(device),
+        ),
+    }
 }
 
 /// A finished run.

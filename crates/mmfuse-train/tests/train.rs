@@ -6,7 +6,7 @@ use burn::store::ModuleRecord;
 use burn::tensor::{Device, Tensor};
 use mmfuse_data::synth::{SynthConfig, generate};
 use mmfuse_models::batch::Batch;
-use mmfuse_models::fusion::ConcatFusion;
+use mmfuse_models::fusion::FusionModel;
 use mmfuse_models::task::{Prediction, TaskKind, TaskModel};
 use mmfuse_train::checkpoint;
 use mmfuse_train::run::{build_model, prepare};
@@ -104,7 +104,7 @@ static LOSS_CALLS: AtomicUsize = AtomicUsize::new(0);
 /// A model whose loss turns NaN at the 7th call.
 #[derive(Module, Debug)]
 struct NanAfter {
-    inner: ConcatFusion,
+    inner: FusionModel,
 }
 
 impl TaskModel for NanAfter {

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 /// The embedded demo configurations.
 pub const CLASSIFY_TOML: &str = include_str!("../../../configs/demo-classify.toml");
 pub const NER_TOML: &str = include_str!("../../../configs/demo-ner.toml");
+pub const MUSE_TOML: &str = include_str!("../../../configs/muse-small.toml");
 
 /// Demo knobs (the CLI's defaults are the full demo; tests shrink it).
 #[derive(Clone, Debug)]
@@ -27,11 +28,13 @@ pub struct DemoOptions {
     pub quiet: bool,
     /// Which tasks: "classify", "ner".
     pub tasks: Vec<String>,
+    /// Also train MuSE (CrossTransformer exchange) on each task.
+    pub muse: bool,
 }
 
 impl Default for DemoOptions {
     fn default() -> Self {
-        Self { seed: 42, n_train: 3000, n_dev: 500, n_test: 1000, overrides: vec![], quiet: false, tasks: vec!["classify".into(), "ner".into()] }
+        Self { seed: 42, n_train: 3000, n_dev: 500, n_test: 1000, overrides: vec![], quiet: false, tasks: vec!["classify".into(), "ner".into()], muse: false }
     }
 }
 
@@ -39,6 +42,8 @@ impl Default for DemoOptions {
 #[derive(Clone, Debug)]
 pub struct DemoRow {
     pub task: String,
+    /// `concat` or `muse`.
+    pub method: String,
     pub modality: Modality,
     pub metric: String,
     pub test: f64,
@@ -60,22 +65,28 @@ pub fn run_demo(out_dir: &Path, opts: &DemoOptions) -> Result<Vec<DemoRow>> {
             "ner" => (NER_TOML, "ner", "f1"),
             other => anyhow::bail!("unknown demo task '{other}'"),
         };
-        for modality in [Modality::Text, Modality::Image, Modality::Fused] {
+        let mut runs: Vec<(&str, &str, Modality)> = vec![(toml, "concat", Modality::Text), (toml, "concat", Modality::Image), (toml, "concat", Modality::Fused)];
+        if opts.muse {
+            runs.push((MUSE_TOML, "muse", Modality::Fused));
+        }
+        for (toml, method, modality) in runs {
             let name = format!("{modality:?}").to_lowercase();
             let mut overrides = vec![
+                format!("data.task=\"{}\"", if task == "ner" { "ner" } else { "classify" }),
                 format!("data.dir=\"{}\"", corpus.join(sub).display()),
                 format!("model.modality=\"{name}\""),
                 format!("train.seed={}", opts.seed),
             ];
             overrides.extend(opts.overrides.iter().cloned());
             let cfg = RunConfig::from_toml_str(toml, &overrides)?;
-            let run_dir = out_dir.join("runs").join(format!("{task}-{name}"));
+            let run_name = if method == "muse" { format!("{task}-muse") } else { format!("{task}-{name}") };
+            let run_dir = out_dir.join("runs").join(&run_name);
             if !opts.quiet {
-                eprintln!("== {task}: {name}");
+                eprintln!("== {task}: {}", if method == "muse" { "muse".to_string() } else { name.clone() });
             }
             let s = run_training(&cfg, &run_dir, &TrainOptions { quiet: opts.quiet, ..Default::default() })?;
             let get = |r: &Option<mmfuse_train::evaluate::EvalResult>| r.as_ref().and_then(|r| r.scores.get(metric).copied()).unwrap_or(f64::NAN);
-            rows.push(DemoRow { task: task.clone(), modality, metric: metric.into(), test: get(&s.test), dev: get(&s.dev), seconds: s.seconds, run_dir });
+            rows.push(DemoRow { task: task.clone(), method: method.into(), modality, metric: metric.into(), test: get(&s.test), dev: get(&s.dev), seconds: s.seconds, run_dir });
         }
     }
     Ok(rows)
@@ -87,10 +98,11 @@ pub fn format_table(rows: &[DemoRow]) -> String {
     s.push_str("| task     | model       | metric   |  dev % | test % | time (s) |\n");
     s.push_str("|----------|-------------|----------|-------:|-------:|---------:|\n");
     for r in rows {
-        let model = match r.modality {
-            Modality::Text => "text-only",
-            Modality::Image => "image-only",
-            Modality::Fused => "fused",
+        let model = match (r.method.as_str(), r.modality) {
+            ("muse", _) => "muse",
+            (_, Modality::Text) => "text-only",
+            (_, Modality::Image) => "image-only",
+            (_, Modality::Fused) => "fused",
         };
         s.push_str(&format!(
             "| {:<8} | {:<11} | {:<8} | {:>6.1} | {:>6.1} | {:>8.1} |\n",

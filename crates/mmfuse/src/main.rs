@@ -41,6 +41,9 @@ enum Command {
         /// Config overrides applied to every run, e.g. --set train.epochs=2.
         #[arg(long = "set")]
         set: Vec<String>,
+        /// Also train MuSE (CrossTransformer exchange) on each task (about 3 more minutes).
+        #[arg(long)]
+        muse: bool,
     },
     /// Write the synthetic corpus (Twitter-CoNLL NER + JSONL classification, PNG images).
     Synth {
@@ -142,10 +145,10 @@ fn run(cli: Cli) -> Result<()> {
         d.device().map_err(anyhow::Error::msg)?;
     }
     match cli.command {
-        Command::Demo { out, seed, train_samples, tasks, mut set } => {
+        Command::Demo { out, seed, train_samples, tasks, mut set, muse } => {
             let out = out.unwrap_or_else(|| std::env::temp_dir().join(format!("mmfuse-demo-{}", std::process::id())));
             set.extend(device_override);
-            let opts = DemoOptions { seed, n_train: train_samples, overrides: set, quiet: cli.quiet, tasks, ..Default::default() };
+            let opts = DemoOptions { seed, n_train: train_samples, overrides: set, quiet: cli.quiet, tasks, muse, ..Default::default() };
             let start = std::time::Instant::now();
             let rows = run_demo(&out, &opts)?;
             println!("{}", format_table(&rows));

@@ -41,3 +41,28 @@ fn fused_beats_both_unimodal_models() {
     }
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// MuSE on the synthetic classification task beats the unimodal baselines by the margin the
+/// corpus guarantees (small config: this runs in CI).
+#[test]
+fn muse_beats_both_unimodal_models() {
+    let out = std::env::temp_dir().join(format!("mmfuse-muse-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let opts = DemoOptions {
+        seed: 11,
+        n_train: 1500,
+        n_dev: 200,
+        n_test: 400,
+        overrides: vec!["train.epochs=6".into(), "model.cross_layers=3".into(), "model.exchange_end_layer=2".into()],
+        quiet: true,
+        tasks: vec!["classify".into()],
+        muse: true,
+    };
+    let rows = run_demo(&out, &opts).expect("demo runs");
+    eprintln!("{}", format_table(&rows));
+    let score = |method: &str, m: Modality| rows.iter().find(|r| r.method == method && r.modality == m).expect("row").test;
+    let (t, i, muse) = (score("concat", Modality::Text), score("concat", Modality::Image), score("muse", Modality::Fused));
+    assert!(muse >= 0.9, "MuSE scored only {muse:.3}");
+    assert!(muse - t.max(i) >= 0.3, "MuSE {muse:.3} does not clearly beat text {t:.3} / image {i:.3}");
+    let _ = std::fs::remove_dir_all(&out);
+}

@@ -10,7 +10,8 @@
 use crate::batch::{Batch, Targets};
 use crate::encoders::{ImageCnn, ImageCnnConfig, TextTransformer, TextTransformerConfig};
 use crate::heads::{Crf, CrfConfig, MlpHead, MlpHeadConfig};
-use crate::nn_util::{cross_entropy, masked_mean, masked_token_cross_entropy};
+use crate::heads::tagging::{tagging_loss, tagging_predict};
+use crate::nn_util::{cross_entropy, masked_mean};
 use crate::task::{Prediction, TaskKind, TaskModel};
 use burn::config::Config;
 use burn::module::Module;
@@ -166,14 +167,7 @@ impl TaskModel for ConcatFusion {
         let scores = self.forward(batch);
         match &batch.targets {
             Targets::Class(y) => cross_entropy(scores.squeeze_dim::<2>(1), y.clone()),
-            Targets::Tags { tags, scored } => match (&self.crf, &batch.words) {
-                (Some(crf), Some((pos, wmask))) => {
-                    let (emissions, word_tags) = gather_words(scores, tags.clone(), pos.clone());
-                    crf.nll(emissions, word_tags, wmask.clone())
-                }
-                (Some(_), None) => panic!("a CRF tagger needs the batch's word positions"),
-                (None, _) => masked_token_cross_entropy(scores, tags.clone(), scored.clone()),
-            },
+            Targets::Tags { .. } => tagging_loss(self.crf.as_ref(), scores, batch),
             Targets::None => panic!("loss needs a batch with targets"),
         }
     }
@@ -185,35 +179,8 @@ impl TaskModel for ConcatFusion {
                 let p = softmax(scores.squeeze_dim::<2>(1), 1);
                 Prediction::from_probs(p)
             }
-            TaskKind::Tag { .. } => match (&self.crf, &batch.words) {
-                (Some(crf), Some((pos, wmask))) => {
-                    let [b, l, _] = scores.dims();
-                    let (emissions, _) = gather_words(scores, Tensor::zeros([b, l], &pos.device()), pos.clone());
-                    let paths = crf.decode(emissions, wmask.clone());
-                    let pos = pos.clone().into_data().convert::<i64>().try_to_vec::<i64>().expect("i64 positions");
-                    let rows = paths
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, path)| {
-                            let mut row = vec![0usize; l];
-                            for (k, t) in path.into_iter().enumerate() {
-                                row[pos[i * l + k] as usize] = t;
-                            }
-                            row
-                        })
-                        .collect();
-                    Prediction::Tags(rows)
-                }
-                _ => Prediction::from_tag_scores(scores),
-            },
+            TaskKind::Tag { .. } => tagging_predict(self.crf.as_ref(), scores, batch),
         }
     }
 }
 
-/// Emissions and tags at the words' first pieces, left-aligned: `scores` `[B, L, T]`, `tags`
-/// `[B, L]`, `positions` `[B, L]` → `[B, L, T]`, `[B, L]`.
-fn gather_words(scores: Tensor<3>, tags: Tensor<2, Int>, positions: Tensor<2, Int>) -> (Tensor<3>, Tensor<2, Int>) {
-    let [b, l, t] = scores.dims();
-    let idx = positions.clone().unsqueeze_dim::<3>(2).expand([b, l, t]);
-    (scores.gather(1, idx), tags.gather(1, positions))
-}

@@ -10,6 +10,8 @@
 
 pub mod attention;
 pub mod cross_transformer;
+pub mod model;
 
 pub use attention::{SelfAttention, SelfAttentionConfig};
 pub use cross_transformer::{CrossTransformer, CrossTransformerConfig, exchange};
+pub use model::{Muse, MuseConfig};

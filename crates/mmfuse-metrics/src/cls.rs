@@ -34,18 +34,9 @@ pub struct ClsScores {
     pub confusion: Vec<Vec<usize>>,
 }
 
-fn check_labels(
-    which: &'static str,
-    labels: &[usize],
-    n_classes: usize,
-) -> Result<(), MetricError> {
+fn check_labels(which: &'static str, labels: &[usize], n_classes: usize) -> Result<(), MetricError> {
     match labels.iter().position(|&l| l >= n_classes) {
-        Some(index) => Err(MetricError::LabelOutOfRange {
-            which,
-            index,
-            label: labels[index],
-            n_classes,
-        }),
+        Some(index) => Err(MetricError::LabelOutOfRange { which, index, label: labels[index], n_classes }),
         None => Ok(()),
     }
 }
@@ -54,17 +45,9 @@ fn check_labels(
 ///
 /// Errors: [`MetricError::LengthMismatch`] (with `sentence: None`) if `gold` and `pred` differ
 /// in length, [`MetricError::LabelOutOfRange`] if a label is `>= n_classes`.
-pub fn cls_scores(
-    gold: &[usize],
-    pred: &[usize],
-    n_classes: usize,
-) -> Result<ClsScores, MetricError> {
+pub fn cls_scores(gold: &[usize], pred: &[usize], n_classes: usize) -> Result<ClsScores, MetricError> {
     if gold.len() != pred.len() {
-        return Err(MetricError::LengthMismatch {
-            sentence: None,
-            gold_len: gold.len(),
-            pred_len: pred.len(),
-        });
+        return Err(MetricError::LengthMismatch { sentence: None, gold_len: gold.len(), pred_len: pred.len() });
     }
     check_labels("gold", gold, n_classes)?;
     check_labels("pred", pred, n_classes)?;
@@ -82,17 +65,11 @@ pub fn cls_scores(
         })
         .collect();
 
-    let present: Vec<&PRF> = per_class
-        .iter()
-        .filter(|s| s.support > 0 || s.predicted > 0)
-        .collect();
+    let present: Vec<&PRF> = per_class.iter().filter(|s| s.support > 0 || s.predicted > 0).collect();
     let mean = |f: fn(&PRF) -> f64| ratio(present.iter().map(|s| f(s)).sum(), present.len() as f64);
     let n = gold.len();
     let correct: usize = (0..n_classes).map(|c| confusion[c][c]).sum();
-    let weighted_f1 = ratio(
-        per_class.iter().map(|s| s.f1 * s.support as f64).sum(),
-        n as f64,
-    );
+    let weighted_f1 = ratio(per_class.iter().map(|s| s.f1 * s.support as f64).sum(), n as f64);
 
     Ok(ClsScores {
         accuracy: ratio(correct as f64, n as f64),
@@ -122,17 +99,9 @@ pub fn binary_scores(gold: &[usize], pred: &[usize], positive: usize) -> PRF {
 }
 
 /// [`binary_scores`], but returns [`MetricError::LengthMismatch`] if the lengths differ.
-pub fn try_binary_scores(
-    gold: &[usize],
-    pred: &[usize],
-    positive: usize,
-) -> Result<PRF, MetricError> {
+pub fn try_binary_scores(gold: &[usize], pred: &[usize], positive: usize) -> Result<PRF, MetricError> {
     if gold.len() != pred.len() {
-        return Err(MetricError::LengthMismatch {
-            sentence: None,
-            gold_len: gold.len(),
-            pred_len: pred.len(),
-        });
+        return Err(MetricError::LengthMismatch { sentence: None, gold_len: gold.len(), pred_len: pred.len() });
     }
     Ok(binary_scores(gold, pred, positive))
 }
@@ -160,24 +129,14 @@ mod tests {
         let gold = [0, 0, 0, 1, 1, 2, 2, 2, 2, 1];
         let pred = [0, 1, 0, 1, 2, 2, 2, 0, 2, 1];
         let s = cls_scores(&gold, &pred, 3).unwrap();
-        assert_eq!(
-            s.confusion,
-            vec![vec![2, 1, 0], vec![0, 2, 1], vec![1, 0, 3]]
-        );
+        assert_eq!(s.confusion, vec![vec![2, 1, 0], vec![0, 2, 1], vec![1, 0, 3]]);
         assert!(close(s.accuracy, 0.7));
         assert!(close(s.macro_p, 25.0 / 36.0));
         assert!(close(s.macro_r, 25.0 / 36.0));
         assert!(close(s.macro_f1, 25.0 / 36.0));
         assert!(close(s.weighted_f1, 0.7));
         assert!(close(s.per_class[2].precision, 0.75));
-        assert_eq!(
-            (
-                s.per_class[2].correct,
-                s.per_class[2].predicted,
-                s.per_class[2].support
-            ),
-            (3, 4, 4)
-        );
+        assert_eq!((s.per_class[2].correct, s.per_class[2].predicted, s.per_class[2].support), (3, 4, 4));
     }
 
     #[test]
@@ -225,29 +184,11 @@ mod tests {
 
     #[test]
     fn errors_and_empty() {
-        assert_eq!(
-            cls_scores(&[0, 1], &[0], 2).unwrap_err(),
-            MetricError::LengthMismatch {
-                sentence: None,
-                gold_len: 2,
-                pred_len: 1
-            }
-        );
-        assert_eq!(
-            cls_scores(&[0, 1], &[0, 5], 2).unwrap_err(),
-            MetricError::LabelOutOfRange {
-                which: "pred",
-                index: 1,
-                label: 5,
-                n_classes: 2
-            }
-        );
+        assert_eq!(cls_scores(&[0, 1], &[0], 2).unwrap_err(), MetricError::LengthMismatch { sentence: None, gold_len: 2, pred_len: 1 });
+        assert_eq!(cls_scores(&[0, 1], &[0, 5], 2).unwrap_err(), MetricError::LabelOutOfRange { which: "pred", index: 1, label: 5, n_classes: 2 });
         assert!(cls_scores(&[0], &[0], 0).is_err());
         let s = cls_scores(&[], &[], 3).unwrap();
-        assert_eq!(
-            (s.accuracy, s.macro_p, s.macro_r, s.macro_f1, s.weighted_f1),
-            (0.0, 0.0, 0.0, 0.0, 0.0)
-        );
+        assert_eq!((s.accuracy, s.macro_p, s.macro_r, s.macro_f1, s.weighted_f1), (0.0, 0.0, 0.0, 0.0, 0.0));
         assert_eq!(s.confusion, vec![vec![0; 3]; 3]);
     }
 }

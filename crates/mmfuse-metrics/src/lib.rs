@@ -20,10 +20,7 @@ pub mod plot;
 pub mod regression;
 
 pub use cls::{ClsScores, binary_scores, cls_scores, try_binary_scores};
-pub use ner::{
-    ChunkMode, Entity, NerScores, extract_entities, extract_entities_conlleval,
-    extract_entities_with, ner_scores, ner_scores_wordpiece,
-};
+pub use ner::{ChunkMode, Entity, NerScores, extract_entities, extract_entities_conlleval, extract_entities_with, ner_scores, ner_scores_wordpiece};
 pub use plot::{CurvePoint, PlotError, plot_curves};
 pub use regression::{RegScores, reg_scores};
 
@@ -62,14 +59,7 @@ impl PRF {
         let recall = ratio(correct as f64, support as f64);
         // 2PR/(P+R) == 2c/(pred+gold); the count form is exact up to one rounding.
         let f1 = ratio(2.0 * correct as f64, (predicted + support) as f64);
-        PRF {
-            precision,
-            recall,
-            f1,
-            support,
-            predicted,
-            correct,
-        }
+        PRF { precision, recall, f1, support, predicted, correct }
     }
 }
 
@@ -109,31 +99,15 @@ pub enum MetricError {
 impl fmt::Display for MetricError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            MetricError::LengthMismatch {
-                sentence: Some(i),
-                gold_len,
-                pred_len,
-            } => write!(
-                f,
-                "sentence {i}: gold has {gold_len} tags but prediction has {pred_len}"
-            ),
-            MetricError::LengthMismatch {
-                sentence: None,
-                gold_len,
-                pred_len,
-            } => write!(
-                f,
-                "length mismatch: gold has {gold_len} items but prediction has {pred_len}"
-            ),
-            MetricError::LabelOutOfRange {
-                which,
-                index,
-                label,
-                n_classes,
-            } => write!(
-                f,
-                "{which} label {label} at index {index} is out of range for {n_classes} classes"
-            ),
+            MetricError::LengthMismatch { sentence: Some(i), gold_len, pred_len } => {
+                write!(f, "sentence {i}: gold has {gold_len} tags but prediction has {pred_len}")
+            }
+            MetricError::LengthMismatch { sentence: None, gold_len, pred_len } => {
+                write!(f, "length mismatch: gold has {gold_len} items but prediction has {pred_len}")
+            }
+            MetricError::LabelOutOfRange { which, index, label, n_classes } => {
+                write!(f, "{which} label {label} at index {index} is out of range for {n_classes} classes")
+            }
         }
     }
 }
@@ -166,14 +140,7 @@ mod tests {
 
     #[test]
     fn error_messages_name_sentence_and_lengths() {
-        let e = MetricError::LengthMismatch {
-            sentence: Some(3),
-            gold_len: 5,
-            pred_len: 4,
-        };
-        assert_eq!(
-            e.to_string(),
-            "sentence 3: gold has 5 tags but prediction has 4"
-        );
+        let e = MetricError::LengthMismatch { sentence: Some(3), gold_len: 5, pred_len: 4 };
+        assert_eq!(e.to_string(), "sentence 3: gold has 5 tags but prediction has 4");
     }
 }

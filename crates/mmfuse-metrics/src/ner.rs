@@ -39,11 +39,7 @@ pub struct Entity {
 
 impl Entity {
     fn new(typ: &str, start: usize, end: usize) -> Self {
-        Entity {
-            typ: typ.to_string(),
-            start,
-            end,
-        }
+        Entity { typ: typ.to_string(), start, end }
     }
 }
 
@@ -146,14 +142,10 @@ pub fn extract_entities<S: AsRef<str>>(tags: &[S]) -> Vec<Entity> {
 pub fn extract_entities_conlleval<S: AsRef<str>>(tags: &[S]) -> Vec<Entity> {
     use Prefix::*;
     fn end_of_chunk(pt: Prefix, t: Prefix, ptyp: &str, typ: &str) -> bool {
-        matches!(pt, E | S)
-            || (matches!(pt, B | I) && matches!(t, B | S | O))
-            || (pt != O && ptyp != typ)
+        matches!(pt, E | S) || (matches!(pt, B | I) && matches!(t, B | S | O)) || (pt != O && ptyp != typ)
     }
     fn start_of_chunk(pt: Prefix, t: Prefix, ptyp: &str, typ: &str) -> bool {
-        matches!(t, B | S)
-            || (matches!(pt, E | S | O) && matches!(t, E | I))
-            || (t != O && ptyp != typ)
+        matches!(t, B | S) || (matches!(pt, E | S | O) && matches!(t, E | I)) || (t != O && ptyp != typ)
     }
     let mut out = Vec::new();
     let (mut prev, mut prev_typ) = (O, "");
@@ -212,30 +204,19 @@ fn finish(counts: Counts) -> NerScores {
         g += tg;
         per_type.insert(typ, PRF::from_counts(tc, tp, tg));
     }
-    NerScores {
-        micro: PRF::from_counts(c, p, g),
-        per_type,
-    }
+    NerScores { micro: PRF::from_counts(c, p, g), per_type }
 }
 
 fn check_outer_len<A, B>(gold: &[A], pred: &[B]) -> Result<(), MetricError> {
     if gold.len() != pred.len() {
-        return Err(MetricError::LengthMismatch {
-            sentence: None,
-            gold_len: gold.len(),
-            pred_len: pred.len(),
-        });
+        return Err(MetricError::LengthMismatch { sentence: None, gold_len: gold.len(), pred_len: pred.len() });
     }
     Ok(())
 }
 
 fn check_sentence_len<A, B>(i: usize, gold: &[A], pred: &[B]) -> Result<(), MetricError> {
     if gold.len() != pred.len() {
-        return Err(MetricError::LengthMismatch {
-            sentence: Some(i),
-            gold_len: gold.len(),
-            pred_len: pred.len(),
-        });
+        return Err(MetricError::LengthMismatch { sentence: Some(i), gold_len: gold.len(), pred_len: pred.len() });
     }
     Ok(())
 }
@@ -250,11 +231,7 @@ fn check_sentence_len<A, B>(i: usize, gold: &[A], pred: &[B]) -> Result<(), Metr
 /// With `ChunkMode::Strict` this equals seqeval's
 /// `classification_report(gold, pred, mode="strict", scheme=IOB2)`; with
 /// `ChunkMode::Conlleval` it equals conlleval.pl / seqeval's default `f1_score`.
-pub fn ner_scores<S: AsRef<str>>(
-    gold: &[Vec<S>],
-    pred: &[Vec<S>],
-    mode: ChunkMode,
-) -> Result<NerScores, MetricError> {
+pub fn ner_scores<S: AsRef<str>>(gold: &[Vec<S>], pred: &[Vec<S>], mode: ChunkMode) -> Result<NerScores, MetricError> {
     check_outer_len(gold, pred)?;
     let mut counts = Counts::new();
     for (i, (g, p)) in gold.iter().zip(pred).enumerate() {
@@ -275,21 +252,12 @@ pub fn ner_scores<S: AsRef<str>>(
 ///
 /// Because each word keeps exactly its first piece, this equals word-level scoring with
 /// first-piece tags. Length errors are checked on the unfiltered sequences.
-pub fn ner_scores_wordpiece<S: AsRef<str>>(
-    gold: &[Vec<S>],
-    pred: &[Vec<S>],
-    mode: ChunkMode,
-) -> Result<NerScores, MetricError> {
+pub fn ner_scores_wordpiece<S: AsRef<str>>(gold: &[Vec<S>], pred: &[Vec<S>], mode: ChunkMode) -> Result<NerScores, MetricError> {
     check_outer_len(gold, pred)?;
     let mut counts = Counts::new();
     for (i, (g, p)) in gold.iter().zip(pred).enumerate() {
         check_sentence_len(i, g, p)?;
-        let (gf, pf): (Vec<&str>, Vec<&str>) = g
-            .iter()
-            .zip(p)
-            .map(|(g, p)| (g.as_ref(), p.as_ref()))
-            .filter(|(g, _)| *g != "X")
-            .unzip();
+        let (gf, pf): (Vec<&str>, Vec<&str>) = g.iter().zip(p).map(|(g, p)| (g.as_ref(), p.as_ref())).filter(|(g, _)| *g != "X").unzip();
         count_sentence(&gf, &pf, mode, &mut counts);
     }
     Ok(finish(counts))
@@ -309,11 +277,7 @@ mod tests {
         (a - b).abs() < 1e-12
     }
     fn assert_prf(p: &PRF, precision: f64, recall: f64, f1: f64, c: usize, pr: usize, g: usize) {
-        assert!(
-            close(p.precision, precision),
-            "precision {} != {precision}",
-            p.precision
-        );
+        assert!(close(p.precision, precision), "precision {} != {precision}", p.precision);
         assert!(close(p.recall, recall), "recall {} != {recall}", p.recall);
         assert!(close(p.f1, f1), "f1 {} != {f1}", p.f1);
         assert_eq!((p.correct, p.predicted, p.support), (c, pr, g));
@@ -322,10 +286,7 @@ mod tests {
     #[test]
     fn strict_basic_extraction() {
         let tags = ["B-PER", "I-PER", "O", "B-LOC", "B-LOC", "I-LOC", "I-LOC"];
-        assert_eq!(
-            extract_entities(&tags),
-            vec![ent("PER", 0, 2), ent("LOC", 3, 4), ent("LOC", 4, 7)]
-        );
+        assert_eq!(extract_entities(&tags), vec![ent("PER", 0, 2), ent("LOC", 3, 4), ent("LOC", 4, 7)]);
         // Works with Strings too.
         assert_eq!(extract_entities(&s(&tags)), extract_entities(&tags));
         assert_eq!(extract_entities::<&str>(&[]), vec![]);
@@ -348,19 +309,8 @@ mod tests {
         // lenient: PER 0..1; I-LOC after PER starts LOC 1..3; I-ORG after O starts ORG 4..5;
         //          B-ORG always starts → ORG 5..7.
         let tags = ["B-PER", "I-LOC", "I-LOC", "O", "I-ORG", "B-ORG", "I-ORG"];
-        assert_eq!(
-            extract_entities(&tags),
-            vec![ent("PER", 0, 1), ent("ORG", 5, 7)]
-        );
-        assert_eq!(
-            extract_entities_conlleval(&tags),
-            vec![
-                ent("PER", 0, 1),
-                ent("LOC", 1, 3),
-                ent("ORG", 4, 5),
-                ent("ORG", 5, 7)
-            ]
-        );
+        assert_eq!(extract_entities(&tags), vec![ent("PER", 0, 1), ent("ORG", 5, 7)]);
+        assert_eq!(extract_entities_conlleval(&tags), vec![ent("PER", 0, 1), ent("LOC", 1, 3), ent("ORG", 4, 5), ent("ORG", 5, 7)]);
     }
 
     #[test]
@@ -369,20 +319,14 @@ mod tests {
         let tags = ["[CLS]", "B-PER", "X", "I-PER", "O"];
         assert_eq!(extract_entities(&tags), vec![ent("PER", 1, 2)]);
         // lenient: PER 1..2 closed by X(=O); I-PER after O starts PER 3..4.
-        assert_eq!(
-            extract_entities_conlleval(&tags),
-            vec![ent("PER", 1, 2), ent("PER", 3, 4)]
-        );
+        assert_eq!(extract_entities_conlleval(&tags), vec![ent("PER", 1, 2), ent("PER", 3, 4)]);
     }
 
     #[test]
     fn lenient_iobes() {
         // S-PER B-LOC E-LOC B-ORG I-ORG E-ORG  → PER 0..1, LOC 1..3, ORG 3..6
         let tags = ["S-PER", "B-LOC", "E-LOC", "B-ORG", "I-ORG", "E-ORG"];
-        assert_eq!(
-            extract_entities_conlleval(&tags),
-            vec![ent("PER", 0, 1), ent("LOC", 1, 3), ent("ORG", 3, 6)]
-        );
+        assert_eq!(extract_entities_conlleval(&tags), vec![ent("PER", 0, 1), ent("LOC", 1, 3), ent("ORG", 3, 6)]);
     }
 
     #[test]
@@ -437,16 +381,8 @@ mod tests {
         // ORG : gold 1, pred 1, correct 0 → 0, 0, 0
         // MISC: gold 1, pred 0, correct 0 → 0, 0, 0
         // micro: gold 6, pred 6, correct 4 → P = R = F1 = 2/3
-        let gold = vec![
-            s(&["B-PER", "I-PER", "O", "B-LOC"]),
-            s(&["B-ORG", "I-ORG", "I-ORG", "O", "B-PER"]),
-            s(&["O", "B-LOC", "O", "B-MISC"]),
-        ];
-        let pred = vec![
-            s(&["B-PER", "I-PER", "O", "B-LOC"]),
-            s(&["B-ORG", "I-ORG", "O", "O", "B-PER"]),
-            s(&["B-PER", "B-LOC", "O", "O"]),
-        ];
+        let gold = vec![s(&["B-PER", "I-PER", "O", "B-LOC"]), s(&["B-ORG", "I-ORG", "I-ORG", "O", "B-PER"]), s(&["O", "B-LOC", "O", "B-MISC"])];
+        let pred = vec![s(&["B-PER", "I-PER", "O", "B-LOC"]), s(&["B-ORG", "I-ORG", "O", "O", "B-PER"]), s(&["B-PER", "B-LOC", "O", "O"])];
         let sc = ner_scores(&gold, &pred, ChunkMode::Strict).unwrap();
         assert_prf(&sc.micro, 2.0 / 3.0, 2.0 / 3.0, 2.0 / 3.0, 4, 6, 6);
         assert_prf(&sc.per_type["PER"], 2.0 / 3.0, 1.0, 0.8, 2, 3, 2);
@@ -494,32 +430,12 @@ mod tests {
         let gold = vec![s(&["O"]), s(&["B-PER", "O"])];
         let pred = vec![s(&["O"]), s(&["B-PER"])];
         let e = ner_scores(&gold, &pred, ChunkMode::Strict).unwrap_err();
-        assert_eq!(
-            e,
-            MetricError::LengthMismatch {
-                sentence: Some(1),
-                gold_len: 2,
-                pred_len: 1
-            }
-        );
+        assert_eq!(e, MetricError::LengthMismatch { sentence: Some(1), gold_len: 2, pred_len: 1 });
         assert!(e.to_string().contains("sentence 1"));
         let e = ner_scores(&gold, &pred[..1], ChunkMode::Strict).unwrap_err();
-        assert_eq!(
-            e,
-            MetricError::LengthMismatch {
-                sentence: None,
-                gold_len: 2,
-                pred_len: 1
-            }
-        );
+        assert_eq!(e, MetricError::LengthMismatch { sentence: None, gold_len: 2, pred_len: 1 });
         let e = ner_scores_wordpiece(&gold, &pred, ChunkMode::Strict).unwrap_err();
-        assert!(matches!(
-            e,
-            MetricError::LengthMismatch {
-                sentence: Some(1),
-                ..
-            }
-        ));
+        assert!(matches!(e, MetricError::LengthMismatch { sentence: Some(1), .. }));
     }
 
     #[test]

@@ -93,9 +93,7 @@ fn draw_err<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>) -> P
 fn ensure_font() -> Result<(), PlotError> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
     let ok = *REGISTERED.get_or_init(|| {
-        let regular =
-            plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular())
-                .is_ok();
+        let regular = plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular()).is_ok();
         let _ = plotters::style::register_font(FONT, FontStyle::Bold, dejavu::sans::bold());
         regular
     });
@@ -176,17 +174,9 @@ fn y_formatter(lo: f64, hi: f64) -> impl Fn(&f64) -> String {
     let span = (hi - lo).abs();
     let mag = lo.abs().max(hi.abs());
     let sci = mag >= 1e5 || (mag > 0.0 && mag < 1e-3);
-    let decimals = if span > 0.0 && span.is_finite() {
-        (-(span / 6.0).log10()).ceil().clamp(0.0, 6.0) as usize
-    } else {
-        2
-    };
+    let decimals = if span > 0.0 && span.is_finite() { (-(span / 6.0).log10()).ceil().clamp(0.0, 6.0) as usize } else { 2 };
     move |v: &f64| {
-        if sci {
-            format!("{v:.2e}")
-        } else {
-            format!("{v:.decimals$}")
-        }
+        if sci { format!("{v:.2e}") } else { format!("{v:.decimals$}") }
     }
 }
 
@@ -197,10 +187,7 @@ fn draw_panel(
     series: &[(&str, &[CurvePoint])],
     legend_pos: SeriesLabelPosition,
 ) -> Result<(), PlotError> {
-    let series: Vec<(&str, Segments)> = series
-        .iter()
-        .map(|(name, pts)| (*name, segments(pts)))
-        .collect();
+    let series: Vec<(&str, Segments)> = series.iter().map(|(name, pts)| (*name, segments(pts))).collect();
     let found = ranges(&series);
     let (xr, yr) = found.clone().unwrap_or((0..1, 0.0..1.0));
     let y_fmt = y_formatter(yr.start, yr.end);
@@ -227,15 +214,8 @@ fn draw_panel(
 
     if found.is_none() {
         let (w, h) = area.dim_in_pixel();
-        let style = TextStyle::from((FONT, 16).into_font())
-            .color(&RGBColor(120, 120, 120))
-            .pos(Pos::new(HPos::Center, VPos::Center));
-        area.draw(&Text::new(
-            "no data",
-            ((w / 2) as i32, (h / 2) as i32),
-            style,
-        ))
-        .map_err(draw_err)?;
+        let style = TextStyle::from((FONT, 16).into_font()).color(&RGBColor(120, 120, 120)).pos(Pos::new(HPos::Center, VPos::Center));
+        area.draw(&Text::new("no data", ((w / 2) as i32, (h / 2) as i32), style)).map_err(draw_err)?;
         return Ok(());
     }
 
@@ -244,20 +224,14 @@ fn draw_panel(
         let color = COLORS[i % COLORS.len()];
         let n_points: usize = segs.iter().map(Vec::len).sum();
         for (j, seg) in segs.iter().enumerate() {
-            let drawn = chart
-                .draw_series(LineSeries::new(seg.iter().copied(), color.stroke_width(2)))
-                .map_err(draw_err)?;
+            let drawn = chart.draw_series(LineSeries::new(seg.iter().copied(), color.stroke_width(2))).map_err(draw_err)?;
             if j == 0 && !name.is_empty() {
                 labelled = true;
-                drawn.label(*name).legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
+                drawn.label(*name).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
             }
             // Markers keep sparse curves (and isolated points) visible.
             if n_points <= 60 || seg.len() == 1 {
-                chart
-                    .draw_series(seg.iter().map(|&p| Circle::new(p, 3, color.filled())))
-                    .map_err(draw_err)?;
+                chart.draw_series(seg.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(draw_err)?;
             }
         }
     }
@@ -280,45 +254,20 @@ fn draw_panel(
 ///
 /// Non-finite values are skipped; empty curves give a panel saying "no data". The image is
 /// fully rendered before `path` is created, so a drawing failure leaves no partial file.
-pub fn plot_curves(
-    path: &Path,
-    title: &str,
-    loss: &[CurvePoint],
-    dev: &[(String, Vec<CurvePoint>)],
-) -> Result<(), PlotError> {
+pub fn plot_curves(path: &Path, title: &str, loss: &[CurvePoint], dev: &[(String, Vec<CurvePoint>)]) -> Result<(), PlotError> {
     ensure_font()?;
     let (w, h) = (PLOT_WIDTH, PLOT_HEIGHT);
     let mut buf = vec![0u8; (w as usize) * (h as usize) * 3];
     {
-        let backend = BitMapBackend::with_buffer_and_format(&mut buf, (w, h))
-            .map_err(|e| PlotError::Draw(e.to_string()))?;
+        let backend = BitMapBackend::with_buffer_and_format(&mut buf, (w, h)).map_err(|e| PlotError::Draw(e.to_string()))?;
         let root = backend.into_drawing_area();
         root.fill(&WHITE).map_err(draw_err)?;
-        let body = if title.is_empty() {
-            root.clone()
-        } else {
-            root.titled(title, (FONT, 20)).map_err(draw_err)?
-        };
+        let body = if title.is_empty() { root.clone() } else { root.titled(title, (FONT, 20)).map_err(draw_err)? };
         let (body_w, _) = body.dim_in_pixel();
         let (left, right) = body.split_horizontally(body_w / 2);
-        draw_panel(
-            &left,
-            "training loss",
-            "loss",
-            &[("train loss", loss)],
-            SeriesLabelPosition::UpperRight,
-        )?;
-        let dev_series: Vec<(&str, &[CurvePoint])> = dev
-            .iter()
-            .map(|(n, c)| (n.as_str(), c.as_slice()))
-            .collect();
-        draw_panel(
-            &right,
-            "dev metrics",
-            "value",
-            &dev_series,
-            SeriesLabelPosition::LowerRight,
-        )?;
+        draw_panel(&left, "training loss", "loss", &[("train loss", loss)], SeriesLabelPosition::UpperRight)?;
+        let dev_series: Vec<(&str, &[CurvePoint])> = dev.iter().map(|(n, c)| (n.as_str(), c.as_slice())).collect();
+        draw_panel(&right, "dev metrics", "value", &dev_series, SeriesLabelPosition::LowerRight)?;
         root.present().map_err(draw_err)?;
     }
 
@@ -328,15 +277,9 @@ pub fn plot_curves(
         let mut enc = png::Encoder::new(&mut out, w, h);
         enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
-        let mut writer = enc
-            .write_header()
-            .map_err(|e| PlotError::Encode(e.to_string()))?;
-        writer
-            .write_image_data(&buf)
-            .map_err(|e| PlotError::Encode(e.to_string()))?;
-        writer
-            .finish()
-            .map_err(|e| PlotError::Encode(e.to_string()))?;
+        let mut writer = enc.write_header().map_err(|e| PlotError::Encode(e.to_string()))?;
+        writer.write_image_data(&buf).map_err(|e| PlotError::Encode(e.to_string()))?;
+        writer.finish().map_err(|e| PlotError::Encode(e.to_string()))?;
     }
     out.flush()?;
     Ok(())
@@ -348,17 +291,8 @@ mod tests {
 
     #[test]
     fn segments_split_at_non_finite_and_sort() {
-        let pts = [
-            CurvePoint::new(3, 1.0),
-            CurvePoint::new(1, 2.0),
-            CurvePoint::new(2, f64::NAN),
-            CurvePoint::new(4, f64::INFINITY),
-            CurvePoint::new(5, 0.5),
-        ];
-        assert_eq!(
-            segments(&pts),
-            vec![vec![(1, 2.0)], vec![(3, 1.0)], vec![(5, 0.5)]]
-        );
+        let pts = [CurvePoint::new(3, 1.0), CurvePoint::new(1, 2.0), CurvePoint::new(2, f64::NAN), CurvePoint::new(4, f64::INFINITY), CurvePoint::new(5, 0.5)];
+        assert_eq!(segments(&pts), vec![vec![(1, 2.0)], vec![(3, 1.0)], vec![(5, 0.5)]]);
         assert!(segments(&[]).is_empty());
     }
 

@@ -66,11 +66,7 @@ fn pearson(x: &[f64], y: &[f64]) -> f64 {
         syy += db * db;
     }
     let den = (sxx * syy).sqrt();
-    if den == 0.0 || !den.is_finite() {
-        0.0
-    } else {
-        (sxy / den).clamp(-1.0, 1.0)
-    }
+    if den == 0.0 || !den.is_finite() { 0.0 } else { (sxy / den).clamp(-1.0, 1.0) }
 }
 
 /// (accuracy, weighted F1) of two binary label vectors; zeros when empty.
@@ -83,32 +79,20 @@ fn binary_acc_f1(gold: &[usize], pred: &[usize]) -> (f64, f64) {
 
 /// Computes all MOSI regression scores of `pred` against `gold`. Never panics.
 pub fn reg_scores(gold: &[f32], pred: &[f32]) -> RegScores {
-    let pairs: Vec<(f32, f32)> = gold
-        .iter()
-        .zip(pred)
-        .map(|(&g, &p)| (g, p))
-        .filter(|(g, p)| g.is_finite() && p.is_finite())
-        .collect();
+    let pairs: Vec<(f32, f32)> = gold.iter().zip(pred).map(|(&g, &p)| (g, p)).filter(|(g, p)| g.is_finite() && p.is_finite()).collect();
     let n = pairs.len();
     if n == 0 {
         return RegScores::default();
     }
     let nf = n as f64;
 
-    let mae = pairs
-        .iter()
-        .map(|&(g, p)| (p as f64 - g as f64).abs())
-        .sum::<f64>()
-        / nf;
+    let mae = pairs.iter().map(|&(g, p)| (p as f64 - g as f64).abs()).sum::<f64>() / nf;
     let gs: Vec<f64> = pairs.iter().map(|&(g, _)| g as f64).collect();
     let ps: Vec<f64> = pairs.iter().map(|&(_, p)| p as f64).collect();
     let r = pearson(&ps, &gs);
 
     let acc_k = |bound: f32| {
-        let hits = pairs
-            .iter()
-            .filter(|&&(g, p)| class_of(g, bound) == class_of(p, bound))
-            .count();
+        let hits = pairs.iter().filter(|&&(g, p)| class_of(g, bound) == class_of(p, bound)).count();
         ratio(hits as f64, nf)
     };
 
@@ -118,25 +102,10 @@ pub fn reg_scores(gold: &[f32], pred: &[f32]) -> RegScores {
     let (acc2_has0, f1_has0) = binary_acc_f1(&g_has0, &p_has0);
 
     // non0: gold != 0 only; 1 = positive, 0 = negative.
-    let (g_non0, p_non0): (Vec<usize>, Vec<usize>) = pairs
-        .iter()
-        .filter(|&&(g, _)| g != 0.0)
-        .map(|&(g, p)| ((g > 0.0) as usize, (p > 0.0) as usize))
-        .unzip();
+    let (g_non0, p_non0): (Vec<usize>, Vec<usize>) = pairs.iter().filter(|&&(g, _)| g != 0.0).map(|&(g, p)| ((g > 0.0) as usize, (p > 0.0) as usize)).unzip();
     let (acc2_non0, f1_non0) = binary_acc_f1(&g_non0, &p_non0);
 
-    RegScores {
-        mae,
-        pearson: r,
-        acc7: acc_k(3.0),
-        acc5: acc_k(2.0),
-        acc2_has0,
-        f1_has0,
-        acc2_non0,
-        f1_non0,
-        n,
-        n_non0: g_non0.len(),
-    }
+    RegScores { mae, pearson: r, acc7: acc_k(3.0), acc5: acc_k(2.0), acc2_has0, f1_has0, acc2_non0, f1_non0, n, n_non0: g_non0.len() }
 }
 
 #[cfg(test)]
@@ -194,11 +163,7 @@ mod tests {
         assert!(close(s.f1_non0, 0.6));
         // Pearson: mean g = 2.2/6, mean p = 3.5/6; numpy.corrcoef on the same f32 values
         // gives 0.6956866764859447.
-        assert!(
-            (s.pearson - 0.695_686_676_485_944_7).abs() < 1e-12,
-            "pearson {}",
-            s.pearson
-        );
+        assert!((s.pearson - 0.695_686_676_485_944_7).abs() < 1e-12, "pearson {}", s.pearson);
     }
 
     #[test]

@@ -112,9 +112,10 @@ impl HostBatch {
         } else {
             Targets::None
         };
-        let words = self.words.as_ref().map(|(p, m)| {
-            (Tensor::from_data(TensorData::new(p.clone(), [b, l]), device), Tensor::from_data(TensorData::new(m.clone(), [b, l]), device))
-        });
+        let words = self
+            .words
+            .as_ref()
+            .map(|(p, m)| (Tensor::from_data(TensorData::new(p.clone(), [b, l]), device), Tensor::from_data(TensorData::new(m.clone(), [b, l]), device)));
         Batch { ids, mask, images, targets, words }
     }
 }

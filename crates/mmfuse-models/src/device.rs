@@ -13,17 +13,13 @@ use std::fmt;
 /// A device name as given on the command line (`cpu`, `cuda`, `cuda:1`).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "String", into = "String")]
+#[derive(Default)]
 pub enum DeviceSpec {
     /// burn's pure-Rust `flex` CPU backend.
+    #[default]
     Cpu,
     /// A CUDA GPU by index (feature `cuda`).
     Cuda(usize),
-}
-
-impl Default for DeviceSpec {
-    fn default() -> Self {
-        DeviceSpec::Cpu
-    }
 }
 
 impl fmt::Display for DeviceSpec {
@@ -56,10 +52,7 @@ impl std::str::FromStr for DeviceSpec {
             "cpu" | "flex" => Ok(DeviceSpec::Cpu),
             "cuda" | "gpu" => Ok(DeviceSpec::Cuda(0)),
             _ => match s.strip_prefix("cuda:") {
-                Some(i) => i
-                    .parse()
-                    .map(DeviceSpec::Cuda)
-                    .map_err(|_| format!("bad CUDA device index in '{s}'; expected e.g. cuda:0")),
+                Some(i) => i.parse().map(DeviceSpec::Cuda).map_err(|_| format!("bad CUDA device index in '{s}'; expected e.g. cuda:0")),
                 None => Err(format!("unknown device '{s}'; expected cpu, cuda or cuda:N")),
             },
         }

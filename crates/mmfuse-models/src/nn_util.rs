@@ -21,11 +21,7 @@ pub fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
 
 /// Mean cross-entropy over the positions where `scored` is true: `logits` `[B, L, C]`,
 /// `targets` `[B, L]`. Returns 0 when nothing is scored.
-pub fn masked_token_cross_entropy(
-    logits: Tensor<3>,
-    targets: Tensor<2, Int>,
-    scored: Tensor<2, Bool>,
-) -> Tensor<1> {
+pub fn masked_token_cross_entropy(logits: Tensor<3>, targets: Tensor<2, Int>, scored: Tensor<2, Bool>) -> Tensor<1> {
     let [b, l, c] = logits.dims();
     let logp = log_softmax(logits.reshape([b * l, c]), 1);
     let targets = targets.reshape([b * l]).clamp(0, c as i64 - 1);
@@ -43,10 +39,7 @@ mod tests {
     #[test]
     fn masked_mean_ignores_padding() {
         let d = Device::flex();
-        let x = Tensor::<3>::from_data(
-            TensorData::new(vec![1.0f32, 2.0, 3.0, 4.0, 100.0, 100.0, 5.0, 6.0, 0.0, 0.0, 0.0, 0.0], [2, 3, 2]),
-            &d,
-        );
+        let x = Tensor::<3>::from_data(TensorData::new(vec![1.0f32, 2.0, 3.0, 4.0, 100.0, 100.0, 5.0, 6.0, 0.0, 0.0, 0.0, 0.0], [2, 3, 2]), &d);
         let m = Tensor::<2, Bool>::from_data(TensorData::new(vec![true, true, false, true, false, false], [2, 3]), &d);
         let got = masked_mean(x, m).into_data().try_to_vec::<f32>().unwrap();
         assert_eq!(got, vec![2.0, 3.0, 5.0, 6.0]);

@@ -56,10 +56,7 @@ fn batch(task: TaskKind, device: &Device) -> mmfuse_models::Batch {
     match task {
         TaskKind::Classify { n_classes } => hb.classes = Some((0..b).map(|i| (i % n_classes) as i64).collect()),
         TaskKind::Tag { n_tags } => {
-            hb.tags = Some((
-                (0..b * l).map(|i| (i % n_tags) as i64).collect(),
-                (0..b * l).map(|i| i % l != 0 && hb.mask[i]).collect(),
-            ));
+            hb.tags = Some(((0..b * l).map(|i| (i % n_tags) as i64).collect(), (0..b * l).map(|i| i % l != 0 && hb.mask[i]).collect()));
             let scored = hb.tags.as_ref().unwrap().1.clone();
             hb.set_word_positions(&scored);
         }
@@ -87,7 +84,14 @@ fn every_trainable_parameter_gets_a_gradient() {
         // MuSE: encoders → CrossTransformer (exchange in layers 0..=1) → head (+ CRF)
         let text = TextTransformerConfig::new(20).with_d_model(16).with_n_heads(2).with_n_layers(1).with_d_ff(32).with_max_len(8).with_dropout(0.0);
         let image = ImageCnnConfig::new().with_channels(vec![4, 8]).with_d_model(16);
-        let cross = CrossTransformerConfig::new(16).with_n_heads(2).with_d_ff(32).with_n_layers(2).with_dropout(0.0).with_exchange_ratio(0.5).with_exchange_start_layer(0).with_exchange_end_layer(1);
+        let cross = CrossTransformerConfig::new(16)
+            .with_n_heads(2)
+            .with_d_ff(32)
+            .with_n_layers(2)
+            .with_dropout(0.0)
+            .with_exchange_ratio(0.5)
+            .with_exchange_start_layer(0)
+            .with_exchange_end_layer(1);
         let model = MuseConfig::new(task, text, image, cross).init(&device);
         let b = batch(task, &device);
         let grads = GradientsParams::from_grads(model.loss(&b).backward(), &model);

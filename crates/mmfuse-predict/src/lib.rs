@@ -16,8 +16,8 @@ use mmfuse_metrics::ner::extract_entities;
 use mmfuse_models::batch::HostBatch;
 use mmfuse_models::fusion::FusionModel;
 use mmfuse_models::task::{Prediction, TaskModel};
-pub use mmfuse_train::config::TaskFamily;
 use mmfuse_train::config::RunConfig;
+pub use mmfuse_train::config::TaskFamily;
 use mmfuse_train::run::{build_model, task_kind};
 use serde::{Deserialize, Serialize};
 use std::io::Cursor;
@@ -117,7 +117,12 @@ impl Predictor {
         let need = |f: &str| -> Result<PathBuf> {
             let p = run_dir.join(f);
             if !p.exists() {
-                bail!("{} is not a complete mmfuse run folder: {} is missing (train a model with `mmfuse train --out {}`)", run_dir.display(), f, run_dir.display());
+                bail!(
+                    "{} is not a complete mmfuse run folder: {} is missing (train a model with `mmfuse train --out {}`)",
+                    run_dir.display(),
+                    f,
+                    run_dir.display()
+                );
             }
             Ok(p)
         };

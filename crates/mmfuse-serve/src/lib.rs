@@ -279,10 +279,10 @@ struct BatchJson {
 
 async fn read_body(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
     let too_big = || ApiError::limit(StatusCode::PAYLOAD_TOO_LARGE, "max_body_bytes", format!("request body above {} bytes", s.cfg.max_body_bytes));
-    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()) {
-        if len > s.cfg.max_body_bytes {
-            return Err(too_big());
-        }
+    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok())
+        && len > s.cfg.max_body_bytes
+    {
+        return Err(too_big());
     }
     axum::body::to_bytes(body, s.cfg.max_body_bytes).await.map_err(|_| too_big())
 }
@@ -311,7 +311,11 @@ async fn run_post(s: &AppState, id: Option<String>, text: String, image: Option<
     }
     let chars = text.chars().count();
     if chars > s.cfg.max_text_chars {
-        return Err(ApiError::limit(StatusCode::UNPROCESSABLE_ENTITY, "max_text_chars", format!("text has {chars} characters, above {}", s.cfg.max_text_chars)));
+        return Err(ApiError::limit(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "max_text_chars",
+            format!("text has {chars} characters, above {}", s.cfg.max_text_chars),
+        ));
     }
     let _in_flight = InFlight::enter(&s.in_flight);
     let input = image.map(ImageInput::Bytes).unwrap_or(ImageInput::None);
@@ -344,7 +348,8 @@ where
 {
     let start = Instant::now();
     let response = match s.slots.clone().try_acquire_owned() {
-        Err(_) => ApiError::limit(StatusCode::SERVICE_UNAVAILABLE, "max_concurrency", format!("more than {} requests in flight", s.cfg.max_concurrency)).into_response(),
+        Err(_) => ApiError::limit(StatusCode::SERVICE_UNAVAILABLE, "max_concurrency", format!("more than {} requests in flight", s.cfg.max_concurrency))
+            .into_response(),
         Ok(_permit) => match f().await {
             Ok(r) => r,
             Err(e) => e.into_response(),
@@ -357,11 +362,7 @@ where
 async fn predict_one(State(s): State<AppState>, req: Request) -> Response {
     let st = s.clone();
     guarded(&s, "/v1/predict", || async move {
-        let is_multipart = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("multipart/form-data"));
+        let is_multipart = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("multipart/form-data"));
         let (id, text, image) = if is_multipart {
             read_multipart(&st, req).await?
         } else {
@@ -378,10 +379,10 @@ async fn predict_one(State(s): State<AppState>, req: Request) -> Response {
 }
 
 async fn read_multipart(s: &AppState, req: Request) -> Result<(Option<String>, String, Option<Vec<u8>>), ApiError> {
-    if let Some(len) = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()) {
-        if len > s.cfg.max_body_bytes {
-            return Err(ApiError::limit(StatusCode::PAYLOAD_TOO_LARGE, "max_body_bytes", format!("request body above {} bytes", s.cfg.max_body_bytes)));
-        }
+    if let Some(len) = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok())
+        && len > s.cfg.max_body_bytes
+    {
+        return Err(ApiError::limit(StatusCode::PAYLOAD_TOO_LARGE, "max_body_bytes", format!("request body above {} bytes", s.cfg.max_body_bytes)));
     }
     let mut mp = Multipart::from_request(req, &()).await.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid multipart body: {e}")))?;
     let (mut id, mut text, mut image) = (None, None, None);
@@ -412,7 +413,11 @@ async fn predict_batch(State(s): State<AppState>, req: Request) -> Response {
         let bytes = read_body(&st, &parts.headers, body).await?;
         let b: BatchJson = parse_json(&bytes)?;
         if b.posts.len() > st.cfg.max_batch_posts {
-            return Err(ApiError::limit(StatusCode::PAYLOAD_TOO_LARGE, "max_batch_posts", format!("{} posts, above {}", b.posts.len(), st.cfg.max_batch_posts)));
+            return Err(ApiError::limit(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "max_batch_posts",
+                format!("{} posts, above {}", b.posts.len(), st.cfg.max_batch_posts),
+            ));
         }
         let futures = b.posts.into_iter().map(|p| {
             let st = st.clone();

@@ -59,7 +59,9 @@ fn png_header(w: u32, h: u32) -> Vec<u8> {
         !c
     }
     let mut png = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
-    for (kind, data) in [(&b"IHDR"[..], [&w.to_be_bytes()[..], &h.to_be_bytes()[..], &[8, 2, 0, 0, 0][..]].concat()), (&b"IDAT"[..], vec![0x78, 0x9c, 0x63, 0, 0])] {
+    for (kind, data) in
+        [(&b"IHDR"[..], [&w.to_be_bytes()[..], &h.to_be_bytes()[..], &[8, 2, 0, 0, 0][..]].concat()), (&b"IDAT"[..], vec![0x78, 0x9c, 0x63, 0, 0])]
+    {
         let mut chunk = kind.to_vec();
         chunk.extend_from_slice(&data);
         png.extend_from_slice(&(data.len() as u32).to_be_bytes());
@@ -88,9 +90,17 @@ async fn api_limits_errors_batching_and_parity() {
         (json_req("/v1/predict", r#"{"text": "   "}"#), StatusCode::UNPROCESSABLE_ENTITY, None),
         (json_req("/v1/predict", json!({"text": "x".repeat(101)}).to_string()), StatusCode::UNPROCESSABLE_ENTITY, Some("max_text_chars")),
         (json_req("/v1/predict", json!({"text": "big", "image": "A".repeat(300_000)}).to_string()), StatusCode::PAYLOAD_TOO_LARGE, Some("max_body_bytes")),
-        (json_req("/v1/predict", json!({"text": "bomb", "image": b64(&png_header(20000, 20000))}).to_string()), StatusCode::PAYLOAD_TOO_LARGE, Some("max_pixels")),
+        (
+            json_req("/v1/predict", json!({"text": "bomb", "image": b64(&png_header(20000, 20000))}).to_string()),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Some("max_pixels"),
+        ),
         (json_req("/v1/predict", json!({"text": "not b64", "image": "%%%"}).to_string()), StatusCode::UNPROCESSABLE_ENTITY, None),
-        (json_req("/v1/predict/batch", json!({"posts": (0..5).map(|_| json!({"text": "a"})).collect::<Vec<_>>()}).to_string()), StatusCode::PAYLOAD_TOO_LARGE, Some("max_batch_posts")),
+        (
+            json_req("/v1/predict/batch", json!({"posts": (0..5).map(|_| json!({"text": "a"})).collect::<Vec<_>>()}).to_string()),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Some("max_batch_posts"),
+        ),
     ];
     let mut jpeg = Vec::new();
     image::RgbImage::from_pixel(64, 64, image::Rgb([200, 10, 10])).write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg).unwrap();
@@ -116,10 +126,17 @@ async fn api_limits_errors_batching_and_parity() {
     let mut body = Vec::new();
     body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"id\"\r\n\r\np1\r\n").as_bytes());
     body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"text\"\r\n\r\n{text}\r\n").as_bytes());
-    body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n").as_bytes());
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n").as_bytes(),
+    );
     body.extend_from_slice(&img);
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let req = Request::builder().method("POST").uri("/v1/predict").header("content-type", format!("multipart/form-data; boundary={boundary}")).body(Body::from(body)).unwrap();
+    let req = Request::builder()
+        .method("POST")
+        .uri("/v1/predict")
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .body(Body::from(body))
+        .unwrap();
     let (s, mv) = call(&app, req).await;
     assert_eq!(s, StatusCode::OK, "{mv}");
     assert_eq!(mv, v);

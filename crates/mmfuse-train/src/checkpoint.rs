@@ -113,11 +113,8 @@ pub fn load(root: &Path, name: &str) -> Result<Option<Checkpoint>> {
     }
     let model = ModuleRecord::load(dir.join("model.bpk")).with_context(|| format!("cannot read {}", dir.join("model.bpk").display()))?;
     let opt_path = dir.join("optimizer.bpk");
-    let optimizer = if opt_path.exists() {
-        Some(Bytes::from_bytes_vec(fs::read(&opt_path).with_context(|| format!("cannot read {}", opt_path.display()))?))
-    } else {
-        None
-    };
+    let optimizer =
+        if opt_path.exists() { Some(Bytes::from_bytes_vec(fs::read(&opt_path).with_context(|| format!("cannot read {}", opt_path.display()))?)) } else { None };
     let state_path = dir.join("state.json");
     let state = serde_json::from_str(&fs::read_to_string(&state_path).with_context(|| format!("cannot read {}", state_path.display()))?)
         .with_context(|| format!("corrupt {}", state_path.display()))?;

@@ -269,12 +269,13 @@ impl RunConfig {
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
         let mut cfg = Self::from_toml_str(&text, overrides).with_context(|| format!("in {}", path.display()))?;
-        if cfg.data.dir.is_relative() && !cfg.data.dir.exists() {
-            if let Some(parent) = path.parent() {
-                let candidate = parent.join(&cfg.data.dir);
-                if candidate.exists() {
-                    cfg.data.dir = candidate;
-                }
+        if cfg.data.dir.is_relative()
+            && !cfg.data.dir.exists()
+            && let Some(parent) = path.parent()
+        {
+            let candidate = parent.join(&cfg.data.dir);
+            if candidate.exists() {
+                cfg.data.dir = candidate;
             }
         }
         Ok(cfg)
@@ -307,7 +308,7 @@ impl RunConfig {
         if self.data.max_len < 2 {
             bail!("data.max_len must be at least 2 ([CLS] and one token)");
         }
-        if self.model.d_model % self.model.n_heads != 0 {
+        if !self.model.d_model.is_multiple_of(self.model.n_heads) {
             bail!("model.d_model ({}) must be divisible by model.n_heads ({})", self.model.d_model, self.model.n_heads);
         }
         match self.model.method.as_str() {
@@ -340,9 +341,7 @@ impl RunConfig {
 
 /// Set `a.b.c = value` in a TOML table.
 fn apply_override(doc: &mut toml::Table, assignment: &str) -> Result<()> {
-    let (key, raw) = assignment
-        .split_once('=')
-        .with_context(|| format!("--set expects key=value, got '{assignment}'"))?;
+    let (key, raw) = assignment.split_once('=').with_context(|| format!("--set expects key=value, got '{assignment}'"))?;
     let key = key.trim();
     let raw = raw.trim();
     let value: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {

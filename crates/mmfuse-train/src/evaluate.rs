@@ -23,7 +23,13 @@ pub struct EvalResult {
 }
 
 /// Predictions of `model` for every example, in order.
-pub fn predict_all<M: TaskModel>(model: &M, examples: Arc<Vec<Example>>, loader: Arc<ImageLoader>, batch_size: usize, device: &Device) -> Result<Vec<Prediction>> {
+pub fn predict_all<M: TaskModel>(
+    model: &M,
+    examples: Arc<Vec<Example>>,
+    loader: Arc<ImageLoader>,
+    batch_size: usize,
+    device: &Device,
+) -> Result<Vec<Prediction>> {
     let order: Vec<usize> = (0..examples.len()).collect();
     let rx = stream_batches(examples, order, batch_size, loader, 2);
     let mut out = Vec::new();
@@ -47,7 +53,14 @@ pub fn word_tags(example: &Example, positions: &[usize], tags: &LabelMap) -> Vec
 }
 
 /// Evaluate `model` on `examples`.
-pub fn evaluate<M: TaskModel>(model: &M, examples: Arc<Vec<Example>>, loader: Arc<ImageLoader>, batch_size: usize, device: &Device, labels: &LabelMap) -> Result<EvalResult> {
+pub fn evaluate<M: TaskModel>(
+    model: &M,
+    examples: Arc<Vec<Example>>,
+    loader: Arc<ImageLoader>,
+    batch_size: usize,
+    device: &Device,
+    labels: &LabelMap,
+) -> Result<EvalResult> {
     let preds = predict_all(model, examples.clone(), loader, batch_size, device)?;
     let mut gold_cls = Vec::new();
     let mut pred_cls = Vec::new();
@@ -83,11 +96,8 @@ pub fn evaluate<M: TaskModel>(model: &M, examples: Arc<Vec<Example>>, loader: Ar
         scores.insert("precision".into(), s.micro.precision);
         scores.insert("recall".into(), s.micro.recall);
         scores.insert("f1".into(), s.micro.f1);
-        let per_type: serde_json::Map<String, Value> = s
-            .per_type
-            .iter()
-            .map(|(k, v)| (k.clone(), json!({"precision": v.precision, "recall": v.recall, "f1": v.f1, "support": v.support})))
-            .collect();
+        let per_type: serde_json::Map<String, Value> =
+            s.per_type.iter().map(|(k, v)| (k.clone(), json!({"precision": v.precision, "recall": v.recall, "f1": v.f1, "support": v.support}))).collect();
         detail = json!({"scheme": "entity-level, exact span and type, seqeval strict (IOB2), word level",
                         "micro": {"precision": s.micro.precision, "recall": s.micro.recall, "f1": s.micro.f1,
                                    "gold": s.micro.support, "predicted": s.micro.predicted, "correct": s.micro.correct},

@@ -68,9 +68,7 @@ pub fn ner_examples(samples: &[NerSample], enc: &TextEncoder, tags: &LabelMap, i
         let mut word_pos = vec![None; s.words.len()];
         for p in 0..l {
             if let (Some(w), true) = (e.word_index[p], e.first_piece[p]) {
-                let t = tags
-                    .index(&s.tags[w])
-                    .with_context(|| format!("sample {}: tag '{}' not in the label map", s.id, s.tags[w]))?;
+                let t = tags.index(&s.tags[w]).with_context(|| format!("sample {}: tag '{}' not in the label map", s.id, s.tags[w]))?;
                 position_tags[p] = t as i64;
                 scored[p] = true;
                 word_pos[w] = Some(p);
@@ -103,9 +101,9 @@ pub fn cls_examples(samples: &[ClsSample], enc: &TextEncoder, labels: &LabelMap,
         if e.truncated {
             rep.truncated_texts += 1;
         }
-        let class = labels.index(&s.label).with_context(|| {
-            format!("sample {} (line {}): unknown label '{}'; known labels: {}", s.id, s.line, s.label, labels.names().join(", "))
-        })?;
+        let class = labels
+            .index(&s.label)
+            .with_context(|| format!("sample {} (line {}): unknown label '{}'; known labels: {}", s.id, s.line, s.label, labels.names().join(", ")))?;
         let image = match &s.image {
             Some(p) if Path::new(p).is_absolute() => PathBuf::from(p),
             Some(p) => data_dir.join(p),
@@ -141,7 +139,15 @@ pub fn host_batch(examples: &[&Example], loader: &ImageLoader) -> Result<HostBat
     }
     match examples[0].gold {
         Some(Gold::Class(_)) => {
-            hb.classes = Some(examples.iter().map(|e| match e.gold { Some(Gold::Class(c)) => c as i64, _ => 0 }).collect());
+            hb.classes = Some(
+                examples
+                    .iter()
+                    .map(|e| match e.gold {
+                        Some(Gold::Class(c)) => c as i64,
+                        _ => 0,
+                    })
+                    .collect(),
+            );
         }
         Some(Gold::Tags { .. }) => {
             let mut t = Vec::with_capacity(examples.len() * l);
@@ -161,7 +167,13 @@ pub fn host_batch(examples: &[&Example], loader: &ImageLoader) -> Result<HostBat
 }
 
 /// Batches of `examples` in `order`, assembled on a background thread, `ahead` batches ahead.
-pub fn stream_batches(examples: Arc<Vec<Example>>, order: Vec<usize>, batch_size: usize, loader: Arc<ImageLoader>, ahead: usize) -> Receiver<Result<HostBatch>> {
+pub fn stream_batches(
+    examples: Arc<Vec<Example>>,
+    order: Vec<usize>,
+    batch_size: usize,
+    loader: Arc<ImageLoader>,
+    ahead: usize,
+) -> Receiver<Result<HostBatch>> {
     let (tx, rx) = sync_channel(ahead.max(1));
     std::thread::spawn(move || {
         for chunk in order.chunks(batch_size) {

@@ -72,8 +72,7 @@ impl Schedule {
     pub fn new(lr: f64, head_lr: f64, warmup: usize, total: usize) -> Self {
         let base = WarmupLinear::new(lr, warmup, total);
         let head = WarmupLinear::new(head_lr, warmup, total);
-        let inner = ModuleLrScheduler::new(base.clone())
-            .with_group(ParamGroup::from_regex(HEAD).expect("valid regex"), head.clone());
+        let inner = ModuleLrScheduler::new(base.clone()).with_group(ParamGroup::from_regex(HEAD).expect("valid regex"), head.clone());
         Self { inner, base, head }
     }
 
@@ -94,9 +93,7 @@ impl Schedule {
 pub fn adamw(weight_decay: f64, eps: f64) -> ModuleOptimizer {
     let decay = AdamWConfig::new().with_weight_decay(weight_decay as f32).with_epsilon(eps as f32);
     let no_decay = AdamWConfig::new().with_weight_decay(0.0).with_epsilon(eps as f32);
-    decay
-        .init()
-        .with_group(ParamGroup::from_regex(NO_DECAY).expect("valid regex"), no_decay.build(), None)
+    decay.init().with_group(ParamGroup::from_regex(NO_DECAY).expect("valid regex"), no_decay.build(), None)
 }
 
 struct SquaredNorms<'a> {
@@ -173,7 +170,7 @@ pub fn param_paths<M: Module>(module: &M) -> Vec<(String, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::nn::{LinearConfig, LayerNormConfig, LayerNorm, Linear};
+    use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
     use burn::tensor::{Device, TensorData};
 
     #[derive(Module, Debug)]
@@ -184,11 +181,7 @@ mod tests {
     }
 
     fn toy(device: &Device) -> Toy {
-        Toy {
-            body: LinearConfig::new(3, 4).init(device),
-            norm: LayerNormConfig::new(4).init(device),
-            head: LinearConfig::new(4, 2).init(device),
-        }
+        Toy { body: LinearConfig::new(3, 4).init(device), norm: LayerNormConfig::new(4).init(device), head: LinearConfig::new(4, 2).init(device) }
     }
 
     #[test]

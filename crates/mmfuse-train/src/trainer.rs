@@ -101,12 +101,8 @@ pub fn fit<M: TaskModel>(mut model: M, cfg: &RunConfig, data: &TrainData, run_di
     let metrics = metrics_path(run_dir);
     let select = cfg.select_metric();
     let eval_device = device.clone().without_autodiff();
-    let parallel: Vec<Device> = t
-        .devices
-        .iter()
-        .map(|d| d.device().map(|d| d.autodiff()))
-        .collect::<std::result::Result<_, String>>()
-        .map_err(anyhow::Error::msg)?;
+    let parallel: Vec<Device> =
+        t.devices.iter().map(|d| d.device().map(|d| d.autodiff())).collect::<std::result::Result<_, String>>().map_err(anyhow::Error::msg)?;
     if parallel.len() > 1 {
         tracing::info!("data parallel over {} devices: {:?}", parallel.len(), t.devices.iter().map(|d| d.to_string()).collect::<Vec<_>>());
     }
@@ -130,14 +126,14 @@ pub fn fit<M: TaskModel>(mut model: M, cfg: &RunConfig, data: &TrainData, run_di
         std::fs::remove_file(&metrics)?;
     }
     if state.finished {
-        return Ok((model, FitOutcome { steps: state.step, best_step: state.best_step, best_metric: state.best_metric, early_stopped: false, interrupted: false }));
+        return Ok((
+            model,
+            FitOutcome { steps: state.step, best_step: state.best_step, best_metric: state.best_metric, early_stopped: false, interrupted: false },
+        ));
     }
 
     let pb = if opts.quiet { ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::hidden()) } else { ProgressBar::new(total as u64) };
-    pb.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps {per_sec} ETA {eta} {msg}")
-            .expect("valid template"),
-    );
+    pb.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps {per_sec} ETA {eta} {msg}").expect("valid template"));
     pb.set_position(state.step as u64);
 
     let mut early_stopped = false;

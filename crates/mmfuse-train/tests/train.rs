@@ -132,7 +132,7 @@ fn nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint() {
     let loader = Arc::new(mmfuse_train::run::image_loader(&cfg));
     let data = TrainData { train: Arc::new(p.train), dev: Arc::new(p.dev), loader, labels: p.labels };
     let run = dir.join("run");
-    let err = fit(model, &cfg, &data, &run, &TrainOptions { quiet: true, ..Default::default() }, &device).err().expect("must fail");
+    let err = fit(model, &cfg, &data, &run, &TrainOptions { quiet: true, ..Default::default() }, &device).expect_err("must fail");
     let msg = format!("{err:#}");
     assert!(msg.contains("the training loss is NaN at step 7"), "{msg}");
     assert!(msg.contains("checkpoints/last"), "{msg}");
@@ -150,7 +150,7 @@ fn unreadable_image_is_an_error_or_a_counted_placeholder() {
     let bad = c.join("cls").join(train[3].image.as_ref().unwrap());
     std::fs::write(&bad, b"\x89PNG\r\n\x1a\nnot really").unwrap();
     let cfg = config(&c, &[]);
-    let err = run_training(&cfg, &dir.join("a"), &TrainOptions { quiet: true, ..Default::default() }).err().expect("must fail");
+    let err = run_training(&cfg, &dir.join("a"), &TrainOptions { quiet: true, ..Default::default() }).expect_err("must fail");
     assert!(format!("{err:#}").contains(&format!("cannot decode image {}", bad.display())), "{err:#}");
     let cfg = config(&c, &["data.missing_image=\"placeholder\""]);
     let s = run_training(&cfg, &dir.join("b"), &TrainOptions { quiet: true, ..Default::default() }).unwrap();

@@ -41,7 +41,17 @@ fn stats(mut v: Vec<f64>) -> (f64, f64, f64) {
 fn main() {
     let sizes = [
         Size { name: "demo (d64, 1 layer, 16 tok, 32px)", d: 64, layers: 1, d_ff: 128, heads: 4, seq: 16, batch: 32, image: 32, channels: vec![16, 32, 32] },
-        Size { name: "small (d256, 4 layers, 64 tok, 64px)", d: 256, layers: 4, d_ff: 1024, heads: 4, seq: 64, batch: 16, image: 64, channels: vec![32, 64, 128] },
+        Size {
+            name: "small (d256, 4 layers, 64 tok, 64px)",
+            d: 256,
+            layers: 4,
+            d_ff: 1024,
+            heads: 4,
+            seq: 64,
+            batch: 16,
+            image: 64,
+            channels: vec![32, 64, 128],
+        },
     ];
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     println!("| model | train steps/s | inference samples/s (batch 32) | latency batch 1 (ms) |");

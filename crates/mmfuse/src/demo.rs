@@ -65,7 +65,8 @@ pub fn run_demo(out_dir: &Path, opts: &DemoOptions) -> Result<Vec<DemoRow>> {
             "ner" => (NER_TOML, "ner", "f1"),
             other => anyhow::bail!("unknown demo task '{other}'"),
         };
-        let mut runs: Vec<(&str, &str, Modality)> = vec![(toml, "concat", Modality::Text), (toml, "concat", Modality::Image), (toml, "concat", Modality::Fused)];
+        let mut runs: Vec<(&str, &str, Modality)> =
+            vec![(toml, "concat", Modality::Text), (toml, "concat", Modality::Image), (toml, "concat", Modality::Fused)];
         if opts.muse {
             runs.push((MUSE_TOML, "muse", Modality::Fused));
         }
@@ -86,7 +87,16 @@ pub fn run_demo(out_dir: &Path, opts: &DemoOptions) -> Result<Vec<DemoRow>> {
             }
             let s = run_training(&cfg, &run_dir, &TrainOptions { quiet: opts.quiet, ..Default::default() })?;
             let get = |r: &Option<mmfuse_train::evaluate::EvalResult>| r.as_ref().and_then(|r| r.scores.get(metric).copied()).unwrap_or(f64::NAN);
-            rows.push(DemoRow { task: task.clone(), method: method.into(), modality, metric: metric.into(), test: get(&s.test), dev: get(&s.dev), seconds: s.seconds, run_dir });
+            rows.push(DemoRow {
+                task: task.clone(),
+                method: method.into(),
+                modality,
+                metric: metric.into(),
+                test: get(&s.test),
+                dev: get(&s.dev),
+                seconds: s.seconds,
+                run_dir,
+            });
         }
     }
     Ok(rows)
@@ -104,15 +114,7 @@ pub fn format_table(rows: &[DemoRow]) -> String {
             (_, Modality::Image) => "image-only",
             (_, Modality::Fused) => "fused",
         };
-        s.push_str(&format!(
-            "| {:<8} | {:<11} | {:<8} | {:>6.1} | {:>6.1} | {:>8.1} |\n",
-            r.task,
-            model,
-            r.metric,
-            100.0 * r.dev,
-            100.0 * r.test,
-            r.seconds
-        ));
+        s.push_str(&format!("| {:<8} | {:<11} | {:<8} | {:>6.1} | {:>6.1} | {:>8.1} |\n", r.task, model, r.metric, 100.0 * r.dev, 100.0 * r.test, r.seconds));
     }
     s
 }

@@ -174,9 +174,7 @@ fn run(cli: Cli) -> Result<()> {
             let device = spec.device().map_err(anyhow::Error::msg)?;
             let p = mmfuse_predict::Predictor::load(&model, &device)?;
             let mut sink: Box<dyn std::io::Write> = match &output {
-                Some(path) => Box::new(std::io::BufWriter::new(
-                    std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
-                )),
+                Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?)),
                 None => Box::new(std::io::stdout().lock()),
             };
             if let Some(input) = input {

@@ -13,15 +13,7 @@ use mmfuse_models::fusion::Modality;
 fn fused_beats_both_unimodal_models() {
     let out = std::env::temp_dir().join(format!("mmfuse-demo-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
-    let opts = DemoOptions {
-        seed: 7,
-        n_train: 2500,
-        n_dev: 200,
-        n_test: 400,
-        overrides: vec![],
-        quiet: true,
-        ..Default::default()
-    };
+    let opts = DemoOptions { seed: 7, n_train: 2500, n_dev: 200, n_test: 400, overrides: vec![], quiet: true, ..Default::default() };
     let rows = run_demo(&out, &opts).expect("demo runs");
     eprintln!("{}", format_table(&rows));
     for task in ["classify", "ner"] {
@@ -35,7 +27,16 @@ fn fused_beats_both_unimodal_models() {
         assert!(f - t.max(i) >= 0.30, "{task}: fused {f:.3} does not clearly beat text {t:.3} / image {i:.3}");
         // the run folder is complete
         let run = &rows.iter().find(|r| r.task == task && r.modality == Modality::Fused).unwrap().run_dir;
-        for f in ["config.toml", "tokenizer.json", "labels.json", "metrics.jsonl", "results.json", "curves.png", "checkpoints/best/model.bpk", "checkpoints/last/optimizer.bpk"] {
+        for f in [
+            "config.toml",
+            "tokenizer.json",
+            "labels.json",
+            "metrics.jsonl",
+            "results.json",
+            "curves.png",
+            "checkpoints/best/model.bpk",
+            "checkpoints/last/optimizer.bpk",
+        ] {
             assert!(run.join(f).exists(), "{} is missing", run.join(f).display());
         }
     }

@@ -46,7 +46,13 @@ fn sigterm_finishes_the_request_in_flight_then_exits() {
     let _ = std::fs::remove_dir_all(&dir);
     let corpus = dir.join("corpus");
     generate(&corpus, &SynthConfig { seed: 1, n_train: 64, n_dev: 16, n_test: 16, ..Default::default() }).unwrap();
-    let o: Vec<String> = vec![format!("data.dir=\"{}\"", corpus.join("cls").display()), "model.d_model=16".into(), "model.n_heads=2".into(), "model.cnn_channels=[8]".into(), "train.epochs=1".into()];
+    let o: Vec<String> = vec![
+        format!("data.dir=\"{}\"", corpus.join("cls").display()),
+        "model.d_model=16".into(),
+        "model.n_heads=2".into(),
+        "model.cnn_channels=[8]".into(),
+        "train.epochs=1".into(),
+    ];
     let cfg = RunConfig::from_toml_str("[data]\ntask = \"classify\"\ndir = \"x\"\n[model]\n[train]\n", &o).unwrap();
     run_training(&cfg, &dir.join("run"), &TrainOptions { quiet: true, ..Default::default() }).unwrap();
 

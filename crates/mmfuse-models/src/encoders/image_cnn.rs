@@ -43,9 +43,7 @@ impl ImageCnnConfig {
             .iter()
             .map(|&c_out| {
                 let b = ConvBlock {
-                    conv: Conv2dConfig::new([c_in, c_out], [3, 3])
-                        .with_padding(PaddingConfig2d::Same)
-                        .init(device),
+                    conv: Conv2dConfig::new([c_in, c_out], [3, 3]).with_padding(PaddingConfig2d::Same).init(device),
                     norm: BatchNormConfig::new(c_out).init(device),
                     pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
                     act: Relu::new(),

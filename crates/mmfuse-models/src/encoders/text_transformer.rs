@@ -64,9 +64,7 @@ impl TextTransformer {
     pub fn forward(&self, ids: Tensor<2, Int>, mask: Tensor<2, Bool>) -> Tensor<3> {
         let [b, l] = ids.dims();
         let device = ids.device();
-        let positions = Tensor::<1, Int>::arange(0..l as i64, &device)
-            .unsqueeze_dim::<2>(0)
-            .repeat_dim(0, b);
+        let positions = Tensor::<1, Int>::arange(0..l as i64, &device).unsqueeze_dim::<2>(0).repeat_dim(0, b);
         let x = self.token_embedding.forward(ids) + self.position_embedding.forward(positions);
         let x = self.dropout.forward(self.embedding_norm.forward(x));
         let x = self.encoder.forward(TransformerEncoderInput::new(x).mask_pad(mask.bool_not()));

@@ -9,14 +9,14 @@
 
 use crate::batch::{Batch, Targets};
 use crate::encoders::{ImageCnn, ImageCnnConfig, TextTransformer, TextTransformerConfig};
-use crate::heads::{Crf, CrfConfig, MlpHead, MlpHeadConfig};
 use crate::heads::tagging::{tagging_loss, tagging_predict};
+use crate::heads::{Crf, CrfConfig, MlpHead, MlpHeadConfig};
 use crate::nn_util::{cross_entropy, masked_mean};
 use crate::task::{Prediction, TaskKind, TaskModel};
 use burn::config::Config;
 use burn::module::Module;
-use burn::tensor::activation::softmax;
 use burn::nn::{Embedding, EmbeddingConfig};
+use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -98,9 +98,7 @@ impl ConcatFusionConfig {
             text: uses_text.then(|| self.text.init(device)),
             image: uses_image.then(|| self.image.init(device)),
             positions: image_only_tagger.then(|| EmbeddingConfig::new(self.text.max_len, d).init(device)),
-            head: MlpHeadConfig::new(d_input, self.d_hidden, self.task.n_outputs())
-                .with_dropout(self.dropout)
-                .init(device),
+            head: MlpHeadConfig::new(d_input, self.d_hidden, self.task.n_outputs()).with_dropout(self.dropout).init(device),
             crf: match self.task {
                 TaskKind::Tag { n_tags } if self.crf => Some(CrfConfig::new(n_tags).init(device)),
                 _ => None,
@@ -183,4 +181,3 @@ impl TaskModel for ConcatFusion {
         }
     }
 }
-

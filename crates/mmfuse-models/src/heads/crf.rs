@@ -160,7 +160,16 @@ mod tests {
     fn all_paths(len: usize, t: usize) -> Vec<Vec<usize>> {
         let mut out = vec![vec![]];
         for _ in 0..len {
-            out = out.into_iter().flat_map(|p| (0..t).map(move |y| { let mut q = p.clone(); q.push(y); q })).collect();
+            out = out
+                .into_iter()
+                .flat_map(|p| {
+                    (0..t).map(move |y| {
+                        let mut q = p.clone();
+                        q.push(y);
+                        q
+                    })
+                })
+                .collect();
         }
         out
     }
@@ -197,7 +206,11 @@ mod tests {
         expected /= b as f64;
         let emissions = Tensor::<3>::from_data(TensorData::new(em.clone(), [b, l, t]), &device);
         let nll = crf
-            .nll(emissions.clone(), Tensor::from_data(TensorData::new(tags, [b, l]), &device), Tensor::from_data(TensorData::new(mask.clone(), [b, l]), &device))
+            .nll(
+                emissions.clone(),
+                Tensor::from_data(TensorData::new(tags, [b, l]), &device),
+                Tensor::from_data(TensorData::new(mask.clone(), [b, l]), &device),
+            )
             .into_scalar::<f32>() as f64;
         assert!((nll - expected).abs() < 1e-4, "nll {nll} vs brute force {expected}");
         let decoded = crf.decode(emissions, Tensor::from_data(TensorData::new(mask, [b, l]), &device));

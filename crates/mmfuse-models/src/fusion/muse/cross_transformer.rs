@@ -201,7 +201,11 @@ impl CrossTransformer {
         let (mut t, mt) = with_cls(text, text_mask, self.cls_text.val());
         let (mut i, mi) = with_cls(image, image_mask, self.cls_image.val());
         // the released code attends over padding too
-        let (att_mt, att_mi) = if self.reference_compat { (mt.clone().bool_or(mt.clone().bool_not()), mi.clone().bool_or(mi.clone().bool_not())) } else { (mt.clone(), mi.clone()) };
+        let (att_mt, att_mi) = if self.reference_compat {
+            (mt.clone().bool_or(mt.clone().bool_not()), mi.clone().bool_or(mi.clone().bool_not()))
+        } else {
+            (mt.clone(), mi.clone())
+        };
         for (l, layer) in self.layers.iter().enumerate() {
             let (t1, ct) = layer.attention_block(t, att_mt.clone());
             let (i1, ci) = layer.attention_block(i, att_mi.clone());
@@ -275,7 +279,8 @@ mod tests {
         let attn: Vec<f32> = (0..2 * l).map(|p| if p % l == 0 { 0.9 } else { 0.001 * (p % l) as f32 }).collect();
         // second sample: the first 10 tokens are padding (lowest weights)
         let mask: Vec<bool> = (0..2 * l).map(|p| p < l || p % l == 0 || p % l > 10).collect();
-        let sel = select_low_attention(t2(attn, [2, l], &dev), m2(mask, [2, l], &dev).bool_and(m2((0..2 * l).map(|p| p % l != 0).collect(), [2, l], &dev)), 0.1);
+        let sel =
+            select_low_attention(t2(attn, [2, l], &dev), m2(mask, [2, l], &dev).bool_and(m2((0..2 * l).map(|p| p % l != 0).collect(), [2, l], &dev)), 0.1);
         let v = sel.into_data().try_to_vec::<f32>().unwrap();
         let chosen = |s: usize| (0..l).filter(|p| v[s * l + p] > 0.5).collect::<Vec<_>>();
         assert_eq!(chosen(0), (1..=7).collect::<Vec<_>>());
@@ -289,7 +294,14 @@ mod tests {
     fn zero_ratio_equals_plain_shared_transformer() {
         let dev = Device::flex();
         dev.seed(5);
-        let cfg = CrossTransformerConfig::new(8).with_n_heads(2).with_d_ff(16).with_n_layers(3).with_dropout(0.0).with_exchange_ratio(0.0).with_exchange_start_layer(0).with_exchange_end_layer(2);
+        let cfg = CrossTransformerConfig::new(8)
+            .with_n_heads(2)
+            .with_d_ff(16)
+            .with_n_layers(3)
+            .with_dropout(0.0)
+            .with_exchange_ratio(0.0)
+            .with_exchange_start_layer(0)
+            .with_exchange_end_layer(2);
         let ct = cfg.init(&dev);
         let text = Tensor::<3>::random([2, 5, 8], Distribution::Normal(0.0, 1.0), &dev);
         let image = Tensor::<3>::random([2, 4, 8], Distribution::Normal(0.0, 1.0), &dev);

@@ -7,16 +7,15 @@
 //! uses the pooled image, and for tagging also the token *positions* (never the token ids), so
 //! it can place tags by position but cannot read the words.
 
-use crate::batch::{Batch, Targets};
+use crate::batch::Batch;
 use crate::encoders::{ImageCnn, ImageCnnConfig, TextTransformer, TextTransformerConfig};
-use crate::heads::tagging::{tagging_loss, tagging_predict};
+use crate::heads::scores::{task_loss, task_predict};
 use crate::heads::{Crf, CrfConfig, MlpHead, MlpHeadConfig};
-use crate::nn_util::{cross_entropy, masked_mean};
+use crate::nn_util::masked_mean;
 use crate::task::{Prediction, TaskKind, TaskModel};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig};
-use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -162,22 +161,10 @@ impl TaskModel for ConcatFusion {
     }
 
     fn loss(&self, batch: &Batch) -> Tensor<1> {
-        let scores = self.forward(batch);
-        match &batch.targets {
-            Targets::Class(y) => cross_entropy(scores.squeeze_dim::<2>(1), y.clone()),
-            Targets::Tags { .. } => tagging_loss(self.crf.as_ref(), scores, batch),
-            Targets::None => panic!("loss needs a batch with targets"),
-        }
+        task_loss(self.crf.as_ref(), self.forward(batch), batch)
     }
 
     fn predict(&self, batch: &Batch) -> Prediction {
-        let scores = self.forward(batch);
-        match self.task {
-            TaskKind::Classify { .. } => {
-                let p = softmax(scores.squeeze_dim::<2>(1), 1);
-                Prediction::from_probs(p)
-            }
-            TaskKind::Tag { .. } => tagging_predict(self.crf.as_ref(), scores, batch),
-        }
+        task_predict(self.task, self.crf.as_ref(), self.forward(batch), batch)
     }
 }

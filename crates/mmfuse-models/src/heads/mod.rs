@@ -2,11 +2,11 @@
 //!
 //! - [`mlp`]: an MLP classifier (sequence classification, or per token for tagging).
 //! - [`crf`]: a linear-chain CRF over tag sequences (NLL + Viterbi).
-//! - [`tagging`]: tagging loss and decoding (CRF over words, or per-token softmax).
+//! - [`scores`]: losses and predictions from task scores (CRF over words or softmax).
 
 pub mod crf;
 pub mod mlp;
-pub mod tagging;
+pub mod scores;
 
 pub use crf::{Crf, CrfConfig};
 pub use mlp::{MlpHead, MlpHeadConfig};

@@ -10,16 +10,14 @@
 //! captioning / PixelCNN++ decoders are tracked in the MuSE issue.
 
 use super::cross_transformer::{CrossTransformer, CrossTransformerConfig};
-use crate::batch::{Batch, Targets};
+use crate::batch::Batch;
 use crate::encoders::{ImageCnn, ImageCnnConfig, TextTransformer, TextTransformerConfig};
-use crate::heads::tagging::{tagging_loss, tagging_predict};
+use crate::heads::scores::{task_loss, task_predict};
 use crate::heads::{Crf, CrfConfig};
-use crate::nn_util::cross_entropy;
 use crate::task::{Prediction, TaskKind, TaskModel};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, Relu};
-use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Device, Tensor};
 
 /// Configuration of [`Muse`].
@@ -99,19 +97,10 @@ impl TaskModel for Muse {
     }
 
     fn loss(&self, batch: &Batch) -> Tensor<1> {
-        let scores = self.forward(batch);
-        match &batch.targets {
-            Targets::Class(y) => cross_entropy(scores.squeeze_dim::<2>(1), y.clone()),
-            Targets::Tags { .. } => tagging_loss(self.crf.as_ref(), scores, batch),
-            Targets::None => panic!("loss needs a batch with targets"),
-        }
+        task_loss(self.crf.as_ref(), self.forward(batch), batch)
     }
 
     fn predict(&self, batch: &Batch) -> Prediction {
-        let scores = self.forward(batch);
-        match self.task {
-            TaskKind::Classify { .. } => Prediction::from_probs(softmax(scores.squeeze_dim::<2>(1), 1)),
-            TaskKind::Tag { .. } => tagging_predict(self.crf.as_ref(), scores, batch),
-        }
+        task_predict(self.task, self.crf.as_ref(), self.forward(batch), batch)
     }
 }

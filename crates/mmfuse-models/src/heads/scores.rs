@@ -1,10 +1,12 @@
-//! Tagging losses and decoding shared by every tagger: a CRF over the words' first pieces when
-//! the model has one, else per-token softmax cross-entropy over the scored positions.
+//! From task scores to losses and predictions, shared by every model: classification by
+//! softmax cross-entropy; tagging by a CRF over the words' first pieces when the model has one,
+//! else per-token softmax cross-entropy over the scored positions.
 
 use crate::batch::{Batch, Targets};
 use crate::heads::Crf;
-use crate::nn_util::masked_token_cross_entropy;
-use crate::task::Prediction;
+use crate::nn_util::{cross_entropy, masked_token_cross_entropy};
+use crate::task::{Prediction, TaskKind};
+use burn::tensor::activation::softmax;
 use burn::tensor::{Int, Tensor};
 
 /// Emissions and tags at the words' first pieces, left-aligned: `scores` `[B, L, T]`, `tags`
@@ -50,5 +52,22 @@ pub fn tagging_predict(crf: Option<&Crf>, scores: Tensor<3>, batch: &Batch) -> P
             Prediction::Tags(rows)
         }
         _ => Prediction::from_tag_scores(scores),
+    }
+}
+
+/// Training loss of a model's scores (`[B, 1, C]` for classification, `[B, L, T]` for tagging).
+pub fn task_loss(crf: Option<&Crf>, scores: Tensor<3>, batch: &Batch) -> Tensor<1> {
+    match &batch.targets {
+        Targets::Class(y) => cross_entropy(scores.squeeze_dim::<2>(1), y.clone()),
+        Targets::Tags { .. } => tagging_loss(crf, scores, batch),
+        Targets::None => panic!("loss needs a batch with targets"),
+    }
+}
+
+/// Predictions from a model's scores.
+pub fn task_predict(task: TaskKind, crf: Option<&Crf>, scores: Tensor<3>, batch: &Batch) -> Prediction {
+    match task {
+        TaskKind::Classify { .. } => Prediction::from_probs(softmax(scores.squeeze_dim::<2>(1), 1)),
+        TaskKind::Tag { .. } => tagging_predict(crf, scores, batch),
     }
 }

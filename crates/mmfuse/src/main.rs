@@ -76,6 +76,19 @@ enum Command {
         #[arg(long)]
         resume: bool,
     },
+    /// Train the same config with several seeds; report mean ± std of the test scores.
+    Sweep {
+        #[arg(long)]
+        config: PathBuf,
+        /// Folder for the runs (one sub-folder per seed) and `sweep.json`.
+        #[arg(long)]
+        out: PathBuf,
+        /// Seeds, e.g. 1,2,3.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+        seeds: Vec<u64>,
+        #[arg(long = "set")]
+        set: Vec<String>,
+    },
     /// Predict with a trained run folder: a file of posts (JSONL or CSV) or one post.
     Predict {
         /// The run folder (model package) written by `mmfuse train`.
@@ -168,6 +181,32 @@ fn run(cli: Cli) -> Result<()> {
                 println!("test: {}", serde_json::to_string(&t.scores)?);
             }
             println!("run folder: {}", out.display());
+        }
+        Command::Sweep { config, out, seeds, mut set } => {
+            set.extend(device_override);
+            let mut per_metric: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+            for seed in &seeds {
+                let mut o = set.clone();
+                o.push(format!("train.seed={seed}"));
+                let cfg = RunConfig::load(&config, &o)?;
+                let run = out.join(format!("seed-{seed}"));
+                let s = run_training(&cfg, &run, &TrainOptions { quiet: cli.quiet, ..Default::default() })
+                    .with_context(|| format!("training run {}", run.display()))?;
+                for (k, v) in s.test.map(|t| t.scores).unwrap_or_default() {
+                    per_metric.entry(k).or_default().push(v);
+                }
+            }
+            let mut summary = serde_json::Map::new();
+            println!("| test metric | mean | std | runs |\n|---|---:|---:|---:|");
+            for (k, v) in &per_metric {
+                let n = v.len() as f64;
+                let mean = v.iter().sum::<f64>() / n;
+                let std = if v.len() > 1 { (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt() } else { 0.0 };
+                println!("| {k} | {:.2} | {:.2} | {} |", 100.0 * mean, 100.0 * std, v.len());
+                summary.insert(k.clone(), serde_json::json!({"mean": mean, "std": std, "values": v}));
+            }
+            std::fs::write(out.join("sweep.json"), serde_json::to_string_pretty(&serde_json::json!({"seeds": seeds, "test": summary}))?)?;
+            println!("(sample standard deviation over seeds; runs and sweep.json in {})", out.display());
         }
         Command::Predict { model, input, output, text, image, batch_size } => {
             let spec = cli.device.clone().unwrap_or_default();

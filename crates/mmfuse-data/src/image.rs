@@ -135,11 +135,19 @@ pub struct ImageLoader {
     policy: MissingImage,
     placeholders: AtomicUsize,
     warned: Mutex<HashSet<PathBuf>>,
+    /// Images are not used (text-only models): every load is the placeholder, nothing is read
+    /// or counted.
+    unused: bool,
 }
 
 impl ImageLoader {
     pub fn new(spec: ImageSpec, policy: MissingImage) -> Self {
-        Self { spec, policy, placeholders: AtomicUsize::new(0), warned: Mutex::new(HashSet::new()) }
+        Self { spec, policy, placeholders: AtomicUsize::new(0), warned: Mutex::new(HashSet::new()), unused: false }
+    }
+
+    /// A loader for models that ignore images: no file is opened.
+    pub fn unused(spec: ImageSpec) -> Self {
+        Self { unused: true, ..Self::new(spec, MissingImage::Placeholder) }
     }
 
     pub fn spec(&self) -> &ImageSpec {
@@ -165,6 +173,9 @@ impl ImageLoader {
     /// once per file, for the first [`MAX_PLACEHOLDER_WARNINGS`] files), counted, and the
     /// [`placeholder`] is returned.
     pub fn load(&self, path: &Path) -> Result<Vec<f32>> {
+        if self.unused {
+            return Ok(placeholder(&self.spec));
+        }
         match load_image(path, &self.spec) {
             Ok(v) => Ok(v),
             Err(e) if self.policy == MissingImage::Placeholder => {

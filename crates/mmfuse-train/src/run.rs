@@ -60,8 +60,14 @@ pub fn image_dir(cfg: &RunConfig) -> PathBuf {
 }
 
 /// The image loader of a config.
+/// (Text-only models get a loader that reads no image.)
 pub fn image_loader(cfg: &RunConfig) -> ImageLoader {
-    ImageLoader::new(ImageSpec { size: cfg.data.image_size, ..ImageSpec::default() }, cfg.data.missing_image)
+    let spec = ImageSpec { size: cfg.data.image_size, ..ImageSpec::default() };
+    if cfg.model.modality == mmfuse_models::fusion::Modality::Text && cfg.model.method == "concat" {
+        ImageLoader::unused(spec)
+    } else {
+        ImageLoader::new(spec, cfg.data.missing_image)
+    }
 }
 
 /// Read and prepare the splits. The tokenizer is trained on the train split unless

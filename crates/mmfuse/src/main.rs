@@ -18,6 +18,10 @@ struct Cli {
     /// No progress bars; only warnings and results.
     #[arg(long, short, global = true)]
     quiet: bool,
+    /// Missing or unreadable images: `error` (default: stop, naming the file) or `placeholder`
+    /// (a grey image, counted and reported at the end). Same as --set data.missing_image=….
+    #[arg(long, global = true)]
+    missing_image: Option<mmfuse_data::image::MissingImage>,
     #[command(subcommand)]
     command: Command,
 }
@@ -153,14 +157,17 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let device_override = cli.device.as_ref().map(|d| format!("train.device=\"{d}\""));
+    let mut global_overrides: Vec<String> = cli.device.as_ref().map(|d| format!("train.device=\"{d}\"")).into_iter().collect();
+    if let Some(m) = cli.missing_image {
+        global_overrides.push(format!("data.missing_image=\"{}\"", if m == mmfuse_data::image::MissingImage::Placeholder { "placeholder" } else { "error" }));
+    }
     if let Some(d) = &cli.device {
         d.device().map_err(anyhow::Error::msg)?;
     }
     match cli.command {
         Command::Demo { out, seed, train_samples, tasks, mut set, muse } => {
             let out = out.unwrap_or_else(|| std::env::temp_dir().join(format!("mmfuse-demo-{}", std::process::id())));
-            set.extend(device_override);
+            set.extend(global_overrides);
             let opts = DemoOptions { seed, n_train: train_samples, overrides: set, quiet: cli.quiet, tasks, muse, ..Default::default() };
             let start = std::time::Instant::now();
             let rows = run_demo(&out, &opts)?;
@@ -172,18 +179,24 @@ fn run(cli: Cli) -> Result<()> {
             println!("wrote {} ({s:?})", out.display());
         }
         Command::Train { config, out, mut set, resume } => {
-            set.extend(device_override);
+            set.extend(global_overrides);
             let cfg = RunConfig::load(&config, &set)?;
             let s = run_training(&cfg, &out, &TrainOptions { resume, quiet: cli.quiet, stop_after: None })
                 .with_context(|| format!("training run {}", out.display()))?;
             println!("best dev {} = {:.4} at step {}", cfg.select_metric(), s.fit.best_metric.unwrap_or(f64::NAN), s.fit.best_step);
+            if let Ok(r) = std::fs::read_to_string(out.join("results.json"))
+                && let Ok(v) = serde_json::from_str::<serde_json::Value>(&r)
+                && let Some(n) = v["placeholder_images"].as_u64().filter(|n| *n > 0)
+            {
+                println!("placeholder images used: {n} (missing or unreadable image files, see the warnings above)");
+            }
             if let Some(t) = &s.test {
                 println!("test: {}", serde_json::to_string(&t.scores)?);
             }
             println!("run folder: {}", out.display());
         }
         Command::Sweep { config, out, seeds, mut set } => {
-            set.extend(device_override);
+            set.extend(global_overrides);
             let mut per_metric: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
             for seed in &seeds {
                 let mut o = set.clone();

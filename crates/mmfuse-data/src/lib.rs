@@ -4,6 +4,7 @@
 //!
 //! - [`conll`]: Twitter-2015/2017 multimodal NER files (`IMGID:<id>`, `token<TAB>tag`).
 //! - [`cls`]: classification JSONL (sentiment, sarcasm).
+//! - [`imagenet`]: torchvision's ImageNet eval preprocessing, Pillow-exact bilinear resize.
 //! - [`image`]: decoding with size limits, EXIF orientation, RGB conversion, resizing,
 //!   normalisation, placeholders for missing images.
 //! - [`text`]: Hugging Face `tokenizers`: word-level tokenizers trained from scratch, any
@@ -16,6 +17,7 @@ pub mod cls;
 pub mod conll;
 pub mod error;
 pub mod image;
+pub mod imagenet;
 pub mod labels;
 pub mod synth;
 pub mod text;

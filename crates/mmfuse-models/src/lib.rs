@@ -8,6 +8,7 @@
 //! - [`encoders`]: text and image encoders (from-scratch small Transformer and CNN).
 //! - [`fusion`]: fusion methods (late concatenation baseline).
 //! - [`heads`]: task heads and their losses (sequence classification, token tagging).
+//! - [`pretrained`]: path-scoped safetensors loading with errors naming tensor and shapes.
 //! - [`batch`]: the tensors a model consumes ([`batch::Batch`]).
 //! - [`task`]: the trait the trainer and the predictor drive ([`task::TaskModel`]).
 
@@ -17,6 +18,7 @@ pub mod encoders;
 pub mod fusion;
 pub mod heads;
 pub mod nn_util;
+pub mod pretrained;
 pub mod task;
 
 pub use batch::{Batch, Targets};

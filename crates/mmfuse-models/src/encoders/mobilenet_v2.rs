@@ -1,0 +1,160 @@
+//! MobileNetV2 image encoder (Sandler et al. 2018, "MobileNetV2: Inverted Residuals and Linear
+//! Bottlenecks"), laid out exactly like torchvision's `mobilenet_v2()` (width 1.0) so that its
+//! ImageNet checkpoints, converted to safetensors without renaming, load unchanged.
+//!
+//! Layout (torchvision key names): `features.0` = conv3×3/2 (3→32) + BN + ReLU6; `features.1..=17`
+//! = inverted residual blocks (`t, c, n, s` = 1,16,1,1 · 6,24,2,2 · 6,32,3,2 · 6,64,4,2 ·
+//! 6,96,3,1 · 6,160,3,2 · 6,320,1,1): optional 1×1 expansion conv+BN+ReLU6, depthwise 3×3 conv
+//! (groups = channels)+BN+ReLU6, linear 1×1 projection conv+BN, residual when stride 1 and
+//! in = out; `features.18` = conv1×1 (320→1280) + BN + ReLU6; `classifier` = dropout(0.2) →
+//! linear(1280 → classes). Batch norms use eps 1e-5 and their running statistics at inference
+//! (and whenever the device is not an autodiff device); convs have no bias.
+//!
+//! Loading: [`MobileNetV2::load`] on a `.safetensors` file with torchvision keys
+//! (`features.0.0.weight`, `features.0.1.{weight,bias,running_mean,running_var}`,
+//! `features.N.conv.M...`, `features.18.{0,1}`, `classifier.1.{weight,bias}`); the number of
+//! classes is read from `classifier.1.weight`. A missing tensor or wrong shape is an error
+//! naming the file, the key and both shapes.
+
+use crate::pretrained::{LoadError, Weights};
+use burn::module::Module;
+use burn::nn::conv::Conv2d;
+use burn::nn::{BatchNorm, Dropout, DropoutConfig, Linear};
+use burn::tensor::activation::relu6;
+use burn::tensor::{Device, Tensor};
+use std::path::Path;
+
+/// torchvision's BatchNorm2d epsilon.
+const BN_EPS: f64 = 1e-5;
+/// Channels of the final feature map.
+pub const FEATURE_CHANNELS: usize = 1280;
+/// Inverted residual settings `(expand ratio t, out channels c, repeats n, first stride s)`.
+const SETTINGS: [(usize, usize, usize, usize); 7] = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)];
+
+/// Conv (no bias) → BatchNorm → optional ReLU6 (torchvision `Conv2dNormActivation`).
+#[derive(Module, Debug)]
+pub struct ConvBn {
+    pub conv: Conv2d,
+    pub bn: BatchNorm,
+    pub relu6: bool,
+}
+
+impl ConvBn {
+    #[allow(clippy::too_many_arguments)]
+    fn load(w: &Weights, conv: &str, bn: &str, c_in: usize, c_out: usize, kernel: usize, stride: usize, groups: usize, act: bool) -> Result<Self, LoadError> {
+        Ok(Self { conv: w.conv2d(conv, [c_in, c_out], kernel, stride, (kernel - 1) / 2, groups, false)?, bn: w.batch_norm(bn, c_out, BN_EPS)?, relu6: act })
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let y = self.bn.forward(self.conv.forward(x));
+        if self.relu6 { relu6(y) } else { y }
+    }
+}
+
+/// An inverted residual block (torchvision `InvertedResidual`).
+#[derive(Module, Debug)]
+pub struct InvertedResidual {
+    /// 1×1 expansion (absent when the expand ratio is 1).
+    pub expand: Option<ConvBn>,
+    /// 3×3 depthwise conv, stride 1 or 2.
+    pub depthwise: ConvBn,
+    /// Linear 1×1 projection (no activation).
+    pub project: ConvBn,
+    pub residual: bool,
+}
+
+impl InvertedResidual {
+    fn load(w: &Weights, c_in: usize, c_out: usize, stride: usize, t: usize) -> Result<Self, LoadError> {
+        let hidden = c_in * t;
+        let w = w.pp("conv");
+        Ok(if t == 1 {
+            Self {
+                expand: None,
+                depthwise: ConvBn::load(&w, "0.0", "0.1", hidden, hidden, 3, stride, hidden, true)?,
+                project: ConvBn::load(&w, "1", "2", hidden, c_out, 1, 1, 1, false)?,
+                residual: stride == 1 && c_in == c_out,
+            }
+        } else {
+            Self {
+                expand: Some(ConvBn::load(&w, "0.0", "0.1", c_in, hidden, 1, 1, 1, true)?),
+                depthwise: ConvBn::load(&w, "1.0", "1.1", hidden, hidden, 3, stride, hidden, true)?,
+                project: ConvBn::load(&w, "2", "3", hidden, c_out, 1, 1, 1, false)?,
+                residual: stride == 1 && c_in == c_out,
+            }
+        })
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let h = match &self.expand {
+            Some(e) => e.forward(x.clone()),
+            None => x.clone(),
+        };
+        let y = self.project.forward(self.depthwise.forward(h));
+        if self.residual { x + y } else { y }
+    }
+}
+
+/// torchvision MobileNetV2 (width 1.0).
+#[derive(Module, Debug)]
+pub struct MobileNetV2 {
+    /// `features.0`
+    pub stem: ConvBn,
+    /// `features.1..=17`
+    pub blocks: Vec<InvertedResidual>,
+    /// `features.18`
+    pub last: ConvBn,
+    /// `classifier.0` (p = 0.2; active only on an autodiff device)
+    pub dropout: Dropout,
+    /// `classifier.1`
+    pub classifier: Linear,
+}
+
+impl MobileNetV2 {
+    /// Load torchvision MobileNetV2 weights from a `.safetensors` file.
+    pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Self, LoadError> {
+        Self::from_weights(&Weights::from_safetensors(path, device)?)
+    }
+
+    /// Build from opened weights with torchvision key names at the root of `w`.
+    pub fn from_weights(w: &Weights) -> Result<Self, LoadError> {
+        let f = w.pp("features");
+        let stem = ConvBn::load(&f, "0.0", "0.1", 3, 32, 3, 2, 1, true)?;
+        let mut blocks = Vec::with_capacity(17);
+        let mut c_in = 32;
+        for &(t, c, n, s) in &SETTINGS {
+            for i in 0..n {
+                let idx = blocks.len() + 1;
+                blocks.push(InvertedResidual::load(&f.pp(idx.to_string()), c_in, c, if i == 0 { s } else { 1 }, t)?);
+                c_in = c;
+            }
+        }
+        let last = ConvBn::load(&f, "18.0", "18.1", c_in, FEATURE_CHANNELS, 1, 1, 1, true)?;
+        let n_classes = match w.shape("classifier.1.weight") {
+            Some([n, _]) => *n,
+            _ => 1000, // missing or malformed: the `linear` call below reports it
+        };
+        let classifier = w.linear("classifier.1", FEATURE_CHANNELS, n_classes, true)?;
+        Ok(Self { stem, blocks, last, dropout: DropoutConfig::new(0.2).init(), classifier })
+    }
+
+    /// `x` `[B, 3, H, W]` (ImageNet-normalised; 224×224 in training) → feature map
+    /// `[B, 1280, H/32, W/32]` (after the last 1×1 conv + BN + ReLU6, so in [0, 6]).
+    pub fn features(&self, x: Tensor<4>) -> Tensor<4> {
+        let mut x = self.stem.forward(x);
+        for b in &self.blocks {
+            x = b.forward(x);
+        }
+        self.last.forward(x)
+    }
+
+    /// Global average pool of a feature map `[B, C, h, w]` → `[B, C]`.
+    pub fn pool(features: Tensor<4>) -> Tensor<2> {
+        let [b, c, h, w] = features.dims();
+        features.reshape([b, c, h * w]).mean_dim(2).reshape([b, c])
+    }
+
+    /// `x` `[B, 3, H, W]` → class logits `[B, classes]` (avg pool → flatten → dropout → linear).
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        self.classifier.forward(self.dropout.forward(Self::pool(self.features(x))))
+    }
+}

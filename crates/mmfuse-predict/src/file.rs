@@ -76,23 +76,27 @@ pub fn predict_file(p: &Predictor, input: &Path, out: &mut dyn Write, batch_size
     let pb = if quiet { ProgressBar::with_draw_target(Some(rows.len() as u64), ProgressDrawTarget::hidden()) } else { ProgressBar::new(rows.len() as u64) };
     pb.set_style(ProgressStyle::with_template("{spinner} {bar:30} {pos}/{len} posts {per_sec} ETA {eta}").expect("valid template"));
     let mut report = FileReport::default();
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     for chunk in rows.chunks(batch_size.max(1)) {
-        // decode this chunk's images in parallel
+        // decode this chunk's images on one scoped thread per core, rows kept in order
+        let prepare = |post: &Result<Post, String>| -> Result<(Post, Vec<f32>, bool), String> {
+            match post {
+                Err(e) => Err(e.clone()),
+                Ok(post) if post.text.trim().is_empty() => Err("empty text".to_string()),
+                Ok(post) => p.image(&post.image).map(|(img, ph)| (post.clone(), img, ph)).map_err(|e| format!("{e:#}")),
+            }
+        };
+        let per_thread = chunk.len().div_ceil(threads);
         let decoded: Vec<(usize, Result<(Post, Vec<f32>, bool), String>)> = std::thread::scope(|s| {
-            let handles: Vec<_> = chunk
-                .iter()
-                .map(|(line, post)| {
-                    s.spawn(move || {
-                        let r = match post {
-                            Err(e) => Err(e.clone()),
-                            Ok(post) if post.text.trim().is_empty() => Err("empty text".to_string()),
-                            Ok(post) => p.image(&post.image).map(|(img, ph)| (post.clone(), img, ph)).map_err(|e| format!("{e:#}")),
-                        };
-                        (*line, r)
-                    })
+            let handles: Vec<_> =
+                chunk.chunks(per_thread).map(|part| (part, s.spawn(move || part.iter().map(|(_, post)| prepare(post)).collect::<Vec<_>>()))).collect();
+            handles
+                .into_iter()
+                .flat_map(|(part, h)| {
+                    let results = h.join().unwrap_or_else(|_| part.iter().map(|_| Err("image worker panicked".to_string())).collect());
+                    part.iter().map(|(line, _)| *line).zip(results).collect::<Vec<_>>()
                 })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or((0, Err("worker panicked".into())))).collect()
+                .collect()
         });
         let mut good = Vec::new();
         for (line, r) in decoded {

@@ -23,11 +23,22 @@ pub struct ImageSpec {
     pub std: [f32; 3],
     /// Images with more pixels than this are rejected from their header, before decoding.
     pub max_pixels: u64,
+    /// A named pipeline of a pretrained encoder (Pillow-exact resampling, its crop, its
+    /// mean/std) used instead of the plain resize; `size`, `mean`, `std` then equal the preset's.
+    #[serde(default)]
+    pub preset: Option<crate::preprocess::Preprocess>,
+}
+
+impl ImageSpec {
+    /// The spec of a preprocessing preset.
+    pub fn from_preset(p: crate::preprocess::Preprocess) -> Self {
+        Self { size: p.size(), mean: p.mean(), std: p.std(), preset: Some(p), ..Self::default() }
+    }
 }
 
 impl Default for ImageSpec {
     fn default() -> Self {
-        Self { size: 32, mean: [0.5; 3], std: [0.5; 3], max_pixels: 40_000_000 }
+        Self { size: 32, mean: [0.5; 3], std: [0.5; 3], max_pixels: 40_000_000, preset: None }
     }
 }
 
@@ -82,7 +93,11 @@ pub fn decode_rgb<R: BufRead + Seek>(reader: R, path: &Path, max_pixels: u64) ->
 
 /// Resize (if needed; bilinear, no crop, so the aspect ratio is not kept) and normalise an RGB
 /// image to CHW `f32`: `3 * size * size` values, channel-major, `(x / 255 - mean[c]) / std[c]`.
+/// With a [`ImageSpec::preset`], the preset's pipeline instead.
 pub fn to_tensor_data(img: &image::RgbImage, spec: &ImageSpec) -> Vec<f32> {
+    if let Some(p) = spec.preset {
+        return p.apply(img).1;
+    }
     let s = spec.size;
     if s == 0 {
         return Vec::new();

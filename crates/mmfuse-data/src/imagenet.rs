@@ -26,111 +26,12 @@ pub const RESIZE_SHORTER: u32 = 256;
 /// Side of the eval centre crop.
 pub const CROP: u32 = 224;
 
-/// Pillow's fixed-point precision for 8-bit resampling (`PRECISION_BITS = 32 - 8 - 2`).
-const PRECISION_BITS: u32 = 22;
-
-/// Pillow's bilinear (triangle) filter, support 1.
-fn triangle(x: f64) -> f64 {
-    let x = x.abs();
-    if x < 1.0 { 1.0 - x } else { 0.0 }
-}
-
-/// Per output pixel: the first input index, the number of taps and the fixed-point weights
-/// (Pillow's `precompute_coeffs` + `normalize_coeffs_8bpc`, for the box `0..in_size`).
-fn coefficients(in_size: u32, out_size: u32) -> Vec<(usize, Vec<i32>)> {
-    let scale = in_size as f64 / out_size as f64;
-    let filterscale = scale.max(1.0);
-    let support = 1.0 * filterscale;
-    let ss = 1.0 / filterscale;
-    (0..out_size)
-        .map(|xx| {
-            let center = (xx as f64 + 0.5) * scale;
-            // C `(int)` casts truncate toward zero, as `as i64` does.
-            let xmin = ((center - support + 0.5) as i64).max(0);
-            let xmax = ((center + support + 0.5) as i64).min(in_size as i64) - xmin;
-            let w: Vec<f64> = (0..xmax.max(0)).map(|x| triangle(((x + xmin) as f64 - center + 0.5) * ss)).collect();
-            let sum: f64 = w.iter().sum();
-            let k = w
-                .iter()
-                .map(|&v| {
-                    let v = if sum != 0.0 { v / sum } else { v };
-                    let f = v * (1u32 << PRECISION_BITS) as f64;
-                    (if f < 0.0 { -0.5 + f } else { 0.5 + f }) as i32
-                })
-                .collect();
-            (xmin as usize, k)
-        })
-        .collect()
-}
-
-/// Pillow's `clip8`: fixed-point accumulator → `u8`.
-fn clip8(acc: i32) -> u8 {
-    (acc >> PRECISION_BITS).clamp(0, 255) as u8
-}
-
 /// Resize to `width`×`height` exactly like Pillow's `Image.resize((width, height),
 /// Image.BILINEAR)` on an RGB image (antialiased when downscaling, separable, 22-bit fixed point,
-/// horizontal pass then vertical pass, each rounded to `u8`). Returns a copy when the size is
-/// unchanged. An empty input or a zero target size gives an empty (0×0 if the input is empty)
-/// image.
+/// horizontal pass then vertical pass, each rounded to `u8`): [`crate::preprocess::pil_resize`]
+/// with the bilinear filter.
 pub fn pil_resize_bilinear(img: &RgbImage, width: u32, height: u32) -> RgbImage {
-    let (w0, h0) = img.dimensions();
-    if (w0, h0) == (width, height) {
-        return img.clone();
-    }
-    if w0 == 0 || h0 == 0 || width == 0 || height == 0 {
-        return RgbImage::new(if w0 == 0 || h0 == 0 { 0 } else { width }, if w0 == 0 || h0 == 0 { 0 } else { height });
-    }
-    let half = 1i32 << (PRECISION_BITS - 1);
-    let src = img.as_raw();
-    // Horizontal pass (skipped when the width is unchanged, as in Pillow).
-    let (tmp, tw): (Vec<u8>, usize) = if width != w0 {
-        let kx = coefficients(w0, width);
-        let mut out = vec![0u8; width as usize * h0 as usize * 3];
-        for y in 0..h0 as usize {
-            let row = &src[y * w0 as usize * 3..(y + 1) * w0 as usize * 3];
-            for (xx, (xmin, k)) in kx.iter().enumerate() {
-                let mut acc = [half; 3];
-                for (i, &c) in k.iter().enumerate() {
-                    let p = (xmin + i) * 3;
-                    for ch in 0..3 {
-                        acc[ch] += row[p + ch] as i32 * c;
-                    }
-                }
-                let o = (y * width as usize + xx) * 3;
-                for ch in 0..3 {
-                    out[o + ch] = clip8(acc[ch]);
-                }
-            }
-        }
-        (out, width as usize)
-    } else {
-        (src.to_vec(), w0 as usize)
-    };
-    // Vertical pass (skipped when the height is unchanged).
-    let out = if height != h0 {
-        let ky = coefficients(h0, height);
-        let mut out = vec![0u8; tw * height as usize * 3];
-        for (yy, (ymin, k)) in ky.iter().enumerate() {
-            for x in 0..tw {
-                let mut acc = [half; 3];
-                for (i, &c) in k.iter().enumerate() {
-                    let p = ((ymin + i) * tw + x) * 3;
-                    for ch in 0..3 {
-                        acc[ch] += tmp[p + ch] as i32 * c;
-                    }
-                }
-                let o = (yy * tw + x) * 3;
-                for ch in 0..3 {
-                    out[o + ch] = clip8(acc[ch]);
-                }
-            }
-        }
-        out
-    } else {
-        tmp
-    };
-    RgbImage::from_raw(width, height, out).expect("buffer size matches the dimensions")
+    crate::preprocess::pil_resize(img, width, height, crate::preprocess::Filter::Bilinear)
 }
 
 /// torchvision `Resize(shorter)` output size for a `width`×`height` image: the shorter side

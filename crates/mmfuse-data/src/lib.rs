@@ -5,20 +5,34 @@
 //! - [`conll`]: Twitter-2015/2017 multimodal NER files (`IMGID:<id>`, `token<TAB>tag`).
 //! - [`cls`]: classification JSONL (sentiment, sarcasm).
 //! - [`imagenet`]: torchvision's ImageNet eval preprocessing, Pillow-exact bilinear resize.
+//! - [`preprocess`]: named image preprocessing presets (ImageNet eval, MuSE, CLIP), Pillow-exact.
 //! - [`image`]: decoding with size limits, EXIF orientation, RGB conversion, resizing,
 //!   normalisation, placeholders for missing images.
 //! - [`text`]: Hugging Face `tokenizers`: word-level tokenizers trained from scratch, any
 //!   `tokenizer.json`, fixed-length encoding with word-piece alignment.
 //! - [`synth`]: the synthetic corpus whose labels need both modalities.
+//! - [`mvsa`]: MVSA-Single/Multiple posts and labels, with the standard label-agreement cleaning.
+//! - [`mmsd`]: MMSD (Python-literal lines, parsed by hand) and MMSD2.0 (JSON) sarcasm data.
 //! - [`labels`]: label maps (`labels.json`).
+//! - [`pickle`]: a safe reader of Python pickles (never executes anything) and the numpy arrays
+//!   inside them.
+//! - [`aligned`]: word-aligned text/audio/video features (CMU-MOSI/MOSEI): MAG-BERT and MMSA
+//!   pickles, our directory layout, MAG-BERT's word-piece expansion.
+//! - [`aligned_synth`]: a synthetic MOSI-like corpus with ground-truth noisy time steps.
 //! - [`error`]: errors that name the file and, for text formats, the 1-based line.
 
+pub mod aligned;
+pub mod aligned_synth;
 pub mod cls;
 pub mod conll;
 pub mod error;
 pub mod image;
 pub mod imagenet;
 pub mod labels;
+pub mod mmsd;
+pub mod mvsa;
+pub mod pickle;
+pub mod preprocess;
 pub mod synth;
 pub mod text;
 

@@ -8,14 +8,29 @@
 
 use crate::error::{DataError, Result};
 use std::path::Path;
+use tokenizers::AddedToken;
+pub use tokenizers::Tokenizer;
 use tokenizers::models::wordlevel::{WordLevel, WordLevelTrainerBuilder};
 use tokenizers::models::{ModelWrapper, TrainerWrapper};
 use tokenizers::normalizers::Lowercase;
 use tokenizers::pre_tokenizers::whitespace::WhitespaceSplit;
-use tokenizers::{AddedToken, Tokenizer};
 
 /// Special tokens of word-level tokenizers, with fixed ids 0..3.
 pub const SPECIALS: [&str; 4] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"];
+/// Id of `[CLS]` in word-level tokenizers (the start-of-sequence of captions).
+pub const CLS_ID: u32 = 2;
+/// Id of `[SEP]` in word-level tokenizers (the end-of-sequence of captions).
+pub const SEP_ID: u32 = 3;
+
+/// A caption over a word-level vocabulary: `[CLS]` (SOS), the word ids of `text`, `[SEP]` (EOS),
+/// at most `max_len` ids in all (words beyond are cut).
+pub fn caption_ids(tok: &Tokenizer, text: &str, max_len: usize) -> Result<Vec<u32>> {
+    let e = tok.encode(text, false).map_err(|e| tk_err(Path::new("<caption tokenizer>"), e))?;
+    let mut ids = vec![CLS_ID];
+    ids.extend(e.get_ids().iter().take(max_len.saturating_sub(2)));
+    ids.push(SEP_ID);
+    Ok(ids)
+}
 
 fn tk_err(path: &Path, e: impl std::fmt::Display) -> DataError {
     DataError::Tokenizer { path: path.to_path_buf(), message: e.to_string() }

@@ -2,8 +2,9 @@
 //! following the evaluation code shared by MulT, MISA, MMSA and most later papers.
 //!
 //! * **MAE** — mean absolute error over all samples (no clipping).
-//! * **Pearson r** — correlation of predictions and gold over all samples; `0.0` when either
-//!   side has zero variance (numpy would give NaN).
+//! * **Pearson r** — correlation of predictions and gold over all samples (MMSA's convention);
+//!   `0.0` when either side has zero variance (numpy would give NaN). `pearson_non0`: the same
+//!   over the samples whose gold is non-zero (MIM's released code).
 //! * **Acc-7** — clip both to `[-3, 3]`, round to the nearest integer with **round half to
 //!   even** (numpy's `np.round`; `2.5 → 2`, `-0.5 → -0 = 0`, `1.5 → 2`), count exact matches.
 //! * **Acc-5** — the same after clipping to `[-2, 2]`.
@@ -40,6 +41,9 @@ pub struct RegScores {
     pub acc2_non0: f64,
     /// Weighted F1 of the non0 split.
     pub f1_non0: f64,
+    /// Pearson correlation over the samples with gold != 0 (MIM's released code).
+    #[serde(default)]
+    pub pearson_non0: f64,
     /// Number of (gold, pred) pairs scored (finite pairs in the common prefix).
     pub n: usize,
     /// Number of those pairs with gold != 0 (the non0 subset).
@@ -105,7 +109,10 @@ pub fn reg_scores(gold: &[f32], pred: &[f32]) -> RegScores {
     let (g_non0, p_non0): (Vec<usize>, Vec<usize>) = pairs.iter().filter(|&&(g, _)| g != 0.0).map(|&(g, p)| ((g > 0.0) as usize, (p > 0.0) as usize)).unzip();
     let (acc2_non0, f1_non0) = binary_acc_f1(&g_non0, &p_non0);
 
-    RegScores { mae, pearson: r, acc7: acc_k(3.0), acc5: acc_k(2.0), acc2_has0, f1_has0, acc2_non0, f1_non0, n, n_non0: g_non0.len() }
+    let (ps0, gs0): (Vec<f64>, Vec<f64>) = pairs.iter().filter(|&&(g, _)| g != 0.0).map(|&(g, p)| (p as f64, g as f64)).unzip();
+    let pearson_non0 = pearson(&ps0, &gs0);
+
+    RegScores { mae, pearson: r, pearson_non0, acc7: acc_k(3.0), acc5: acc_k(2.0), acc2_has0, f1_has0, acc2_non0, f1_non0, n, n_non0: g_non0.len() }
 }
 
 #[cfg(test)]
@@ -164,6 +171,14 @@ mod tests {
         // Pearson: mean g = 2.2/6, mean p = 3.5/6; numpy.corrcoef on the same f32 values
         // gives 0.6956866764859447.
         assert!((s.pearson - 0.695_686_676_485_944_7).abs() < 1e-12, "pearson {}", s.pearson);
+    }
+
+    #[test]
+    fn pearson_non0_ignores_zero_gold() {
+        // the zero-gold sample is wildly off: it ruins r over all samples, not over non0
+        let s = reg_scores(&[0.0, 1.0, 2.0, -1.0], &[5.0, 1.0, 2.0, -1.0]);
+        assert!(close(s.pearson_non0, 1.0), "{}", s.pearson_non0);
+        assert!(s.pearson < 0.5, "{}", s.pearson);
     }
 
     #[test]

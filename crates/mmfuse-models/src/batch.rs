@@ -33,6 +33,12 @@ pub struct Batch {
     /// 0), and which of those slots are real words `[B, L]` (a prefix of each row). CRF heads
     /// run over these word sequences.
     pub words: Option<(Tensor<2, Int>, Tensor<2, Bool>)>,
+    /// MuSE's captioning targets: the post's own words over the caption vocabulary
+    /// (`[SOS] w… [EOS]`, padded) `[B, Tc]` and their mask `[B, Tc]`.
+    pub captions: Option<(Tensor<2, Int>, Tensor<2, Bool>)>,
+    /// CLFA's teacher: frozen CLIP text and image embeddings of each post `[B, P]` each
+    /// (precomputed once, read from the run's cache).
+    pub teacher: Option<(Tensor<2>, Tensor<2>)>,
 }
 
 /// Host-side batch, before it is moved to a device (built on data-loading threads).
@@ -48,6 +54,10 @@ pub struct HostBatch {
     pub tags: Option<(Vec<i64>, Vec<bool>)>,
     /// Word first-piece positions, left-aligned, and their mask (see [`Batch::words`]).
     pub words: Option<(Vec<i64>, Vec<bool>)>,
+    /// Caption ids and mask `[B·Tc]` with their length `Tc` (see [`Batch::captions`]).
+    pub captions: Option<(Vec<i64>, Vec<bool>, usize)>,
+    /// Teacher text and image embeddings `[B·P]` each, with `P` (see [`Batch::teacher`]).
+    pub teacher: Option<(Vec<f32>, Vec<f32>, usize)>,
 }
 
 impl HostBatch {
@@ -67,6 +77,42 @@ impl HostBatch {
             }
         }
         self.words = Some((pos, mask));
+    }
+
+    /// Drop the trailing padding columns that every sample shares: the sequence length becomes
+    /// the longest real text of the batch (at least 1). Models mask padding, so this changes
+    /// only the work, not the result (up to float summation order); word positions stay valid.
+    pub fn trim_padding(&mut self) {
+        let (b, l) = (self.batch_size, self.seq_len);
+        let keep = (0..b).filter_map(|i| self.mask[i * l..(i + 1) * l].iter().rposition(|&m| m)).max().map_or(1, |p| p + 1);
+        if keep >= l {
+            return;
+        }
+        fn cut<T: Copy>(v: &[T], b: usize, l: usize, keep: usize) -> Vec<T> {
+            (0..b).flat_map(|i| v[i * l..i * l + keep].iter().copied()).collect()
+        }
+        self.ids = cut(&self.ids, b, l, keep);
+        self.mask = cut(&self.mask, b, l, keep);
+        if let Some((t, s)) = &self.tags {
+            self.tags = Some((cut(t, b, l, keep), cut(s, b, l, keep)));
+        }
+        if let Some((p, m)) = &self.words {
+            self.words = Some((cut(p, b, l, keep), cut(m, b, l, keep)));
+        }
+        self.seq_len = keep;
+    }
+
+    /// Set the caption targets from per-sample id lists (each `[SOS] … [EOS]`), padded with 0 to
+    /// the longest.
+    pub fn set_captions(&mut self, captions: &[&[i64]]) {
+        let t = captions.iter().map(|c| c.len()).max().unwrap_or(0).max(2);
+        let mut ids = vec![0i64; captions.len() * t];
+        let mut mask = vec![false; captions.len() * t];
+        for (b, c) in captions.iter().enumerate() {
+            ids[b * t..b * t + c.len()].copy_from_slice(c);
+            mask[b * t..b * t + c.len()].iter_mut().for_each(|m| *m = true);
+        }
+        self.captions = Some((ids, mask, t));
     }
 
     /// Split into up to `n` consecutive shards of (nearly) equal size, for data parallelism.
@@ -90,6 +136,8 @@ impl HostBatch {
                 classes: self.classes.as_ref().map(|c| c[r.clone()].to_vec()),
                 tags: self.tags.as_ref().map(|(t, s)| (t[r.start * l..r.end * l].to_vec(), s[r.start * l..r.end * l].to_vec())),
                 words: self.words.as_ref().map(|(p, m)| (p[r.start * l..r.end * l].to_vec(), m[r.start * l..r.end * l].to_vec())),
+                captions: self.captions.as_ref().map(|(c, m, t)| (c[r.start * t..r.end * t].to_vec(), m[r.start * t..r.end * t].to_vec(), *t)),
+                teacher: self.teacher.as_ref().map(|(t, i, p)| (t[r.start * p..r.end * p].to_vec(), i[r.start * p..r.end * p].to_vec(), *p)),
             });
             start += size;
         }
@@ -116,6 +164,85 @@ impl HostBatch {
             .words
             .as_ref()
             .map(|(p, m)| (Tensor::from_data(TensorData::new(p.clone(), [b, l]), device), Tensor::from_data(TensorData::new(m.clone(), [b, l]), device)));
-        Batch { ids, mask, images, targets, words }
+        let captions = self
+            .captions
+            .as_ref()
+            .map(|(c, m, t)| (Tensor::from_data(TensorData::new(c.clone(), [b, *t]), device), Tensor::from_data(TensorData::new(m.clone(), [b, *t]), device)));
+        let teacher = self
+            .teacher
+            .as_ref()
+            .map(|(t, i, p)| (Tensor::from_data(TensorData::new(t.clone(), [b, *p]), device), Tensor::from_data(TensorData::new(i.clone(), [b, *p]), device)));
+        Batch { ids, mask, images, targets, words, captions, teacher }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trim_padding_keeps_the_longest_text_and_all_targets() {
+        // two rows of 6 positions with 2 and 4 real tokens
+        let mut hb = HostBatch { batch_size: 2, seq_len: 6, image_size: 1, ..Default::default() };
+        hb.ids = vec![2, 5, 0, 0, 0, 0, 2, 7, 8, 9, 0, 0];
+        hb.mask = hb.ids.iter().map(|&x| x != 0).collect();
+        let scored: Vec<bool> = (0..12).map(|i| hb.mask[i] && i % 6 != 0).collect();
+        hb.tags = Some(((0..12).collect(), scored.clone()));
+        hb.set_word_positions(&scored);
+        hb.trim_padding();
+        assert_eq!(hb.seq_len, 4);
+        assert_eq!(hb.ids, [2, 5, 0, 0, 2, 7, 8, 9]);
+        assert_eq!(hb.mask, [true, true, false, false, true, true, true, true]);
+        assert_eq!(hb.tags.as_ref().unwrap().0, [0, 1, 2, 3, 6, 7, 8, 9]);
+        let (pos, m) = hb.words.as_ref().unwrap();
+        assert_eq!(pos, &[1, 0, 0, 0, 1, 2, 3, 0]);
+        assert_eq!(m, &[true, false, false, false, true, true, true, false]);
+        // nothing to trim: unchanged
+        let before = hb.ids.clone();
+        hb.trim_padding();
+        assert_eq!((hb.seq_len, &hb.ids), (4, &before));
+    }
+}
+
+/// A batch of word-aligned text / audio / video segments (MIM on CMU-MOSI/MOSEI). Every row is
+/// padded to the model's fixed length `L` (position 0 is `[CLS]`, with zero audio/video rows).
+#[derive(Clone, Debug)]
+pub struct AlignedBatch {
+    /// Token ids `[B, L]`.
+    pub ids: Tensor<2, Int>,
+    /// True at real tokens `[B, L]`.
+    pub mask: Tensor<2, Bool>,
+    /// Acoustic features aligned with the tokens `[B, L, A]`.
+    pub audio: Tensor<3>,
+    /// Visual features aligned with the tokens `[B, L, V]`.
+    pub video: Tensor<3>,
+    /// Sentiment labels `[B]`, if any.
+    pub labels: Option<Tensor<1>>,
+}
+
+/// Host-side [`AlignedBatch`].
+#[derive(Clone, Debug, Default)]
+pub struct AlignedHostBatch {
+    pub batch_size: usize,
+    pub seq_len: usize,
+    pub audio_dim: usize,
+    pub video_dim: usize,
+    pub ids: Vec<i64>,
+    pub mask: Vec<bool>,
+    pub audio: Vec<f32>,
+    pub video: Vec<f32>,
+    pub labels: Option<Vec<f32>>,
+}
+
+impl AlignedHostBatch {
+    pub fn to_device(&self, device: &Device) -> AlignedBatch {
+        let (b, l) = (self.batch_size, self.seq_len);
+        AlignedBatch {
+            ids: Tensor::from_data(TensorData::new(self.ids.clone(), [b, l]), device),
+            mask: Tensor::from_data(TensorData::new(self.mask.clone(), [b, l]), device),
+            audio: Tensor::from_data(TensorData::new(self.audio.clone(), [b, l, self.audio_dim]), device),
+            video: Tensor::from_data(TensorData::new(self.video.clone(), [b, l, self.video_dim]), device),
+            labels: self.labels.as_ref().map(|y| Tensor::from_data(TensorData::new(y.clone(), [b]), device)),
+        }
     }
 }

@@ -71,4 +71,10 @@ pub trait TaskModel: Module + 'static {
     fn loss(&self, batch: &Batch) -> Tensor<1>;
     /// Predictions for a batch (targets ignored).
     fn predict(&self, batch: &Batch) -> Prediction;
+    /// Whether padding changes the model's output, so batches must keep the full `max_len`
+    /// (MuSE's reference-compatible mode, where padding takes part in attention). Otherwise the
+    /// batch builders trim the padding columns every sample of a batch shares.
+    fn fixed_length(&self) -> bool {
+        false
+    }
 }

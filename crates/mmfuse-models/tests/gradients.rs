@@ -6,8 +6,8 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use mmfuse_models::batch::HostBatch;
-use mmfuse_models::encoders::{ImageCnnConfig, TextTransformerConfig};
-use mmfuse_models::fusion::muse::{CrossTransformerConfig, MuseConfig};
+use mmfuse_models::encoders::{BertConfig, ImageCnnConfig, TextEncoderConfig, TextTransformerConfig};
+use mmfuse_models::fusion::muse::{CaptionDecoderConfig, CrossTransformerConfig, MuseConfig, PixelCnnPpConfig};
 use mmfuse_models::fusion::{ConcatFusionConfig, Modality};
 use mmfuse_models::task::{TaskKind, TaskModel};
 
@@ -44,6 +44,10 @@ impl ModuleVisitor for Check<'_> {
 }
 
 fn batch(task: TaskKind, device: &Device) -> mmfuse_models::Batch {
+    host_batch(task).to_device(device)
+}
+
+fn host_batch(task: TaskKind) -> HostBatch {
     let (b, l, s) = (4, 6, 16);
     let mut hb = HostBatch { batch_size: b, seq_len: l, image_size: s, ..Default::default() };
     for i in 0..b {
@@ -61,7 +65,7 @@ fn batch(task: TaskKind, device: &Device) -> mmfuse_models::Batch {
             hb.set_word_positions(&scored);
         }
     }
-    hb.to_device(device)
+    hb
 }
 
 #[test]
@@ -69,10 +73,17 @@ fn every_trainable_parameter_gets_a_gradient() {
     let device = Device::flex().autodiff();
     device.seed(3);
     for task in [TaskKind::Classify { n_classes: 3 }, TaskKind::Tag { n_tags: 9 }] {
-        for (modality, crf) in [(Modality::Text, false), (Modality::Image, false), (Modality::Fused, false), (Modality::Fused, true), (Modality::Image, true)] {
-            let text = TextTransformerConfig::new(20).with_d_model(16).with_n_heads(2).with_n_layers(1).with_d_ff(32).with_max_len(8).with_dropout(0.0);
+        for (modality, crf, text) in [
+            (Modality::Text, false, scratch()),
+            (Modality::Image, false, scratch()),
+            (Modality::Fused, false, scratch()),
+            (Modality::Fused, true, scratch()),
+            (Modality::Image, true, scratch()),
+            (Modality::Text, true, tiny_bert()),
+            (Modality::Fused, false, tiny_bert()),
+        ] {
             let image = ImageCnnConfig::new().with_channels(vec![4, 8]).with_d_model(16);
-            let model = ConcatFusionConfig::new(modality, task, text, image).with_d_hidden(16).with_crf(crf).init(&device);
+            let model = ConcatFusionConfig::new(modality, task, text, image.clone().into()).with_d_hidden(16).with_crf(crf).init(&device);
             let b = batch(task, &device);
             let grads = GradientsParams::from_grads(model.loss(&b).backward(), &model);
             let mut c = Check { grads: &grads, path: vec![], missing: vec![], zero: vec![], total: 0 };
@@ -82,21 +93,54 @@ fn every_trainable_parameter_gets_a_gradient() {
             assert!(c.zero.is_empty(), "{task:?}/{modality:?}: all-zero gradient for {:?}", c.zero);
         }
         // MuSE: encoders → CrossTransformer (exchange in layers 0..=1) → head (+ CRF)
-        let text = TextTransformerConfig::new(20).with_d_model(16).with_n_heads(2).with_n_layers(1).with_d_ff(32).with_max_len(8).with_dropout(0.0);
-        let image = ImageCnnConfig::new().with_channels(vec![4, 8]).with_d_model(16);
-        let cross = CrossTransformerConfig::new(16)
-            .with_n_heads(2)
-            .with_d_ff(32)
-            .with_n_layers(2)
-            .with_dropout(0.0)
-            .with_exchange_ratio(0.5)
-            .with_exchange_start_layer(0)
-            .with_exchange_end_layer(1);
-        let model = MuseConfig::new(task, text, image, cross).init(&device);
-        let b = batch(task, &device);
-        let grads = GradientsParams::from_grads(model.loss(&b).backward(), &model);
-        let mut c = Check { grads: &grads, path: vec![], missing: vec![], zero: vec![], total: 0 };
-        model.visit(&mut c);
-        assert!(c.missing.is_empty() && c.zero.is_empty(), "MuSE {task:?}: no gradient for {:?}, zero for {:?}", c.missing, c.zero);
+        for text in [scratch(), tiny_bert()] {
+            let image = ImageCnnConfig::new().with_channels(vec![4, 8]).with_d_model(16);
+            let cross = CrossTransformerConfig::new(16)
+                .with_n_heads(2)
+                .with_d_ff(32)
+                .with_n_layers(2)
+                .with_dropout(0.0)
+                .with_exchange_ratio(0.5)
+                .with_exchange_start_layer(0)
+                .with_exchange_end_layer(1);
+            // with both regularising decoders (captioning, PixelCNN++) on, dropout and noise off
+            let caption = CaptionDecoderConfig::new(12, 16).with_d_embed(8).with_d_hidden(8).with_d_attention(8).with_dropout(0.0);
+            let pixelcnn = PixelCnnPpConfig::new(16).with_nr_filters(4).with_nr_resnet(1).with_nr_logistic_mix(2).with_dropout(0.0);
+            let model = MuseConfig::new(task, text, image.into(), cross)
+                .with_caption(Some(caption))
+                .with_pixelcnn(Some(pixelcnn))
+                .with_decoder_noise(0.0)
+                .with_caption_weight(0.5)
+                .with_pixelcnn_weight(0.5)
+                .init(&device);
+            let mut hb = host_batch(task);
+            let caps: Vec<Vec<i64>> = (0..hb.batch_size).map(|i| (0..3 + i).map(|t| ((t * 5 + i) % 12) as i64).collect()).collect();
+            hb.set_captions(&caps.iter().map(|c| c.as_slice()).collect::<Vec<_>>());
+            let b = hb.to_device(&device);
+            assert!(model.caption.is_some() && model.pixelcnn.is_some() && model.regulariser.is_some());
+            let grads = GradientsParams::from_grads(model.loss(&b).backward(), &model);
+            let mut c = Check { grads: &grads, path: vec![], missing: vec![], zero: vec![], total: 0 };
+            model.visit(&mut c);
+            assert!(c.missing.is_empty() && c.zero.is_empty(), "MuSE {task:?}: no gradient for {:?}, zero for {:?}", c.missing, c.zero);
+        }
     }
+}
+
+fn scratch() -> TextEncoderConfig {
+    TextTransformerConfig::new(20).with_d_model(16).with_n_heads(2).with_n_layers(1).with_d_ff(32).with_max_len(8).with_dropout(0.0).into()
+}
+
+/// A BERT of the same size (the pretrained-encoder path; pooler dropped).
+fn tiny_bert() -> TextEncoderConfig {
+    TextEncoderConfig::Bert(BertConfig {
+        vocab_size: 20,
+        hidden_size: 16,
+        num_hidden_layers: 1,
+        num_attention_heads: 2,
+        intermediate_size: 32,
+        hidden_dropout_prob: 0.0,
+        attention_probs_dropout_prob: 0.0,
+        max_position_embeddings: 8,
+        ..BertConfig::default()
+    })
 }

@@ -18,7 +18,7 @@ use mmfuse_models::fusion::FusionModel;
 use mmfuse_models::task::{Prediction, TaskModel};
 use mmfuse_train::config::RunConfig;
 pub use mmfuse_train::config::TaskFamily;
-use mmfuse_train::run::{build_model, task_kind};
+use mmfuse_train::run::{ModelShapes, build_model, task_kind};
 use serde::{Deserialize, Serialize};
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -127,15 +127,22 @@ impl Predictor {
             Ok(p)
         };
         let config = RunConfig::load(&need("config.toml")?, &[])?;
+        if config.data.task == TaskFamily::Regression {
+            bail!(
+                "{} is a MIM run on word-aligned text/audio/video features; `predict`/`serve` take text + image posts. Score it with `mmfuse evaluate --model {}`",
+                run_dir.display(),
+                run_dir.display()
+            );
+        }
         let encoder = TextEncoder::from_file(&need("tokenizer.json")?, config.data.max_len, true)?;
         let labels: LabelMap = serde_json::from_str(&std::fs::read_to_string(need("labels.json")?)?).context("corrupt labels.json")?;
         let weights = need("checkpoints/best/model.bpk")?;
         let record = burn::store::ModuleRecord::load(&weights).with_context(|| format!("cannot read {}", weights.display()))?;
-        let model = build_model(&config, encoder.vocab_size(), task_kind(&config, &labels), device)
+        let model = build_model(&config, &ModelShapes::from_run_dir(run_dir, &config, encoder.vocab_size())?, task_kind(&config, &labels), device)
             .try_load_record(record)
             .with_context(|| format!("{} does not match the model described by config.toml", weights.display()))?
             .valid();
-        let spec = ImageSpec { size: config.data.image_size, ..ImageSpec::default() };
+        let spec = mmfuse_train::run::image_spec(&config);
         Ok(Self { config, encoder, labels, model, device: device.clone(), spec })
     }
 
@@ -182,6 +189,7 @@ impl Predictor {
                 bail!("empty text");
             }
             match self.task() {
+                TaskFamily::Regression => bail!("this run is a MIM model on word-aligned audio/video features; it does not predict from a text + image post"),
                 TaskFamily::Classify => {
                     let e = self.encoder.encode(&post.text);
                     hb.ids.extend(e.ids.iter().map(|&x| x as i64));
@@ -210,6 +218,9 @@ impl Predictor {
         }
         if self.task() == TaskFamily::Ner {
             hb.set_word_positions(&first_pieces);
+        }
+        if !self.model.fixed_length() {
+            hb.trim_padding();
         }
         let pred = self.model.predict(&hb.to_device(&self.device));
         let mut out = Vec::with_capacity(posts.len());

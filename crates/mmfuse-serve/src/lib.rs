@@ -255,6 +255,7 @@ async fn info(State(s): State<AppState>) -> axum::Json<Value> {
     let task = match s.predictor.task() {
         mmfuse_predict::TaskFamily::Ner => "ner",
         mmfuse_predict::TaskFamily::Classify => "classify",
+        mmfuse_predict::TaskFamily::Regression => "regression",
     };
     axum::Json(json!({"task": task, "labels": s.predictor.labels().names(), "max_batch": s.cfg.max_batch}))
 }

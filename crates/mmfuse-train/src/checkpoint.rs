@@ -67,6 +67,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Save `model` (and `optimizer`) with `state` as checkpoint `name` under `root`.
 pub fn save<M: Module>(root: &Path, name: &str, model: &M, optimizer: Option<&ModuleOptimizer>, state: &TrainState) -> Result<()> {
+    save_with(root, name, model, optimizer, &[], state)
+}
+
+/// [`save`] with further optimisers, each written as `<file>.bpk` (MIM's UPN optimiser) and read
+/// back by [`load_extra`].
+pub fn save_with<M: Module>(
+    root: &Path,
+    name: &str,
+    model: &M,
+    optimizer: Option<&ModuleOptimizer>,
+    extra: &[(&str, &ModuleOptimizer)],
+    state: &TrainState,
+) -> Result<()> {
     fs::create_dir_all(root).with_context(|| format!("cannot create {}", root.display()))?;
     let final_dir = root.join(name);
     let tmp = root.join(format!(".{name}.tmp"));
@@ -82,6 +95,10 @@ pub fn save<M: Module>(root: &Path, name: &str, model: &M, optimizer: Option<&Mo
     if let Some(o) = optimizer {
         let b = o.into_bytes().context("cannot serialise the optimizer state")?;
         write_synced(&tmp.join("optimizer.bpk"), &b)?;
+    }
+    for (file, o) in extra {
+        let b = o.into_bytes().with_context(|| format!("cannot serialise the {file} state"))?;
+        write_synced(&tmp.join(format!("{file}.bpk")), &b)?;
     }
     write_synced(&tmp.join("state.json"), serde_json::to_string_pretty(state)?.as_bytes())?;
     sync_dir(&tmp);
@@ -119,6 +136,15 @@ pub fn load(root: &Path, name: &str) -> Result<Option<Checkpoint>> {
     let state = serde_json::from_str(&fs::read_to_string(&state_path).with_context(|| format!("cannot read {}", state_path.display()))?)
         .with_context(|| format!("corrupt {}", state_path.display()))?;
     Ok(Some(Checkpoint { model, optimizer, state, dir }))
+}
+
+/// A further optimiser state saved by [`save_with`] in the checkpoint folder `dir`.
+pub fn load_extra(dir: &Path, file: &str) -> Result<Option<Bytes>> {
+    let p = dir.join(format!("{file}.bpk"));
+    if !p.exists() {
+        return Ok(None);
+    }
+    Ok(Some(Bytes::from_bytes_vec(fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?)))
 }
 
 #[cfg(test)]

@@ -17,6 +17,10 @@ pub enum TaskFamily {
     /// Sequence classification (sentiment, sarcasm); JSONL files `train.jsonl`, `dev.jsonl`,
     /// `test.jsonl`.
     Classify,
+    /// Sentiment regression on word-aligned text / audio / video features (CMU-MOSI/MOSEI,
+    /// method `mim`): `data.dir` is a MAG-BERT or MMSA `.pkl` file, or a folder in mmfuse's
+    /// aligned layout (`mmfuse prepare-mosi`).
+    Regression,
 }
 
 /// `[data]`: where the corpus is and how to read it.
@@ -38,12 +42,22 @@ pub struct DataConfig {
     /// Word pieces per text, `[CLS]` included; longer texts are truncated (counted).
     #[serde(default = "default_max_len")]
     pub max_len: usize,
-    /// Square image size fed to the image encoder.
+    /// Square image size fed to the image encoder (plain bilinear resize, no crop, values
+    /// scaled to [−1, 1]); ignored when `preprocess` is set.
     #[serde(default = "default_image_size")]
     pub image_size: u32,
+    /// A pretrained encoder's image pipeline: `imagenet_eval` (shorter side 256, centre crop
+    /// 224, ImageNet mean/std), `muse` (224×224 without crop, MuSE's mean/std) or `clip`
+    /// (bicubic, centre crop 224, CLIP mean/std); Pillow-exact resampling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preprocess: Option<mmfuse_data::preprocess::Preprocess>,
     /// Minimum count of a word to enter the vocabulary of from-scratch text encoders.
     #[serde(default = "default_min_count")]
     pub min_word_count: u32,
+    /// CLFA: the teacher cache written by `mmfuse clip-embed` (frozen CLIP text and image
+    /// embeddings of every post, by id), relative to the working directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher: Option<PathBuf>,
     /// Class names in output order (classification); default: sorted labels of the train split.
     #[serde(default)]
     pub labels: Vec<String>,
@@ -69,12 +83,29 @@ fn default_min_count() -> u32 {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
-    /// Fusion method: `concat` (late fusion baseline) or `muse` (CrossTransformer exchange).
+    /// Fusion method: `concat` (late fusion baseline), `muse` (CrossTransformer exchange) or
+    /// `clfa` (CLIP-guided alignment + cross-attention fusion).
     #[serde(default = "default_method")]
     pub method: String,
     /// Modalities the model sees: `text`, `image` or `fused`.
     #[serde(default = "default_modality")]
     pub modality: Modality,
+    /// Pretrained text encoder: a Hugging Face BERT folder (`config.json`, `model.safetensors`,
+    /// `tokenizer.json`), e.g. all-MiniLM-L6-v2 or bert-base-cased. Its tokenizer replaces the
+    /// word-level one, and its `hidden_size` replaces `d_model` (the image encoder and the fusion
+    /// layers take that size). Unset: a Transformer trained from scratch (`d_model`, `n_layers`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_encoder: Option<PathBuf>,
+    /// Pretrained image encoder: a torchvision ResNet `.safetensors` file (resnet18 … resnet152,
+    /// shape read from the tensors). Its last feature map is average-pooled to
+    /// `image_grid`×`image_grid` tokens and projected to the model width. Unset: the small CNN
+    /// (`cnn_channels`) trained from scratch. Use with `data.preprocess` ("muse" or
+    /// "imagenet_eval").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_encoder: Option<PathBuf>,
+    /// Side of the image token grid of a pretrained image encoder (MuSE: 8 → 64 tokens).
+    #[serde(default = "default_grid")]
+    pub image_grid: usize,
     /// Hidden size of the encoders.
     #[serde(default = "default_d_model")]
     pub d_model: usize,
@@ -117,6 +148,103 @@ pub struct ModelConfig {
     /// MuSE: reproduce the released code (no padding masks; means over all tokens).
     #[serde(default)]
     pub reference_compat: bool,
+    /// MuSE: α, weight of the image→text captioning decoder's loss L_it (0: decoder off).
+    #[serde(default)]
+    pub caption_weight: f64,
+    /// MuSE: β, weight of the text→image PixelCNN++ loss L_ti in nats per sub-pixel (0: off).
+    #[serde(default)]
+    pub pixelcnn_weight: f64,
+    /// MuSE: std of the Gaussian noise added to the embeddings the decoders read (paper 1.0).
+    #[serde(default = "default_noise")]
+    pub decoder_noise: f64,
+    /// MuSE: captioning decoder's embedding = LSTM = attention size (paper 512).
+    #[serde(default = "default_caption_dim")]
+    pub caption_dim: usize,
+    /// MuSE: PixelCNN++ filters (paper 80) and gated ResNet blocks per resolution (paper 5).
+    #[serde(default = "default_pixelcnn_filters")]
+    pub pixelcnn_filters: usize,
+    #[serde(default = "default_one")]
+    pub pixelcnn_resnets: usize,
+    /// MuSE: dropout inside both decoders (paper 0.5).
+    #[serde(default = "default_decoder_dropout")]
+    pub decoder_dropout: f64,
+    /// CLFA: α, weight of the contrastive alignment to the CLIP teacher (0: no-alignment
+    /// ablation; otherwise `data.teacher` is required).
+    #[serde(default = "default_one_f")]
+    pub clfa_alpha: f64,
+    /// CLFA: β, weight of the task cross-entropy.
+    #[serde(default = "default_one_f")]
+    pub clfa_beta: f64,
+    /// CLFA: InfoNCE temperature τ.
+    #[serde(default = "default_tau")]
+    pub clfa_tau: f64,
+    /// CLFA: fuser, `cross_attention` (the paper's cross encoder, `cross_layers` layers),
+    /// `concat_mean` or `co_attention`.
+    #[serde(default = "default_fuser")]
+    pub clfa_fuser: mmfuse_models::fusion::clfa::Fuser,
+    /// CLFA: pooling of the cross encoder's text tokens, `cls`, `mean` or `max`.
+    #[serde(default = "default_pooling")]
+    pub clfa_pooling: mmfuse_models::fusion::clfa::Pooling,
+    /// MIM: fusion of the three purified vectors, `multiply` (paper), `add` or `concat`.
+    #[serde(default = "default_mim_fusion")]
+    pub mim_fusion: mmfuse_models::fusion::mim::MimFusion,
+    /// MIM: weight of the L0 penalty in the purification step (paper 0.1).
+    #[serde(default = "default_penalty")]
+    pub mim_penalty_weight: f64,
+    /// MIM: the 10 in the inter-modal guidance weight 0.5·(10·α)².
+    #[serde(default = "default_kd_scale")]
+    pub mim_kd_scale: f64,
+    /// MIM: unimodal purification (UPN) on (false: the no-UPN ablation).
+    #[serde(default = "default_true")]
+    pub mim_purification: bool,
+    /// MIM: knowledge guidance (KGS) on (false: the no-KGS ablation).
+    #[serde(default = "default_true")]
+    pub mim_guidance: bool,
+    /// MIM: BiLSTM hidden size per direction in the UPN (0: d_model / 2, the paper's 2×40).
+    #[serde(default)]
+    pub mim_lstm_hidden: usize,
+    /// MIM: sample the gate noise at evaluation too, as the released code does.
+    #[serde(default)]
+    pub mim_stochastic_eval: bool,
+}
+
+fn default_mim_fusion() -> mmfuse_models::fusion::mim::MimFusion {
+    mmfuse_models::fusion::mim::MimFusion::Multiply
+}
+fn default_penalty() -> f64 {
+    0.1
+}
+fn default_kd_scale() -> f64 {
+    10.0
+}
+
+fn default_one_f() -> f64 {
+    1.0
+}
+fn default_tau() -> f64 {
+    0.1
+}
+fn default_fuser() -> mmfuse_models::fusion::clfa::Fuser {
+    mmfuse_models::fusion::clfa::Fuser::CrossAttention
+}
+fn default_pooling() -> mmfuse_models::fusion::clfa::Pooling {
+    mmfuse_models::fusion::clfa::Pooling::Mean
+}
+
+fn default_grid() -> usize {
+    8
+}
+fn default_noise() -> f64 {
+    1.0
+}
+fn default_caption_dim() -> usize {
+    128
+}
+fn default_pixelcnn_filters() -> usize {
+    32
+}
+fn default_decoder_dropout() -> f64 {
+    0.5
 }
 
 fn default_cross_layers() -> usize {
@@ -177,7 +305,7 @@ pub struct TrainConfig {
     /// Peak learning rate of the encoders and fusion layers.
     #[serde(default = "default_lr")]
     pub lr: f64,
-    /// Peak learning rate of the task head (parameters under `head`).
+    /// Peak learning rate of the task head (parameters under `head` and `crf`).
     #[serde(default = "default_lr")]
     pub head_lr: f64,
     /// AdamW decoupled weight decay; biases and norm parameters get none.
@@ -208,12 +336,26 @@ pub struct TrainConfig {
     /// or one entry: train on `device` alone.
     #[serde(default)]
     pub devices: Vec<DeviceSpec>,
+    /// Parameters to freeze, by path prefix with the model's variant names left out (e.g.
+    /// `image.resnet.stem`, `image.resnet.stages.0` = torchvision's conv1/bn1 and layer1, as
+    /// MuSE freezes them; `text.embeddings`). Each prefix must match at least one parameter.
+    #[serde(default)]
+    pub freeze: Vec<String>,
+    /// Batch normalisation while training: `train` (batch statistics, running statistics
+    /// updated, as PyTorch's `model.train()`, frozen layers included) or `eval` (every BN layer
+    /// normalises with its running statistics and keeps them, e.g. a pretrained ResNet
+    /// fine-tuned with small batches).
+    #[serde(default = "default_bn")]
+    pub batch_norm: String,
     /// Dev metric that selects the best checkpoint: `f1` (NER micro F1), `accuracy`,
     /// `macro_f1`. Default: `f1` for NER, `macro_f1` for classification.
     #[serde(default)]
     pub select_metric: Option<String>,
 }
 
+fn default_bn() -> String {
+    "train".into()
+}
 fn default_epochs() -> usize {
     10
 }
@@ -291,6 +433,7 @@ impl RunConfig {
         self.train.select_metric.clone().unwrap_or_else(|| match self.data.task {
             TaskFamily::Ner => "f1".into(),
             TaskFamily::Classify => "macro_f1".into(),
+            TaskFamily::Regression => "mae".into(),
         })
     }
 
@@ -308,7 +451,8 @@ impl RunConfig {
         if self.data.max_len < 2 {
             bail!("data.max_len must be at least 2 ([CLS] and one token)");
         }
-        if !self.model.d_model.is_multiple_of(self.model.n_heads) {
+        // with a pretrained text encoder its hidden size is the model width (checked at load)
+        if self.model.text_encoder.is_none() && !self.model.d_model.is_multiple_of(self.model.n_heads) {
             bail!("model.d_model ({}) must be divisible by model.n_heads ({})", self.model.d_model, self.model.n_heads);
         }
         match self.model.method.as_str() {
@@ -329,7 +473,44 @@ impl RunConfig {
                     );
                 }
             }
-            other => bail!("unknown model.method '{other}'; available: concat, muse"),
+            "clfa" => {
+                if self.model.modality != Modality::Fused || self.data.task != TaskFamily::Classify {
+                    bail!("model.method = \"clfa\" is a fused classifier: use model.modality = \"fused\" and data.task = \"classify\"");
+                }
+                if !(self.model.clfa_tau > 0.0 && self.model.clfa_alpha >= 0.0 && self.model.clfa_beta >= 0.0) {
+                    bail!("model.clfa_tau must be > 0, model.clfa_alpha and model.clfa_beta >= 0");
+                }
+                if self.model.clfa_alpha > 0.0 && self.data.teacher.is_none() {
+                    bail!(
+                        "model.clfa_alpha > 0 aligns to CLIP: set data.teacher to a cache written by `mmfuse clip-embed` (or clfa_alpha = 0 for the no-alignment ablation)"
+                    );
+                }
+            }
+            "mim" => {
+                if self.data.task != TaskFamily::Regression {
+                    bail!("model.method = \"mim\" works on word-aligned text/audio/video features: use data.task = \"regression\"");
+                }
+                if !(self.model.mim_penalty_weight >= 0.0 && self.model.mim_kd_scale >= 0.0) {
+                    bail!("model.mim_penalty_weight and model.mim_kd_scale must be >= 0");
+                }
+            }
+            other => bail!("unknown model.method '{other}'; available: concat, muse, clfa, mim"),
+        }
+        if self.data.task == TaskFamily::Regression && self.model.method != "mim" {
+            bail!("data.task = \"regression\" (word-aligned features) is MIM's task: use model.method = \"mim\"");
+        }
+        let m = &self.model;
+        if (m.caption_weight != 0.0 || m.pixelcnn_weight != 0.0) && m.method != "muse" {
+            bail!("model.caption_weight / model.pixelcnn_weight are MuSE's decoders; they need model.method = \"muse\"");
+        }
+        if !(m.caption_weight >= 0.0 && m.pixelcnn_weight >= 0.0 && m.decoder_noise >= 0.0) {
+            bail!("model.caption_weight, model.pixelcnn_weight and model.decoder_noise must be >= 0");
+        }
+        if !(0.0..1.0).contains(&m.decoder_dropout) {
+            bail!("model.decoder_dropout must be in [0, 1)");
+        }
+        if !["train", "eval"].contains(&self.train.batch_norm.as_str()) {
+            bail!("train.batch_norm must be \"train\" or \"eval\", got \"{}\"", self.train.batch_norm);
         }
         let m = self.select_metric();
         if !["f1", "accuracy", "macro_f1"].contains(&m.as_str()) {

@@ -8,7 +8,7 @@ use burn::tensor::Device;
 use mmfuse_data::image::ImageLoader;
 use mmfuse_data::labels::LabelMap;
 use mmfuse_metrics::cls::cls_scores;
-use mmfuse_metrics::ner::{ChunkMode, ner_scores};
+use mmfuse_metrics::ner::{ChunkMode, ner_scores, ner_scores_wordpiece};
 use mmfuse_models::task::{Prediction, TaskModel};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -31,7 +31,7 @@ pub fn predict_all<M: TaskModel>(
     device: &Device,
 ) -> Result<Vec<Prediction>> {
     let order: Vec<usize> = (0..examples.len()).collect();
-    let rx = stream_batches(examples, order, batch_size, loader, 2);
+    let rx = stream_batches(examples, order, batch_size, loader, 2, !model.fixed_length());
     let mut out = Vec::new();
     for hb in rx {
         let batch = hb?.to_device(device);
@@ -52,6 +52,29 @@ pub fn word_tags(example: &Example, positions: &[usize], tags: &LabelMap) -> Vec
         .collect()
 }
 
+/// Word-piece tag sequences as the MuSE reference scores them: over the pieces that reached the
+/// model, continuation pieces gold `X` (dropped by the scorer), first pieces with their word's
+/// gold tag and the predicted tag at that position. Words cut by truncation are absent, as in
+/// the reference, where they never enter the input.
+fn piece_tags(example: &Example, words: &[String], positions: &[usize], tags: &LabelMap) -> (Vec<String>, Vec<String>) {
+    let n = example.mask.iter().filter(|&&m| m).count();
+    let mut gold = vec!["X".to_string(); n];
+    for (w, p) in example.word_pos.iter().enumerate() {
+        if let Some(p) = p {
+            gold[*p] = words[w].clone();
+        }
+    }
+    let pred = (0..n).map(|p| if gold[p] == "X" { "X".to_string() } else { tags.name(positions[p]).to_string() }).collect();
+    (gold, pred)
+}
+
+fn wordpiece_detail(gold: &[Vec<String>], pred: &[Vec<String>]) -> Result<Value> {
+    let s = ner_scores_wordpiece(gold, pred, ChunkMode::Strict)?;
+    Ok(json!({"scheme": "MuSE reference scorer: first word pieces of the (truncated) input, entity-level strict",
+              "precision": s.micro.precision, "recall": s.micro.recall, "f1": s.micro.f1,
+              "gold": s.micro.support, "predicted": s.micro.predicted, "correct": s.micro.correct}))
+}
+
 /// Evaluate `model` on `examples`.
 pub fn evaluate<M: TaskModel>(
     model: &M,
@@ -66,6 +89,7 @@ pub fn evaluate<M: TaskModel>(
     let mut pred_cls = Vec::new();
     let mut gold_tags = Vec::new();
     let mut pred_tags = Vec::new();
+    let (mut wp_gold, mut wp_pred) = (Vec::new(), Vec::new());
     let mut i = 0;
     for p in preds {
         match p {
@@ -83,6 +107,9 @@ pub fn evaluate<M: TaskModel>(
                     let e = &examples[i];
                     i += 1;
                     let Some(Gold::Tags { words, .. }) = &e.gold else { bail!("example {} has no tags", e.id) };
+                    let (g, p) = piece_tags(e, words, &row, labels);
+                    wp_gold.push(g);
+                    wp_pred.push(p);
                     gold_tags.push(words.clone());
                     pred_tags.push(word_tags(e, &row, labels));
                 }
@@ -101,7 +128,8 @@ pub fn evaluate<M: TaskModel>(
         detail = json!({"scheme": "entity-level, exact span and type, seqeval strict (IOB2), word level",
                         "micro": {"precision": s.micro.precision, "recall": s.micro.recall, "f1": s.micro.f1,
                                    "gold": s.micro.support, "predicted": s.micro.predicted, "correct": s.micro.correct},
-                        "per_type": per_type});
+                        "per_type": per_type,
+                        "wordpiece_reference": wordpiece_detail(&wp_gold, &wp_pred)?});
     } else {
         let s = cls_scores(&gold_cls, &pred_cls, labels.len())?;
         scores.insert("accuracy".into(), s.accuracy);

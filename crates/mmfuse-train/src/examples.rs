@@ -32,6 +32,21 @@ pub struct Example {
     pub gold: Option<Gold>,
     /// For each word of a tagging example, the position of its first piece (None: truncated).
     pub word_pos: Vec<Option<usize>>,
+    /// MuSE's captioning target: the post's words over the caption vocabulary, `[SOS] … [EOS]`
+    /// (empty when the model has no captioning decoder).
+    pub caption: Vec<i64>,
+    /// CLFA's teacher embeddings (CLIP text, CLIP image) of the post, when the run uses them.
+    pub teacher: Option<(Vec<f32>, Vec<f32>)>,
+}
+
+/// The image file of a classification sample: its `image` (relative to the data folder unless
+/// absolute), else `<image_dir>/<id>.jpg`.
+pub fn cls_image_path(s: &ClsSample, data_dir: &Path, image_dir: &Path) -> PathBuf {
+    match &s.image {
+        Some(p) if Path::new(p).is_absolute() => PathBuf::from(p),
+        Some(p) => data_dir.join(p),
+        None => image_dir.join(format!("{}.jpg", s.id)),
+    }
 }
 
 /// Counts reported at the end of a run.
@@ -86,6 +101,8 @@ pub fn ner_examples(samples: &[NerSample], enc: &TextEncoder, tags: &LabelMap, i
             image: ner_image_path(image_dir, &s.id),
             gold: Some(Gold::Tags { words: s.tags.clone(), position_tags, scored }),
             word_pos,
+            caption: vec![],
+            teacher: None,
         });
     }
     rep.examples = out.len();
@@ -104,11 +121,7 @@ pub fn cls_examples(samples: &[ClsSample], enc: &TextEncoder, labels: &LabelMap,
         let class = labels
             .index(&s.label)
             .with_context(|| format!("sample {} (line {}): unknown label '{}'; known labels: {}", s.id, s.line, s.label, labels.names().join(", ")))?;
-        let image = match &s.image {
-            Some(p) if Path::new(p).is_absolute() => PathBuf::from(p),
-            Some(p) => data_dir.join(p),
-            None => image_dir.join(format!("{}.jpg", s.id)),
-        };
+        let image = cls_image_path(s, data_dir, image_dir);
         out.push(Example {
             id: s.id.clone(),
             ids: e.ids.iter().map(|&x| x as i64).collect(),
@@ -116,14 +129,17 @@ pub fn cls_examples(samples: &[ClsSample], enc: &TextEncoder, labels: &LabelMap,
             image,
             gold: Some(Gold::Class(class)),
             word_pos: vec![],
+            caption: vec![],
+            teacher: None,
         });
     }
     rep.examples = out.len();
     Ok((out, rep))
 }
 
-/// Assemble a host batch from examples (decoding their images).
-pub fn host_batch(examples: &[&Example], loader: &ImageLoader) -> Result<HostBatch> {
+/// Assemble a host batch from examples (decoding their images); with `trim`, padding columns
+/// that all samples share are dropped ([`HostBatch::trim_padding`]).
+pub fn host_batch(examples: &[&Example], loader: &ImageLoader, trim: bool) -> Result<HostBatch> {
     if examples.is_empty() {
         bail!("empty batch");
     }
@@ -163,22 +179,37 @@ pub fn host_batch(examples: &[&Example], loader: &ImageLoader) -> Result<HostBat
         }
         None => {}
     }
+    if !examples[0].caption.is_empty() {
+        let caps: Vec<&[i64]> = examples.iter().map(|e| e.caption.as_slice()).collect();
+        hb.set_captions(&caps);
+    }
+    if examples.iter().all(|e| e.teacher.is_some()) {
+        let p = examples[0].teacher.as_ref().map_or(0, |t| t.0.len());
+        let text = examples.iter().flat_map(|e| e.teacher.as_ref().unwrap().0.iter().copied()).collect();
+        let image = examples.iter().flat_map(|e| e.teacher.as_ref().unwrap().1.iter().copied()).collect();
+        hb.teacher = Some((text, image, p));
+    }
+    if trim {
+        hb.trim_padding();
+    }
     Ok(hb)
 }
 
-/// Batches of `examples` in `order`, assembled on a background thread, `ahead` batches ahead.
+/// Batches of `examples` in `order`, assembled on a background thread, `ahead` batches ahead
+/// (padding trimmed with `trim`, see [`host_batch`]).
 pub fn stream_batches(
     examples: Arc<Vec<Example>>,
     order: Vec<usize>,
     batch_size: usize,
     loader: Arc<ImageLoader>,
     ahead: usize,
+    trim: bool,
 ) -> Receiver<Result<HostBatch>> {
     let (tx, rx) = sync_channel(ahead.max(1));
     std::thread::spawn(move || {
         for chunk in order.chunks(batch_size) {
             let refs: Vec<&Example> = chunk.iter().map(|&i| &examples[i]).collect();
-            let r = host_batch(&refs, &loader);
+            let r = host_batch(&refs, &loader, trim);
             let failed = r.is_err();
             if tx.send(r).is_err() || failed {
                 break;

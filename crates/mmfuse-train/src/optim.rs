@@ -11,14 +11,15 @@
 
 use burn::lr_scheduler::module_lr_scheduler::{ModuleLearningRate, ModuleLrScheduler};
 use burn::lr_scheduler::{LrScheduler, LrSchedulerRecord};
-use burn::module::{Module, ModuleVisitor, Param, ParamGroup};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamGroup};
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::Tensor;
 
 /// Regex of the parameters that get no weight decay.
 pub const NO_DECAY: &str = r"(^|\.)(bias|gamma|beta)$";
-/// Regex of the task-head parameters (own learning rate).
-pub const HEAD: &str = r"^head(\.|$)";
+/// Regex of the task-head parameters (own learning rate): the output layer and the CRF, at the
+/// model's root or under the variant of a model enum (`Concat.head.…`, `Muse.crf.…`).
+pub const HEAD: &str = r"^([A-Z]\w*\.)?(head|crf)\.";
 
 /// Linear warm-up from 0 to `peak` over `warmup` steps, then linear decay to 0 at `total`
 /// (HF `get_linear_schedule_with_warmup`). The value at step `s` (0-based) is the rate used by
@@ -145,6 +146,76 @@ pub fn clip_global_norm<M: Module>(module: &M, grads: &mut GradientsParams, max_
     norm
 }
 
+/// A parameter path as users write it: the module enum variants (`Concat`, `Muse`, `Bert`,
+/// `ResNet`, …, the capitalised segments) left out, e.g. `image.resnet.stages.0.0.convs.0.conv.weight`.
+pub fn user_path(path: &str) -> String {
+    path.split('.').filter(|s| !s.starts_with(|c: char| c.is_ascii_uppercase())).collect::<Vec<_>>().join(".")
+}
+
+/// Freeze (no gradient, so no update) every float parameter whose [`user_path`] starts with
+/// one of `prefixes` (whole segments: `image.resnet.stem` matches `image.resnet.stem.conv.weight`,
+/// not `image.resnet.stems`). Returns the module and the number of frozen parameter values;
+/// a prefix that matches nothing is an error naming it.
+pub fn freeze<M: Module>(module: M, prefixes: &[String]) -> Result<(M, usize), String> {
+    struct Freezer<'a> {
+        stack: Vec<String>,
+        prefixes: &'a [String],
+        hits: Vec<usize>,
+        frozen: usize,
+    }
+    impl ModuleMapper for Freezer<'_> {
+        fn enter_module(&mut self, name: &str, _t: &str) {
+            self.stack.push(name.to_string());
+        }
+        fn exit_module(&mut self, _name: &str, _t: &str) {
+            self.stack.pop();
+        }
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let path = user_path(&self.stack.join("."));
+            let mut hit = false;
+            for (i, p) in self.prefixes.iter().enumerate() {
+                if path == *p || path.starts_with(&format!("{p}.")) {
+                    self.hits[i] += 1;
+                    hit = true;
+                }
+            }
+            if hit {
+                self.frozen += param.val().shape().num_elements();
+                param.set_require_grad(false)
+            } else {
+                param
+            }
+        }
+    }
+    if prefixes.is_empty() {
+        return Ok((module, 0));
+    }
+    let mut f = Freezer { stack: vec![], prefixes, hits: vec![0; prefixes.len()], frozen: 0 };
+    let module = module.map(&mut f);
+    if let Some(i) = f.hits.iter().position(|&h| h == 0) {
+        return Err(format!("train.freeze: '{}' matches no parameter", prefixes[i]));
+    }
+    Ok((module, f.frozen))
+}
+
+/// Put every batch-norm layer of `module` in evaluation mode (normalise with, and keep, the
+/// running statistics) or back in training mode; returns the number of layers switched.
+pub fn set_batch_norm_training<M: Module>(module: M, training: bool) -> (M, usize) {
+    struct Flags {
+        training: bool,
+        n: usize,
+    }
+    impl ModuleMapper for Flags {
+        fn map_flag(&mut self, flag: Param<burn::module::Flag>) -> Param<burn::module::Flag> {
+            self.n += 1;
+            flag.with_value(self.training)
+        }
+    }
+    let mut f = Flags { training, n: 0 };
+    let module = module.map(&mut f);
+    (module, f.n)
+}
+
 /// Names (paths) of all float parameters of a module, in visiting order.
 pub fn param_paths<M: Module>(module: &M) -> Vec<(String, usize)> {
     struct Paths {
@@ -207,6 +278,31 @@ mod tests {
         assert_eq!(nd, ["body.bias", "norm.gamma", "norm.beta", "head.bias"]);
         let h: Vec<&String> = paths.iter().filter(|p| head(p)).collect();
         assert_eq!(h, ["head.weight", "head.bias"]);
+    }
+
+    #[test]
+    fn head_group_covers_head_and_crf_of_every_fusion_model() {
+        use mmfuse_models::encoders::{ImageCnnConfig, TextTransformerConfig};
+        use mmfuse_models::fusion::muse::{CrossTransformerConfig, MuseConfig};
+        use mmfuse_models::fusion::{ConcatFusionConfig, FusionModel, Modality};
+        use mmfuse_models::task::TaskKind;
+        let device = Device::flex();
+        let task = TaskKind::Tag { n_tags: 5 };
+        let text = TextTransformerConfig::new(10).with_d_model(8).with_n_heads(2).with_n_layers(1).with_d_ff(8).with_max_len(4);
+        let image = ImageCnnConfig::new().with_channels(vec![4]).with_d_model(8);
+        let models = [
+            FusionModel::Concat(ConcatFusionConfig::new(Modality::Fused, task, text.clone().into(), image.clone().into()).with_crf(true).init(&device)),
+            FusionModel::Muse(MuseConfig::new(task, text.into(), image.into(), CrossTransformerConfig::new(8).with_n_heads(2).with_n_layers(2)).init(&device)),
+        ];
+        let head = regex_lite(HEAD);
+        for m in &models {
+            let paths: Vec<String> = param_paths(m).into_iter().map(|(p, _)| p).collect();
+            let h: Vec<&str> = paths.iter().filter(|p| head(p)).map(|p| p.split('.').nth(1).unwrap()).collect();
+            let expected = paths.iter().filter(|p| p.contains(".head.") || p.contains(".crf.")).count();
+            assert!(h.len() == expected && h.len() >= 4, "{paths:?}");
+            assert!(h.iter().all(|s| *s == "head" || *s == "crf"), "{h:?}");
+            assert!(h.contains(&"crf"), "{paths:?}");
+        }
     }
 
     fn regex_lite(pattern: &str) -> impl Fn(&str) -> bool {

@@ -79,7 +79,7 @@ mod tests {
         let text = TextTransformerConfig::new(11).with_d_model(8).with_n_heads(2).with_n_layers(1).with_d_ff(16).with_max_len(5).with_dropout(0.0);
         // no batch-norm here: its batch statistics differ per shard by design
         let image = ImageCnnConfig::new().with_channels(vec![]).with_d_model(8);
-        let model = ConcatFusionConfig::new(Modality::Fused, TaskKind::Classify { n_classes: 3 }, text, image).with_dropout(0.0).init(&device);
+        let model = ConcatFusionConfig::new(Modality::Fused, TaskKind::Classify { n_classes: 3 }, text.into(), image.into()).with_dropout(0.0).init(&device);
         let hb = host_batch(6);
         let loss = model.loss(&hb.to_device(&device));
         let single_loss = loss.clone().into_scalar::<f32>() as f64;

@@ -17,6 +17,7 @@ use crate::checkpoint;
 use crate::config::{RunConfig, TaskFamily};
 use crate::evaluate::{EvalResult, evaluate};
 use crate::examples::{Example, PrepReport, cls_examples, ner_examples};
+use crate::teacher::TeacherCache;
 use crate::trainer::{FitOutcome, TrainData, TrainOptions, fit, metrics_path};
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
@@ -25,10 +26,13 @@ use mmfuse_data::cls::read_jsonl;
 use mmfuse_data::conll::{ConllOptions, NER_TAGS, read_conll};
 use mmfuse_data::image::{ImageLoader, ImageSpec};
 use mmfuse_data::labels::LabelMap;
-use mmfuse_data::text::{TextEncoder, train_word_tokenizer};
+use mmfuse_data::text::Tokenizer;
+use mmfuse_data::text::{TextEncoder, caption_ids, train_word_tokenizer};
 use mmfuse_metrics::plot::{CurvePoint, plot_curves};
-use mmfuse_models::encoders::{ImageCnnConfig, TextTransformerConfig};
-use mmfuse_models::fusion::muse::{CrossTransformerConfig, MuseConfig};
+use mmfuse_models::encoders::resnet::ResNetConfig;
+use mmfuse_models::encoders::{BertConfig, ImageCnnConfig, ImageEncoder, ImageEncoderConfig, TextEncoderConfig, TextTransformerConfig};
+use mmfuse_models::fusion::clfa::{ClfaConfig, CrossEncoderConfig};
+use mmfuse_models::fusion::muse::{CaptionDecoderConfig, CrossTransformerConfig, MuseConfig, PixelCnnPpConfig};
 use mmfuse_models::fusion::{ConcatFusionConfig, FusionModel};
 use mmfuse_models::task::TaskKind;
 use serde_json::json;
@@ -43,6 +47,8 @@ pub struct Prepared {
     pub test: Vec<Example>,
     pub labels: LabelMap,
     pub encoder: TextEncoder,
+    /// Caption vocabulary of MuSE's captioning decoder (when the config turns it on).
+    pub caption_tokenizer: Option<Tokenizer>,
     pub report: serde_json::Value,
 }
 
@@ -50,7 +56,7 @@ pub struct Prepared {
 pub fn split_files(task: TaskFamily) -> [&'static str; 3] {
     match task {
         TaskFamily::Ner => ["train.txt", "valid.txt", "test.txt"],
-        TaskFamily::Classify => ["train.jsonl", "dev.jsonl", "test.jsonl"],
+        TaskFamily::Classify | TaskFamily::Regression => ["train.jsonl", "dev.jsonl", "test.jsonl"],
     }
 }
 
@@ -59,10 +65,21 @@ pub fn image_dir(cfg: &RunConfig) -> PathBuf {
     if cfg.data.image_dir.is_absolute() { cfg.data.image_dir.clone() } else { cfg.data.dir.join(&cfg.data.image_dir) }
 }
 
+/// The image preprocessing of a config.
+pub fn image_spec(cfg: &RunConfig) -> ImageSpec {
+    match cfg.data.preprocess {
+        Some(p) => ImageSpec::from_preset(p),
+        None => ImageSpec { size: cfg.data.image_size, ..ImageSpec::default() },
+    }
+}
+
+/// The run's caption vocabulary of MuSE's captioning decoder (word-level `tokenizer.json`).
+pub const CAPTION_TOKENIZER_FILE: &str = "caption_tokenizer.json";
+
 /// The image loader of a config.
 /// (Text-only models get a loader that reads no image.)
 pub fn image_loader(cfg: &RunConfig) -> ImageLoader {
-    let spec = ImageSpec { size: cfg.data.image_size, ..ImageSpec::default() };
+    let spec = image_spec(cfg);
     if cfg.model.modality == mmfuse_models::fusion::Modality::Text && cfg.model.method == "concat" {
         ImageLoader::unused(spec)
     } else {
@@ -84,6 +101,7 @@ pub fn prepare(cfg: &RunConfig, tokenizer: Option<&Path>) -> Result<Prepared> {
     let imgs = image_dir(cfg);
     let mut report = serde_json::Map::new();
     match d.task {
+        TaskFamily::Regression => bail!("data.task = \"regression\" is read by the MIM pipeline (mmfuse_train::aligned), not as posts"),
         TaskFamily::Ner => {
             let mut splits = Vec::new();
             for p in &paths {
@@ -107,8 +125,8 @@ pub fn prepare(cfg: &RunConfig, tokenizer: Option<&Path>) -> Result<Prepared> {
                 reps.push(r);
             }
             report.insert("truncation".into(), json!(reps));
-            let mut it = out.into_iter();
-            Ok(Prepared { train: it.next().unwrap(), dev: it.next().unwrap(), test: it.next().unwrap(), labels, encoder, report: report.into() })
+            let texts = splits.iter().map(|s| s.iter().map(|x| x.words.join(" ")).collect()).collect();
+            finish_prepare(cfg, out, texts, labels, encoder, report)
         }
         TaskFamily::Classify => {
             let mut splits = Vec::new();
@@ -141,10 +159,47 @@ pub fn prepare(cfg: &RunConfig, tokenizer: Option<&Path>) -> Result<Prepared> {
                 reps.push(r);
             }
             report.insert("truncation".into(), json!(reps));
-            let mut it = out.into_iter();
-            Ok(Prepared { train: it.next().unwrap(), dev: it.next().unwrap(), test: it.next().unwrap(), labels, encoder, report: report.into() })
+            let texts = splits.iter().map(|s| s.iter().map(|x| x.text.clone()).collect()).collect();
+            finish_prepare(cfg, out, texts, labels, encoder, report)
         }
     }
+}
+
+/// Attach MuSE's caption targets when the captioning decoder is on (vocabulary: words of the
+/// train split seen `min_word_count` times, lowercased), and assemble [`Prepared`].
+fn finish_prepare(
+    cfg: &RunConfig,
+    mut splits: Vec<Vec<Example>>,
+    texts: Vec<Vec<String>>,
+    labels: LabelMap,
+    encoder: TextEncoder,
+    report: serde_json::Map<String, serde_json::Value>,
+) -> Result<Prepared> {
+    let caption_tokenizer = if cfg.model.caption_weight > 0.0 {
+        let tok = train_word_tokenizer(texts[0].iter().cloned(), cfg.data.min_word_count, true)?;
+        for (examples, texts) in splits.iter_mut().zip(&texts) {
+            anyhow::ensure!(examples.len() == texts.len(), "internal: {} examples for {} texts", examples.len(), texts.len());
+            for (e, t) in examples.iter_mut().zip(texts) {
+                e.caption = caption_ids(&tok, t, cfg.data.max_len)?.into_iter().map(i64::from).collect();
+            }
+        }
+        Some(tok)
+    } else {
+        None
+    };
+    if let Some(path) = &cfg.data.teacher {
+        let cache = TeacherCache::load(path)?;
+        for (examples, name) in splits.iter_mut().zip(split_files(cfg.data.task)) {
+            for e in examples.iter_mut() {
+                let t = cache.by_id.get(&e.id).with_context(|| {
+                    format!("sample '{}' of {name} has no teacher embedding in {} (rerun mmfuse clip-embed on this corpus)", e.id, path.display())
+                })?;
+                e.teacher = Some(t.clone());
+            }
+        }
+    }
+    let mut it = splits.into_iter();
+    Ok(Prepared { train: it.next().unwrap(), dev: it.next().unwrap(), test: it.next().unwrap(), labels, encoder, caption_tokenizer, report: report.into() })
 }
 
 /// The task kind of a config with its label map.
@@ -152,23 +207,46 @@ pub fn task_kind(cfg: &RunConfig, labels: &LabelMap) -> TaskKind {
     match cfg.data.task {
         TaskFamily::Ner => TaskKind::Tag { n_tags: labels.len() },
         TaskFamily::Classify => TaskKind::Classify { n_classes: labels.len() },
+        TaskFamily::Regression => unreachable!("regression runs are MIM's (crate::aligned), not a TaskModel"),
     }
 }
 
-/// Build the model a config describes (fresh weights).
-pub fn build_model(cfg: &RunConfig, vocab_size: usize, task: TaskKind, device: &Device) -> FusionModel {
+/// The run's file holding the pretrained text encoder's `config.json` (absent for from-scratch
+/// text encoders); with it a run folder rebuilds the model without the pretrained folder.
+pub const TEXT_ENCODER_FILE: &str = "text_encoder.json";
+
+/// The text encoder a config describes: BERT of `bert` (a pretrained encoder's config), else a
+/// Transformer from scratch over `vocab_size` words.
+pub fn text_encoder_config(cfg: &RunConfig, vocab_size: usize, bert: Option<&BertConfig>) -> TextEncoderConfig {
     let m = &cfg.model;
-    let text = TextTransformerConfig::new(vocab_size)
-        .with_d_model(m.d_model)
-        .with_n_heads(m.n_heads)
-        .with_n_layers(m.n_layers)
-        .with_d_ff(m.d_ff)
-        .with_max_len(cfg.data.max_len)
-        .with_dropout(m.dropout);
-    let image = ImageCnnConfig::new().with_channels(m.cnn_channels.clone()).with_d_model(m.d_model);
+    match bert {
+        Some(b) => TextEncoderConfig::Bert(b.clone()),
+        None => TextTransformerConfig::new(vocab_size)
+            .with_d_model(m.d_model)
+            .with_n_heads(m.n_heads)
+            .with_n_layers(m.n_layers)
+            .with_d_ff(m.d_ff)
+            .with_max_len(cfg.data.max_len)
+            .with_dropout(m.dropout)
+            .into(),
+    }
+}
+
+/// Build the model a config describes (fresh weights) with the shapes `shapes` fixes; the image
+/// encoder and fusion layers take the text encoder's hidden size.
+pub fn build_model(cfg: &RunConfig, shapes: &ModelShapes, task: TaskKind, device: &Device) -> FusionModel {
+    let m = &cfg.model;
+    let text = shapes.text.clone();
+    let caption_vocab = shapes.caption_vocab;
+    let d = text.d_model();
+    let spec = image_spec(cfg);
+    let image: ImageEncoderConfig = match &shapes.resnet {
+        Some(r) => ImageEncoderConfig::ResNet { resnet: r.clone(), d_model: d, grid: m.image_grid },
+        None => ImageCnnConfig::new().with_channels(m.cnn_channels.clone()).with_d_model(d).into(),
+    };
     match m.method.as_str() {
         "muse" => {
-            let cross = CrossTransformerConfig::new(m.d_model)
+            let cross = CrossTransformerConfig::new(d)
                 .with_n_heads(m.n_heads)
                 .with_d_ff(m.d_ff)
                 .with_n_layers(m.cross_layers)
@@ -178,12 +256,157 @@ pub fn build_model(cfg: &RunConfig, vocab_size: usize, task: TaskKind, device: &
                 .with_exchange_end_layer(m.exchange_end_layer)
                 .with_replace(m.exchange_replace)
                 .with_reference_compat(m.reference_compat);
-            FusionModel::Muse(MuseConfig::new(task, text, image, cross).with_dropout(m.dropout).with_crf(m.crf).init(device))
+            let caption = (m.caption_weight > 0.0).then(|| {
+                CaptionDecoderConfig::new(caption_vocab, d)
+                    .with_d_embed(m.caption_dim)
+                    .with_d_hidden(m.caption_dim)
+                    .with_d_attention(m.caption_dim)
+                    .with_dropout(m.decoder_dropout)
+                    .with_reference_compat(m.reference_compat)
+            });
+            let pixelcnn = (m.pixelcnn_weight > 0.0)
+                .then(|| PixelCnnPpConfig::new(d).with_nr_filters(m.pixelcnn_filters).with_nr_resnet(m.pixelcnn_resnets).with_dropout(m.decoder_dropout));
+            FusionModel::Muse(
+                MuseConfig::new(task, text, image, cross)
+                    .with_caption(caption)
+                    .with_pixelcnn(pixelcnn)
+                    .with_dropout(m.dropout)
+                    .with_crf(m.crf)
+                    .with_caption_weight(m.caption_weight)
+                    .with_pixelcnn_weight(m.pixelcnn_weight)
+                    .with_decoder_noise(m.decoder_noise)
+                    .with_pixel_mean(spec.mean)
+                    .with_pixel_std(spec.std)
+                    .init(device),
+            )
+        }
+        "clfa" => {
+            let cross = CrossEncoderConfig::new(d).with_n_heads(m.n_heads).with_d_ff(m.d_ff).with_n_layers(m.cross_layers).with_dropout(m.dropout);
+            FusionModel::Clfa(
+                ClfaConfig::new(task, text, image, cross)
+                    .with_d_proj(shapes.teacher_dim.max(1))
+                    .with_tau(m.clfa_tau)
+                    .with_alpha(m.clfa_alpha)
+                    .with_beta(m.clfa_beta)
+                    .with_pooling(m.clfa_pooling)
+                    .with_fuser(m.clfa_fuser)
+                    .with_dropout(m.dropout)
+                    .init(device),
+            )
         }
         _ => FusionModel::Concat(
             ConcatFusionConfig::new(m.modality, task, text, image).with_d_hidden(m.d_hidden).with_dropout(m.dropout).with_crf(m.crf).init(device),
         ),
     }
+}
+
+/// Width of the text encoder (and so of the whole model).
+fn text_d_model(cfg: &RunConfig, bert: Option<&BertConfig>) -> usize {
+    bert.map_or(cfg.model.d_model, |b| b.hidden_size)
+}
+
+/// The pretrained text encoder's config named by `model.text_encoder`, checked against the run
+/// (sequence length, heads of the fusion layers).
+/// `model.text_encoder` may be a folder or a Hugging Face hub id ([`crate::hub`]); the
+/// resolved folder comes back with the config.
+pub fn pretrained_text_config(cfg: &RunConfig) -> Result<Option<(PathBuf, BertConfig)>> {
+    let Some(spec) = &cfg.model.text_encoder else { return Ok(None) };
+    let dir = &crate::hub::resolve_folder(spec, &["config.json", "model.safetensors", "tokenizer.json"], "model.text_encoder")?;
+    let missing: Vec<&str> = ["config.json", "model.safetensors", "tokenizer.json"].into_iter().filter(|f| !dir.join(f).is_file()).collect();
+    if !missing.is_empty() {
+        bail!(
+            "model.text_encoder = {}: missing {} — put a Hugging Face BERT model there (config.json, model.safetensors, tokenizer.json, \
+             e.g. the files of bert-base-uncased or sentence-transformers/all-MiniLM-L6-v2)",
+            dir.display(),
+            missing.join(", ")
+        );
+    }
+    let b = BertConfig::from_file(dir.join("config.json")).with_context(|| format!("model.text_encoder = {}", dir.display()))?;
+    check_text_config(cfg, &b)?;
+    Ok(Some((dir.clone(), b)))
+}
+
+fn check_text_config(cfg: &RunConfig, b: &BertConfig) -> Result<()> {
+    if cfg.data.max_len > b.max_position_embeddings {
+        bail!("data.max_len {} is longer than the text encoder's max_position_embeddings {}", cfg.data.max_len, b.max_position_embeddings);
+    }
+    if cfg.model.method == "muse" && !b.hidden_size.is_multiple_of(cfg.model.n_heads) {
+        bail!("the text encoder's hidden_size {} must be divisible by model.n_heads {} (the CrossTransformer's heads)", b.hidden_size, cfg.model.n_heads);
+    }
+    Ok(())
+}
+
+/// What, beyond the config, fixes a model's shape: the text encoder (from scratch over the run's
+/// vocabulary, or a pretrained BERT's config), the pretrained ResNet's shape, MuSE's caption
+/// vocabulary and CLFA's teacher dimension. A run folder stores each in its own file.
+#[derive(Clone, Debug)]
+pub struct ModelShapes {
+    pub text: TextEncoderConfig,
+    /// Pretrained image encoder ([`IMAGE_ENCODER_FILE`]); `None`: the CNN from scratch.
+    pub resnet: Option<ResNetConfig>,
+    /// Caption vocabulary size ([`CAPTION_TOKENIZER_FILE`]; 0 without the captioning decoder).
+    pub caption_vocab: usize,
+    /// CLFA teacher embedding size ([`TEACHER_FILE`]; 0 without alignment).
+    pub teacher_dim: usize,
+}
+
+impl ModelShapes {
+    /// A from-scratch model over `vocab_size` words (the text encoder of `cfg`).
+    pub fn scratch(cfg: &RunConfig, vocab_size: usize) -> Self {
+        Self { text: text_encoder_config(cfg, vocab_size, None), resnet: None, caption_vocab: 0, teacher_dim: 0 }
+    }
+
+    /// The shapes saved in a run folder, whose tokenizer has `vocab_size` entries.
+    pub fn from_run_dir(run_dir: &Path, cfg: &RunConfig, vocab_size: usize) -> Result<Self> {
+        let teacher = run_dir.join(TEACHER_FILE);
+        let teacher_dim = if teacher.exists() {
+            let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&teacher)?).with_context(|| format!("corrupt {}", teacher.display()))?;
+            v["dim"].as_u64().with_context(|| format!("{}: no \"dim\"", teacher.display()))? as usize
+        } else {
+            0
+        };
+        Ok(Self {
+            text: text_encoder_config(cfg, vocab_size, saved_text_config(run_dir)?.as_ref()),
+            resnet: saved_image_config(run_dir)?,
+            caption_vocab: saved_caption_vocab(run_dir)?,
+            teacher_dim,
+        })
+    }
+}
+
+/// The run's file holding CLFA's teacher embedding size (`{"dim": P}`).
+pub const TEACHER_FILE: &str = "teacher.json";
+
+/// The run's file holding the pretrained image encoder's shape (absent for the CNN).
+pub const IMAGE_ENCODER_FILE: &str = "image_encoder.json";
+
+/// The ResNet shape saved in a run folder ([`IMAGE_ENCODER_FILE`]), if any.
+pub fn saved_image_config(run_dir: &Path) -> Result<Option<ResNetConfig>> {
+    let p = run_dir.join(IMAGE_ENCODER_FILE);
+    if !p.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+    Ok(Some(serde_json::from_str(&text).with_context(|| format!("corrupt {}", p.display()))?))
+}
+
+/// The caption vocabulary size saved in a run folder ([`CAPTION_TOKENIZER_FILE`]; 0 if none).
+pub fn saved_caption_vocab(run_dir: &Path) -> Result<usize> {
+    let p = run_dir.join(CAPTION_TOKENIZER_FILE);
+    if !p.exists() {
+        return Ok(0);
+    }
+    let tok = Tokenizer::from_file(&p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?;
+    Ok(tok.get_vocab_size(true))
+}
+
+/// The text encoder config saved in a run folder ([`TEXT_ENCODER_FILE`]), if any.
+pub fn saved_text_config(run_dir: &Path) -> Result<Option<BertConfig>> {
+    let p = run_dir.join(TEXT_ENCODER_FILE);
+    if !p.exists() {
+        return Ok(None);
+    }
+    Ok(Some(BertConfig::from_file(&p).with_context(|| format!("reading {}", p.display()))?))
 }
 
 /// A finished run.
@@ -212,8 +435,21 @@ pub fn run_training(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Res
         }
     }
     checkpoint::write_atomic(&run_dir.join("config.toml"), cfg.to_toml().as_bytes())?;
-    let prepared = prepare(cfg, (opts.resume && tok_path.exists()).then_some(tok_path.as_path()))?;
+    if cfg.data.task == TaskFamily::Regression {
+        return crate::aligned::run_mim(cfg, run_dir, opts);
+    }
+    let pretrained_text = pretrained_text_config(cfg)?;
+    let bert = pretrained_text.as_ref().map(|(_, b)| b.clone());
+    let tokenizer = match (pretrained_text.as_ref().map(|(d, _)| d), opts.resume && tok_path.exists()) {
+        (_, true) => Some(tok_path.clone()),
+        (Some(dir), false) => Some(dir.join("tokenizer.json")),
+        (None, false) => None,
+    };
+    let prepared = prepare(cfg, tokenizer.as_deref())?;
     prepared.encoder.save(&tok_path)?;
+    if let Some(b) = &bert {
+        checkpoint::write_atomic(&run_dir.join(TEXT_ENCODER_FILE), serde_json::to_string_pretty(b)?.as_bytes())?;
+    }
     checkpoint::write_atomic(&run_dir.join("labels.json"), serde_json::to_string_pretty(&prepared.labels)?.as_bytes())?;
     // with data parallelism the model's home is the first listed device
     let main_spec = cfg.train.devices.first().unwrap_or(&cfg.train.device);
@@ -221,7 +457,52 @@ pub fn run_training(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Res
     device.seed(cfg.train.seed);
     let train_device = device.clone().autodiff();
     let task = task_kind(cfg, &prepared.labels);
-    let model = build_model(cfg, prepared.encoder.vocab_size(), task, &train_device);
+    let caption_vocab = match &prepared.caption_tokenizer {
+        Some(tok) => {
+            let path = run_dir.join(CAPTION_TOKENIZER_FILE);
+            tok.save(&path, false).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            tok.get_vocab_size(true)
+        }
+        None => 0,
+    };
+    // the pretrained image encoder: its shape is saved so the run folder rebuilds the model
+    let image = match &cfg.model.image_encoder {
+        Some(path) => {
+            if !path.is_file() {
+                bail!(
+                    "model.image_encoder = {}: no such file — put torchvision ResNet weights there as safetensors (e.g. resnet152, saved with \
+                     safetensors.torch.save_file(torchvision.models.resnet152(weights=\"IMAGENET1K_V1\").state_dict(), path))",
+                    path.display()
+                );
+            }
+            let (enc, shape) = ImageEncoder::load_resnet(path, text_d_model(cfg, bert.as_ref()), cfg.model.image_grid, &train_device)
+                .with_context(|| format!("loading model.image_encoder = {}", path.display()))?;
+            checkpoint::write_atomic(&run_dir.join(IMAGE_ENCODER_FILE), serde_json::to_string_pretty(&shape)?.as_bytes())?;
+            Some((enc, shape))
+        }
+        None => None,
+    };
+    let teacher_dim = prepared.train.first().and_then(|e| e.teacher.as_ref()).map_or(0, |t| t.0.len());
+    if teacher_dim > 0 {
+        checkpoint::write_atomic(&run_dir.join(TEACHER_FILE), json!({"dim": teacher_dim}).to_string().as_bytes())?;
+    }
+    let shapes = ModelShapes {
+        text: text_encoder_config(cfg, prepared.encoder.vocab_size(), bert.as_ref()),
+        resnet: image.as_ref().map(|(_, s)| s.clone()),
+        caption_vocab,
+        teacher_dim,
+    };
+    let mut model = build_model(cfg, &shapes, task, &train_device);
+    if let Some((enc, _)) = image {
+        model.set_image_encoder(enc);
+        tracing::info!("image encoder: pretrained ResNet from {}", cfg.model.image_encoder.as_ref().unwrap().display());
+    }
+    if let Some((dir, _)) = &pretrained_text {
+        let (text, _) =
+            mmfuse_models::encoders::TextEncoder::load_bert(dir, &train_device).with_context(|| format!("loading model.text_encoder = {}", dir.display()))?;
+        model.set_text_encoder(text);
+        tracing::info!("text encoder: pretrained BERT from {}", dir.display());
+    }
     tracing::info!(
         params = model.num_params(),
         train = prepared.train.len(),
@@ -266,6 +547,28 @@ pub fn run_training(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Res
         tracing::warn!("could not draw curves.png: {e:#}");
     }
     Ok(RunSummary { run_dir: run_dir.into(), fit: outcome, dev: Some(dev), test: Some(test), seconds })
+}
+
+/// Score a run folder's best checkpoint again on its corpus' dev and test splits (e.g. after
+/// an upgrade that adds metrics); the data folder is the config's unless `data_dir` is given.
+pub fn rescore(run_dir: &Path, data_dir: Option<&Path>, device: &Device) -> Result<(EvalResult, EvalResult)> {
+    let mut cfg = RunConfig::load(&run_dir.join("config.toml"), &[])?;
+    if let Some(d) = data_dir {
+        cfg.data.dir = d.to_path_buf();
+    }
+    if cfg.data.task == TaskFamily::Regression {
+        return crate::aligned::rescore_mim(run_dir, &cfg, device);
+    }
+    let prepared = prepare(&cfg, Some(&run_dir.join("tokenizer.json")))?;
+    let task = task_kind(&cfg, &prepared.labels);
+    let shapes = ModelShapes::from_run_dir(run_dir, &cfg, prepared.encoder.vocab_size())?;
+    let best = checkpoint::load(&run_dir.join("checkpoints"), "best")?.context("the run folder has no best checkpoint")?;
+    let model = build_model(&cfg, &shapes, task, device).try_load_record(best.model).context("the best checkpoint does not match config.toml")?.valid();
+    let loader = Arc::new(image_loader(&cfg));
+    let bs = cfg.train.batch_size * 2;
+    let dev = evaluate(&model, Arc::new(prepared.dev), loader.clone(), bs, device, &prepared.labels)?;
+    let test = evaluate(&model, Arc::new(prepared.test), loader, bs, device, &prepared.labels)?;
+    Ok((dev, test))
 }
 
 /// Draw `curves.png` from `metrics.jsonl`.

@@ -55,14 +55,14 @@ pub fn metrics_path(run_dir: &Path) -> PathBuf {
     run_dir.join("metrics.jsonl")
 }
 
-fn append_row(path: &Path, row: &serde_json::Value) -> Result<()> {
+pub(crate) fn append_row(path: &Path, row: &serde_json::Value) -> Result<()> {
     let mut f = OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("cannot open {}", path.display()))?;
     writeln!(f, "{row}")?;
     Ok(())
 }
 
 /// Keep only the rows of `metrics.jsonl` up to `step` (resume replays the rest).
-fn truncate_metrics(path: &Path, step: usize) -> Result<()> {
+pub(crate) fn truncate_metrics(path: &Path, step: usize) -> Result<()> {
     let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
     let kept: Vec<&str> = text
         .lines()
@@ -76,13 +76,27 @@ fn truncate_metrics(path: &Path, step: usize) -> Result<()> {
 }
 
 /// Per-step seed of the device RNG (dropout), so a resumed run draws the same masks.
-fn step_seed(seed: u64, step: usize) -> u64 {
+pub(crate) fn step_seed(seed: u64, step: usize) -> u64 {
     seed ^ (step as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03)
 }
 
 /// Train `model` on `data` under `cfg`, writing checkpoints and `metrics.jsonl` to `run_dir`.
 /// `device` must be an autodiff device. Returns the model after the last step.
-pub fn fit<M: TaskModel>(mut model: M, cfg: &RunConfig, data: &TrainData, run_dir: &Path, opts: &TrainOptions, device: &Device) -> Result<(M, FitOutcome)> {
+/// Apply `train.freeze` and `train.batch_norm`.
+fn freeze_for<M: TaskModel>(model: M, cfg: &RunConfig) -> Result<M> {
+    let (model, n) = crate::optim::freeze(model, &cfg.train.freeze).map_err(anyhow::Error::msg)?;
+    if n > 0 {
+        tracing::info!("froze {n} parameter values ({})", cfg.train.freeze.join(", "));
+    }
+    if cfg.train.batch_norm == "eval" {
+        let (model, layers) = crate::optim::set_batch_norm_training(model, false);
+        tracing::info!("{layers} batch-norm layers in evaluation mode");
+        return Ok(model);
+    }
+    Ok(model)
+}
+
+pub fn fit<M: TaskModel>(model: M, cfg: &RunConfig, data: &TrainData, run_dir: &Path, opts: &TrainOptions, device: &Device) -> Result<(M, FitOutcome)> {
     let t = &cfg.train;
     std::fs::create_dir_all(run_dir).with_context(|| format!("cannot create run folder {}", run_dir.display()))?;
     let n = data.train.len();
@@ -107,6 +121,7 @@ pub fn fit<M: TaskModel>(mut model: M, cfg: &RunConfig, data: &TrainData, run_di
         tracing::info!("data parallel over {} devices: {:?}", parallel.len(), t.devices.iter().map(|d| d.to_string()).collect::<Vec<_>>());
     }
 
+    let mut model = freeze_for(model, cfg)?;
     let mut state = TrainState::default();
     if opts.resume {
         match checkpoint::load(&ckpt_root, "last")? {
@@ -116,6 +131,7 @@ pub fn fit<M: TaskModel>(mut model: M, cfg: &RunConfig, data: &TrainData, run_di
                     optim = optim.from_bytes(b).context("cannot restore the optimizer state")?;
                 }
                 state = ck.state;
+                model = freeze_for(model, cfg)?;
                 sched.skip(state.step);
                 truncate_metrics(&metrics, state.step)?;
                 tracing::info!("resumed from {} at step {}", ck.dir.display(), state.step);
@@ -165,7 +181,7 @@ pub fn fit<M: TaskModel>(mut model: M, cfg: &RunConfig, data: &TrainData, run_di
     'epochs: while state.epoch < t.epochs {
         let order = epoch_order(n, t.seed, state.epoch);
         let skip = (state.batch_in_epoch * t.batch_size).min(n);
-        let rx = stream_batches(data.train.clone(), order[skip..].to_vec(), t.batch_size, data.loader.clone(), 4);
+        let rx = stream_batches(data.train.clone(), order[skip..].to_vec(), t.batch_size, data.loader.clone(), 4, !model.fixed_length());
         for hb in rx {
             if state.step >= total {
                 break 'epochs;

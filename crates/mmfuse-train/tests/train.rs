@@ -9,7 +9,7 @@ use mmfuse_models::batch::Batch;
 use mmfuse_models::fusion::FusionModel;
 use mmfuse_models::task::{Prediction, TaskKind, TaskModel};
 use mmfuse_train::checkpoint;
-use mmfuse_train::run::{build_model, prepare};
+use mmfuse_train::run::{ModelShapes, build_model, prepare};
 use mmfuse_train::trainer::{TrainData, fit};
 use mmfuse_train::{RunConfig, TrainOptions, run_training};
 use std::path::{Path, PathBuf};
@@ -61,7 +61,8 @@ fn weights(path: &Path) -> Vec<Vec<f32>> {
     let cfg_dir = path.parent().unwrap().parent().unwrap().parent().unwrap();
     let cfg = RunConfig::load(&cfg_dir.join("config.toml"), &[]).unwrap();
     let p = prepare(&cfg, Some(&cfg_dir.join("tokenizer.json"))).unwrap();
-    let m = build_model(&cfg, p.encoder.vocab_size(), TaskKind::Classify { n_classes: p.labels.len() }, &Device::flex()).load_record(rec);
+    let m = build_model(&cfg, &ModelShapes::scratch(&cfg, p.encoder.vocab_size()), TaskKind::Classify { n_classes: p.labels.len() }, &Device::flex())
+        .load_record(rec);
     let mut out = Vec::new();
     struct V<'a>(&'a mut Vec<Vec<f32>>);
     impl burn::module::ModuleVisitor for V<'_> {
@@ -128,7 +129,7 @@ fn nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint() {
     let cfg = config(&c, &["train.eval_every=3"]);
     let p = prepare(&cfg, None).unwrap();
     let device = Device::flex().autodiff();
-    let model = NanAfter { inner: build_model(&cfg, p.encoder.vocab_size(), TaskKind::Classify { n_classes: 3 }, &device) };
+    let model = NanAfter { inner: build_model(&cfg, &ModelShapes::scratch(&cfg, p.encoder.vocab_size()), TaskKind::Classify { n_classes: 3 }, &device) };
     let loader = Arc::new(mmfuse_train::run::image_loader(&cfg));
     let data = TrainData { train: Arc::new(p.train), dev: Arc::new(p.dev), loader, labels: p.labels };
     let run = dir.join("run");
@@ -157,5 +158,160 @@ fn unreadable_image_is_an_error_or_a_counted_placeholder() {
     let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(s.run_dir.join("results.json")).unwrap()).unwrap();
     // 2 epochs over the train split, plus each dev evaluation: the bad file is counted every time it is read
     assert!(results["placeholder_images"].as_u64().unwrap() >= 2, "{results}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// MuSE with both regularising decoders: the caption vocabulary is built and saved, the
+/// decoders' losses enter training (the loss is higher than without them at the same weights),
+/// and the run folder rebuilds the model (decoders included) from its files alone.
+#[test]
+fn muse_with_decoders_trains_and_its_run_folder_reloads() {
+    let _g = serial();
+    let dir = tmp("muse-decoders");
+    let c = corpus(&dir);
+    let muse = [
+        "model.method=\"muse\"",
+        "model.cross_layers=2",
+        "model.exchange_start_layer=0",
+        "model.exchange_end_layer=1",
+        "model.caption_dim=8",
+        "model.pixelcnn_filters=4",
+        "model.decoder_noise=0.0",
+        "model.decoder_dropout=0.0",
+        "model.dropout=0.0",
+    ];
+    let with: Vec<&str> = muse.iter().copied().chain(["model.caption_weight=0.5", "model.pixelcnn_weight=0.5"]).collect();
+    let cfg = config(&c, &with);
+    let run = dir.join("run");
+    let s = run_training(&cfg, &run, &TrainOptions { quiet: true, ..Default::default() }).unwrap();
+    assert!(s.test.is_some());
+    let vocab = mmfuse_train::run::saved_caption_vocab(&run).unwrap();
+    assert!(vocab > 4, "caption vocabulary of {vocab} words");
+    // the run folder alone rebuilds the model with its decoders and loads the best weights
+    let p = prepare(&cfg, Some(&run.join("tokenizer.json"))).unwrap();
+    let task = TaskKind::Classify { n_classes: p.labels.len() };
+    let rec = ModuleRecord::load(&run.join("checkpoints/best/model.bpk")).unwrap();
+    let device = Device::flex();
+    let model = build_model(&cfg, &ModelShapes { caption_vocab: vocab, ..ModelShapes::scratch(&cfg, p.encoder.vocab_size()) }, task, &device)
+        .try_load_record(rec)
+        .unwrap();
+    let FusionModel::Muse(m) = &model else { panic!("not a MuSE model") };
+    assert!(m.caption.is_some() && m.pixelcnn.is_some());
+    // the decoder terms are part of the loss: same weights, decoders switched off → lower loss
+    let loader = mmfuse_train::run::image_loader(&cfg);
+    let refs: Vec<&mmfuse_train::examples::Example> = p.train.iter().take(8).collect();
+    assert!(!refs[0].caption.is_empty(), "examples carry caption targets");
+    let batch = mmfuse_train::examples::host_batch(&refs, &loader, true).unwrap().to_device(&device);
+    let full = model.loss(&batch).into_scalar::<f32>();
+    let mut bare = m.clone();
+    bare.weights.caption = 0.0;
+    bare.weights.pixelcnn = 0.0;
+    let task_only = bare.loss(&batch).into_scalar::<f32>();
+    assert!(full.is_finite() && full > task_only + 0.1, "with decoders {full}, task only {task_only}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn flat(t: burn::tensor::Tensor<4>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+}
+
+/// A pretrained torchvision ResNet as the image encoder, with MuSE's freezing of conv1/bn1 and
+/// layer1: the frozen weights come out of training exactly as loaded, the others move, and
+/// the run folder rebuilds the ResNet from `image_encoder.json`. An unknown freeze prefix is
+/// an error naming it.
+#[test]
+fn pretrained_resnet_image_encoder_trains_with_frozen_stem() {
+    let _g = serial();
+    let dir = tmp("resnet");
+    let c = corpus(&dir);
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../mmfuse-models/tests/fixtures/resnet-basic-tiny/model.safetensors");
+    let img = format!("model.image_encoder=\"{}\"", fixture.display());
+    let cfg = config(&c, &[&img, "model.image_grid=2", "train.freeze=[\"image.resnet.stem\", \"image.resnet.stages.0\"]"]);
+    let run = dir.join("run");
+    run_training(&cfg, &run, &TrainOptions { quiet: true, ..Default::default() }).unwrap();
+    let shape = mmfuse_train::run::saved_image_config(&run).unwrap().expect("image_encoder.json");
+    let p = prepare(&cfg, Some(&run.join("tokenizer.json"))).unwrap();
+    let device = Device::flex();
+    let task = TaskKind::Classify { n_classes: p.labels.len() };
+    let rec = ModuleRecord::load(&run.join("checkpoints/last/model.bpk")).unwrap();
+    let model = build_model(&cfg, &ModelShapes { resnet: Some(shape.clone()), ..ModelShapes::scratch(&cfg, p.encoder.vocab_size()) }, task, &device)
+        .try_load_record(rec)
+        .unwrap();
+    let (orig, _) = mmfuse_models::encoders::ResNet::load(&fixture, &device).unwrap();
+    let FusionModel::Concat(m) = &model else { panic!("not concat") };
+    let Some(mmfuse_models::encoders::ImageEncoder::ResNet(r)) = &m.image else { panic!("not a ResNet image encoder") };
+    assert_eq!(flat(r.resnet.stem.conv.weight.val()), flat(orig.stem.conv.weight.val()), "frozen stem changed");
+    assert_eq!(flat(r.resnet.stages[0][0].convs[0].conv.weight.val()), flat(orig.stages[0][0].convs[0].conv.weight.val()), "frozen layer1 changed");
+    assert_ne!(flat(r.resnet.stages[3][0].convs[0].conv.weight.val()), flat(orig.stages[3][0].convs[0].conv.weight.val()), "layer4 was not trained");
+    // batch norm in training mode (the default, as PyTorch's model.train()): running statistics move
+    let stats = |m: &FusionModel| {
+        let FusionModel::Concat(m) = m else { panic!() };
+        let Some(mmfuse_models::encoders::ImageEncoder::ResNet(r)) = &m.image else { panic!() };
+        r.resnet.stages[3][0].convs[0].bn.running_mean.value().into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+    };
+    let orig_stats = orig.stages[3][0].convs[0].bn.running_mean.value().into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+    assert_ne!(stats(&model), orig_stats, "train-mode batch norm kept its running mean");
+    // train.batch_norm = "eval": the running statistics stay those of the pretrained file
+    let cfg_eval = config(&c, &[&img, "model.image_grid=2", "train.batch_norm=\"eval\""]);
+    let run_eval = dir.join("run-eval");
+    run_training(&cfg_eval, &run_eval, &TrainOptions { quiet: true, ..Default::default() }).unwrap();
+    let rec = ModuleRecord::load(&run_eval.join("checkpoints/last/model.bpk")).unwrap();
+    let shapes_eval = ModelShapes { resnet: Some(shape.clone()), ..ModelShapes::scratch(&cfg_eval, p.encoder.vocab_size()) };
+    let model_eval = build_model(&cfg_eval, &shapes_eval, task, &device).try_load_record(rec).unwrap();
+    assert_eq!(stats(&model_eval), orig_stats, "eval-mode batch norm changed its running mean");
+    // a prefix that matches nothing
+    let bad = config(&c, &[&img, "train.freeze=[\"image.resnet.stemm\"]"]);
+    let e = run_training(&bad, &dir.join("bad"), &TrainOptions { quiet: true, ..Default::default() }).unwrap_err();
+    assert!(format!("{e:#}").contains("'image.resnet.stemm' matches no parameter"), "{e:#}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// CLFA end to end: `clip-embed`'s cache (a tiny random-weight CLIP) feeds the alignment loss,
+/// the run folder records the teacher size and rebuilds the model, and the no-alignment
+/// ablation (α = 0) trains without a teacher.
+#[test]
+fn clfa_trains_with_a_clip_teacher_cache_and_reloads() {
+    let _g = serial();
+    let dir = tmp("clfa");
+    let c = corpus(&dir);
+    let data = c.join("cls");
+    let clip = Path::new(env!("CARGO_MANIFEST_DIR")).join("../mmfuse-models/tests/fixtures/clip-tiny");
+    let mut samples = Vec::new();
+    for f in ["train.jsonl", "dev.jsonl", "test.jsonl"] {
+        for s in mmfuse_data::cls::read_jsonl(&data.join(f)).unwrap().0 {
+            let p = mmfuse_train::examples::cls_image_path(&s, &data, &data.join("images"));
+            samples.push((s, p));
+        }
+    }
+    let cache = dir.join("teacher.safetensors");
+    let (n, p, ph) =
+        mmfuse_train::teacher::write_clip_cache(&clip, &samples, &cache, mmfuse_data::image::MissingImage::Error, 16, &Device::flex(), true).unwrap();
+    assert_eq!((n, p, ph), (samples.len(), 16, 0));
+    let teacher = format!("data.teacher=\"{}\"", cache.display());
+    let cfg = config(&c, &["model.method=\"clfa\"", "model.cross_layers=1", &teacher]);
+    let run = dir.join("run");
+    let s = run_training(&cfg, &run, &TrainOptions { quiet: true, ..Default::default() }).unwrap();
+    assert!(s.test.is_some());
+    let pr = prepare(&cfg, Some(&run.join("tokenizer.json"))).unwrap();
+    let shapes = ModelShapes::from_run_dir(&run, &cfg, pr.encoder.vocab_size()).unwrap();
+    assert_eq!(shapes.teacher_dim, 16);
+    let rec = ModuleRecord::load(&run.join("checkpoints/best/model.bpk")).unwrap();
+    let device = Device::flex();
+    let model = build_model(&cfg, &shapes, TaskKind::Classify { n_classes: pr.labels.len() }, &device).try_load_record(rec).unwrap();
+    let FusionModel::Clfa(m) = &model else { panic!("not a CLFA model") };
+    assert!(m.proj_text.is_some() && m.proj_image.is_some());
+    // the alignment term is in the loss: the same weights with α = 0 give a lower loss
+    let loader = mmfuse_train::run::image_loader(&cfg);
+    let refs: Vec<&mmfuse_train::examples::Example> = pr.train.iter().take(8).collect();
+    let batch = mmfuse_train::examples::host_batch(&refs, &loader, true).unwrap().to_device(&device);
+    assert!(batch.teacher.is_some());
+    let full = model.loss(&batch).into_scalar::<f32>();
+    let mut ablated = m.clone();
+    ablated.settings.alpha = 0.0;
+    let task_only = ablated.loss(&batch).into_scalar::<f32>();
+    assert!(full > task_only + 0.05, "with alignment {full}, without {task_only}");
+    // the no-alignment ablation needs no teacher
+    let cfg0 = config(&c, &["model.method=\"clfa\"", "model.cross_layers=1", "model.clfa_alpha=0.0"]);
+    run_training(&cfg0, &dir.join("run0"), &TrainOptions { quiet: true, ..Default::default() }).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -61,7 +61,8 @@ fn main() {
         device.seed(1);
         let text = TextTransformerConfig::new(1000).with_d_model(s.d).with_n_heads(s.heads).with_n_layers(s.layers).with_d_ff(s.d_ff).with_max_len(s.seq);
         let image = ImageCnnConfig::new().with_channels(s.channels.clone()).with_d_model(s.d);
-        let mut model = ConcatFusionConfig::new(Modality::Fused, TaskKind::Classify { n_classes: 3 }, text, image).with_d_hidden(s.d).init(&device);
+        let mut model =
+            ConcatFusionConfig::new(Modality::Fused, TaskKind::Classify { n_classes: 3 }, text.into(), image.into()).with_d_hidden(s.d).init(&device);
         let mut optim = adamw(0.01, 1e-8);
         let mut sched = Schedule::new(1e-3, 1e-3, 10, 10_000);
         let batch = host_batch(s, s.batch).to_device(&device);

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 pub const CLASSIFY_TOML: &str = include_str!("../../../configs/demo-classify.toml");
 pub const NER_TOML: &str = include_str!("../../../configs/demo-ner.toml");
 pub const MUSE_TOML: &str = include_str!("../../../configs/muse-small.toml");
+/// The CLFA config of the demo (no-alignment setting: no CLIP model is needed).
+pub const CLFA_TOML: &str = include_str!("../../../configs/clfa-small.toml");
 
 /// Demo knobs (the CLI's defaults are the full demo; tests shrink it).
 #[derive(Clone, Debug)]
@@ -30,11 +32,23 @@ pub struct DemoOptions {
     pub tasks: Vec<String>,
     /// Also train MuSE (CrossTransformer exchange) on each task.
     pub muse: bool,
+    /// Also train CLFA (no-alignment setting) on the classification task.
+    pub clfa: bool,
 }
 
 impl Default for DemoOptions {
     fn default() -> Self {
-        Self { seed: 42, n_train: 3000, n_dev: 500, n_test: 1000, overrides: vec![], quiet: false, tasks: vec!["classify".into(), "ner".into()], muse: false }
+        Self {
+            seed: 42,
+            n_train: 3000,
+            n_dev: 500,
+            n_test: 1000,
+            overrides: vec![],
+            quiet: false,
+            tasks: vec!["classify".into(), "ner".into()],
+            muse: false,
+            clfa: false,
+        }
     }
 }
 
@@ -70,6 +84,9 @@ pub fn run_demo(out_dir: &Path, opts: &DemoOptions) -> Result<Vec<DemoRow>> {
         if opts.muse {
             runs.push((MUSE_TOML, "muse", Modality::Fused));
         }
+        if opts.clfa && task == "classify" {
+            runs.push((CLFA_TOML, "clfa", Modality::Fused));
+        }
         for (toml, method, modality) in runs {
             let name = format!("{modality:?}").to_lowercase();
             let mut overrides = vec![
@@ -80,10 +97,10 @@ pub fn run_demo(out_dir: &Path, opts: &DemoOptions) -> Result<Vec<DemoRow>> {
             ];
             overrides.extend(opts.overrides.iter().cloned());
             let cfg = RunConfig::from_toml_str(toml, &overrides)?;
-            let run_name = if method == "muse" { format!("{task}-muse") } else { format!("{task}-{name}") };
+            let run_name = if method == "concat" { format!("{task}-{name}") } else { format!("{task}-{method}") };
             let run_dir = out_dir.join("runs").join(&run_name);
             if !opts.quiet {
-                eprintln!("== {task}: {}", if method == "muse" { "muse".to_string() } else { name.clone() });
+                eprintln!("== {task}: {}", if method == "concat" { name.clone() } else { method.to_string() });
             }
             let s = run_training(&cfg, &run_dir, &TrainOptions { quiet: opts.quiet, ..Default::default() })?;
             let get = |r: &Option<mmfuse_train::evaluate::EvalResult>| r.as_ref().and_then(|r| r.scores.get(metric).copied()).unwrap_or(f64::NAN);
@@ -110,6 +127,7 @@ pub fn format_table(rows: &[DemoRow]) -> String {
     for r in rows {
         let model = match (r.method.as_str(), r.modality) {
             ("muse", _) => "muse",
+            ("clfa", _) => "clfa",
             (_, Modality::Text) => "text-only",
             (_, Modality::Image) => "image-only",
             (_, Modality::Fused) => "fused",

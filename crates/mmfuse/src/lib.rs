@@ -5,3 +5,4 @@
 //!   both synthetic tasks → a table of test scores.
 
 pub mod demo;
+pub mod encode;

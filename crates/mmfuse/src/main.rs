@@ -48,6 +48,9 @@ enum Command {
         /// Also train MuSE (CrossTransformer exchange) on each task (about 3 more minutes).
         #[arg(long)]
         muse: bool,
+        /// Also train CLFA (no-alignment setting) on the classification task (under a minute).
+        #[arg(long)]
+        clfa: bool,
     },
     /// Write the synthetic corpus (Twitter-CoNLL NER + JSONL classification, PNG images).
     Synth {
@@ -64,6 +67,95 @@ enum Command {
         /// Fraction of labels replaced by a random other label.
         #[arg(long, default_value_t = 0.0)]
         label_noise: f32,
+    },
+    /// Write embeddings of texts (a pretrained BERT folder) or images (torchvision ResNet or
+    /// MobileNetV2 safetensors) to a safetensors file (`embeddings` [N, D]).
+    Encode {
+        /// Hugging Face BERT folder (config.json, model.safetensors, tokenizer.json).
+        #[arg(long, requires = "texts", conflicts_with = "image_encoder")]
+        text_encoder: Option<PathBuf>,
+        /// Text file, one text per line (empty lines skipped).
+        #[arg(long)]
+        texts: Option<PathBuf>,
+        /// torchvision ResNet or MobileNetV2 weights (.safetensors).
+        #[arg(long, requires = "images")]
+        image_encoder: Option<PathBuf>,
+        /// Folder of .jpg/.jpeg/.png images (embedded in file-name order).
+        #[arg(long)]
+        images: Option<PathBuf>,
+        /// Output .safetensors file.
+        #[arg(long)]
+        out: PathBuf,
+        /// Text pooling.
+        #[arg(long, value_enum, default_value = "mean")]
+        pooling: mmfuse::encode::Pooling,
+        /// Word pieces per text ([CLS]/[SEP] included).
+        #[arg(long, default_value_t = 128)]
+        max_len: usize,
+        /// Image preprocessing preset: imagenet_eval, muse or clip.
+        #[arg(long, default_value = "imagenet_eval")]
+        preprocess: mmfuse_data::preprocess::Preprocess,
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+    },
+    /// CLFA's teacher: frozen CLIP text and image embeddings of every post of a classification
+    /// corpus (train/dev/test.jsonl), computed once and cached by sample id (use as data.teacher).
+    ClipEmbed {
+        /// Hugging Face CLIP folder (config.json, model.safetensors, tokenizer.json).
+        #[arg(long)]
+        clip: PathBuf,
+        /// Corpus folder with train.jsonl, dev.jsonl, test.jsonl.
+        #[arg(long)]
+        data: PathBuf,
+        /// Image folder for samples without an `image` field (<id>.jpg), relative to --data.
+        #[arg(long, default_value = "images")]
+        image_dir: PathBuf,
+        /// Output .safetensors cache.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+    },
+    /// Score a run folder's best checkpoint on its dev and test splits again; prints the JSON
+    /// detail (all metrics, incl. the MuSE reference word-piece scorer for NER).
+    Evaluate {
+        /// The run folder.
+        #[arg(long)]
+        model: PathBuf,
+        /// Corpus folder (default: the run's data.dir).
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// Turn MMSD (Python-literal text files, read safely, never evaluated) or MMSD2.0 (JSON)
+    /// splits into train/dev/test JSONL for sarcasm detection (labels sarcastic / not_sarcastic).
+    PrepareMmsd {
+        /// Train split: MMSD `train.txt` or MMSD2.0 `train.json`.
+        #[arg(long)]
+        train: PathBuf,
+        /// Dev split (`valid.txt` / `valid.json`).
+        #[arg(long)]
+        dev: PathBuf,
+        /// Test split (`test.txt` / `test.json`).
+        #[arg(long)]
+        test: PathBuf,
+        /// Folder of the `<id>.jpg` images (written into the JSONL as absolute paths).
+        #[arg(long)]
+        image_dir: PathBuf,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Turn an MVSA-Single or MVSA-Multiple folder (labelResultAll.txt, data/<id>.txt|jpg) into
+    /// cleaned train/dev/test JSONL (8:1:1, seeded) for `data.task = "classify"`.
+    PrepareMvsa {
+        /// The MVSA folder.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Output folder for train.jsonl, dev.jsonl, test.jsonl and report.json.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
     },
     /// Train a model from a TOML config; the run folder becomes a self-contained model package.
     Train {
@@ -165,10 +257,10 @@ fn run(cli: Cli) -> Result<()> {
         d.device().map_err(anyhow::Error::msg)?;
     }
     match cli.command {
-        Command::Demo { out, seed, train_samples, tasks, mut set, muse } => {
+        Command::Demo { out, seed, train_samples, tasks, mut set, muse, clfa } => {
             let out = out.unwrap_or_else(|| std::env::temp_dir().join(format!("mmfuse-demo-{}", std::process::id())));
             set.extend(global_overrides);
-            let opts = DemoOptions { seed, n_train: train_samples, overrides: set, quiet: cli.quiet, tasks, muse, ..Default::default() };
+            let opts = DemoOptions { seed, n_train: train_samples, overrides: set, quiet: cli.quiet, tasks, muse, clfa, ..Default::default() };
             let start = std::time::Instant::now();
             let rows = run_demo(&out, &opts)?;
             println!("{}", format_table(&rows));
@@ -177,6 +269,91 @@ fn run(cli: Cli) -> Result<()> {
         Command::Synth { out, seed, train, dev, test, label_noise } => {
             let s = generate(&out, &SynthConfig { seed, n_train: train, n_dev: dev, n_test: test, label_noise, ..SynthConfig::default() })?;
             println!("wrote {} ({s:?})", out.display());
+        }
+        Command::Encode { text_encoder, texts, image_encoder, images, out, pooling, max_len, preprocess, batch_size } => {
+            let spec = cli.device.clone().unwrap_or_default();
+            let device = spec.device().map_err(anyhow::Error::msg)?;
+            let (n, d) = match (text_encoder, texts, image_encoder, images) {
+                (Some(enc), Some(t), None, None) => {
+                    let enc = mmfuse_train::hub::resolve_folder(&enc, &["config.json", "model.safetensors", "tokenizer.json"], "--text-encoder")?;
+                    mmfuse::encode::encode_texts(&enc, &t, &out, max_len, batch_size, pooling, &device, cli.quiet)?
+                }
+                (None, None, Some(enc), Some(i)) => mmfuse::encode::encode_images(&enc, &i, &out, preprocess, batch_size, &device, cli.quiet)?,
+                _ => anyhow::bail!("give either --text-encoder DIR --texts FILE or --image-encoder FILE --images DIR"),
+            };
+            println!("wrote {n} embeddings of size {d} to {}", out.display());
+        }
+        Command::ClipEmbed { clip, data, image_dir, out, batch_size } => {
+            let spec = cli.device.clone().unwrap_or_default();
+            let device = spec.device().map_err(anyhow::Error::msg)?;
+            let image_dir = if image_dir.is_absolute() { image_dir } else { data.join(image_dir) };
+            let mut samples = Vec::new();
+            let mut seen = std::collections::HashSet::new();
+            for f in ["train.jsonl", "dev.jsonl", "test.jsonl"] {
+                let (s, _) = mmfuse_data::cls::read_jsonl(&data.join(f))?;
+                for x in s {
+                    if seen.insert(x.id.clone()) {
+                        let p = mmfuse_train::examples::cls_image_path(&x, &data, &image_dir);
+                        samples.push((x, p));
+                    }
+                }
+            }
+            let missing = cli.missing_image.unwrap_or(mmfuse_data::image::MissingImage::Error);
+            let clip = mmfuse_train::hub::resolve_folder(&clip, &["config.json", "model.safetensors", "tokenizer.json"], "--clip")?;
+            let (n, p, ph) = mmfuse_train::teacher::write_clip_cache(&clip, &samples, &out, missing, batch_size, &device, cli.quiet)?;
+            println!("wrote CLIP text and image embeddings of {n} posts (size {p}) to {}", out.display());
+            if ph > 0 {
+                println!("placeholder images used: {ph}");
+            }
+        }
+        Command::Evaluate { model, data } => {
+            let spec = cli.device.clone().unwrap_or_default();
+            let device = spec.device().map_err(anyhow::Error::msg)?;
+            let (dev, test) = mmfuse_train::run::rescore(&model, data.as_deref(), &device)?;
+            println!("{}", serde_json::to_string_pretty(&serde_json::json!({"dev": dev.detail, "test": test.detail}))?);
+        }
+        Command::PrepareMmsd { train, dev, test, image_dir, out } => {
+            let images = std::path::absolute(&image_dir).with_context(|| format!("cannot resolve {}", image_dir.display()))?;
+            let images = images.to_string_lossy().into_owned();
+            std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+            for (src, name) in [(&train, "train.jsonl"), (&dev, "dev.jsonl"), (&test, "test.jsonl")] {
+                let json = src.extension().is_some_and(|e| e == "json");
+                let (samples, report) = if json { mmfuse_data::mmsd::read_mmsd2_json(src, &images)? } else { mmfuse_data::mmsd::read_mmsd_txt(src, &images)? };
+                let text: String = samples.iter().map(|s| serde_json::to_string(s).map(|l| l + "\n")).collect::<Result<_, _>>()?;
+                mmfuse_train::checkpoint::write_atomic(&out.join(name), text.as_bytes())?;
+                println!("{} → {}: {report:?}", src.display(), out.join(name).display());
+            }
+        }
+        Command::PrepareMvsa { dir, out, seed } => {
+            let (samples, report) = mmfuse_data::mvsa::read_mvsa(&dir)?;
+            let abs = std::fs::canonicalize(&dir).with_context(|| format!("cannot resolve {}", dir.display()))?;
+            std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+            let samples: Vec<_> = samples
+                .into_iter()
+                .map(|mut s| {
+                    s.image = s.image.map(|p| abs.join(p).to_string_lossy().into_owned());
+                    s
+                })
+                .collect();
+            let splits = mmfuse_data::mvsa::split(samples, seed);
+            for (name, part) in ["train.jsonl", "dev.jsonl", "test.jsonl"].iter().zip(&splits) {
+                let text: String = part.iter().map(|s| serde_json::to_string(s).map(|l| l + "\n")).collect::<Result<_, _>>()?;
+                mmfuse_train::checkpoint::write_atomic(&out.join(name), text.as_bytes())?;
+            }
+            mmfuse_train::checkpoint::write_atomic(&out.join("report.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
+            println!(
+                "{} posts: kept {}, dropped {} conflicting, {} without majority, {} without text ({} Latin-1 texts); train/dev/test {}/{}/{} in {}",
+                report.posts,
+                report.kept,
+                report.conflicting,
+                report.no_majority,
+                report.missing_text,
+                report.latin1_texts,
+                splits[0].len(),
+                splits[1].len(),
+                splits[2].len(),
+                out.display()
+            );
         }
         Command::Train { config, out, mut set, resume } => {
             set.extend(global_overrides);

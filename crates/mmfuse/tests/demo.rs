@@ -46,7 +46,7 @@ fn fused_beats_both_unimodal_models() {
 /// MuSE on the synthetic classification task beats the unimodal baselines by the margin the
 /// corpus guarantees (small config: this runs in CI).
 #[test]
-fn muse_beats_both_unimodal_models() {
+fn muse_and_clfa_beat_both_unimodal_models() {
     let out = std::env::temp_dir().join(format!("mmfuse-muse-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let opts = DemoOptions {
@@ -58,6 +58,7 @@ fn muse_beats_both_unimodal_models() {
         quiet: true,
         tasks: vec!["classify".into()],
         muse: true,
+        clfa: true,
     };
     let rows = run_demo(&out, &opts).expect("demo runs");
     eprintln!("{}", format_table(&rows));
@@ -65,5 +66,7 @@ fn muse_beats_both_unimodal_models() {
     let (t, i, muse) = (score("concat", Modality::Text), score("concat", Modality::Image), score("muse", Modality::Fused));
     assert!(muse >= 0.9, "MuSE scored only {muse:.3}");
     assert!(muse - t.max(i) >= 0.3, "MuSE {muse:.3} does not clearly beat text {t:.3} / image {i:.3}");
+    let clfa = score("clfa", Modality::Fused);
+    assert!(clfa >= 0.9 && clfa - t.max(i) >= 0.3, "CLFA {clfa:.3} does not clearly beat text {t:.3} / image {i:.3}");
     let _ = std::fs::remove_dir_all(&out);
 }

@@ -8,7 +8,7 @@
 //! it can place tags by position but cannot read the words.
 
 use crate::batch::Batch;
-use crate::encoders::{ImageCnn, ImageCnnConfig, TextTransformer, TextTransformerConfig};
+use crate::encoders::{ImageEncoder, ImageEncoderConfig, TextEncoder, TextEncoderConfig};
 use crate::heads::scores::{task_loss, task_predict};
 use crate::heads::{Crf, CrfConfig, MlpHead, MlpHeadConfig};
 use crate::nn_util::masked_mean;
@@ -48,9 +48,9 @@ pub struct ConcatFusionConfig {
     /// Classification or tagging, with the number of outputs.
     pub task: TaskKind,
     /// The text encoder.
-    pub text: TextTransformerConfig,
+    pub text: TextEncoderConfig,
     /// The image encoder (its `d_model` must equal the text encoder's).
-    pub image: ImageCnnConfig,
+    pub image: ImageEncoderConfig,
     /// Hidden size of the head. Default 128.
     #[config(default = 128)]
     pub d_hidden: usize,
@@ -66,8 +66,8 @@ pub struct ConcatFusionConfig {
 /// The late-fusion model.
 #[derive(Module, Debug)]
 pub struct ConcatFusion {
-    pub text: Option<TextTransformer>,
-    pub image: Option<ImageCnn>,
+    pub text: Option<TextEncoder>,
+    pub image: Option<ImageEncoder>,
     /// Position embeddings of the image-only tagger (it sees where tokens are, not what).
     pub positions: Option<Embedding>,
     pub head: MlpHead,
@@ -81,7 +81,7 @@ pub struct ConcatFusion {
 
 impl ConcatFusionConfig {
     pub fn init(&self, device: &Device) -> ConcatFusion {
-        let d = self.text.d_model;
+        let d = self.text.d_model();
         let uses_text = self.modality != Modality::Image;
         let image_only_tagger = self.modality == Modality::Image && matches!(self.task, TaskKind::Tag { .. });
         let uses_image = self.modality != Modality::Text;
@@ -90,13 +90,13 @@ impl ConcatFusionConfig {
             Modality::Text => d,
             Modality::Image => match self.task {
                 TaskKind::Tag { .. } => 2 * d,
-                TaskKind::Classify { .. } => self.image.d_model,
+                TaskKind::Classify { .. } => self.image.d_model(),
             },
         };
         ConcatFusion {
             text: uses_text.then(|| self.text.init(device)),
             image: uses_image.then(|| self.image.init(device)),
-            positions: image_only_tagger.then(|| EmbeddingConfig::new(self.text.max_len, d).init(device)),
+            positions: image_only_tagger.then(|| EmbeddingConfig::new(self.text.max_len(), d).init(device)),
             head: MlpHeadConfig::new(d_input, self.d_hidden, self.task.n_outputs()).with_dropout(self.dropout).init(device),
             crf: match self.task {
                 TaskKind::Tag { n_tags } if self.crf => Some(CrfConfig::new(n_tags).init(device)),

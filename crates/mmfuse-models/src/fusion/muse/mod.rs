@@ -4,14 +4,21 @@
 //! - [`attention`]: multi-head self-attention that also returns the head-averaged attention
 //!   each token receives from `[CLS]` (the exchange criterion);
 //! - [`cross_transformer`]: the CrossTransformer — layers whose weights are shared by the text
-//!   and image streams, with token exchange in layers `exchange_start_layer..=exchange_end_layer`.
+//!   and image streams, with token exchange in layers `exchange_start_layer..=exchange_end_layer`;
+//! - [`pixelcnn`]: the text→image regulariser, a conditional PixelCNN++ with its discretised
+//!   logistic-mixture loss;
+//! - [`captioning`]: the image→text regulariser, a Show-Attend-Tell LSTM captioning decoder.
 //!
-//! The regularising decoders and the full model are tracked in the MuSE issue.
+//! The full model is tracked in the MuSE issue.
 
 pub mod attention;
+pub mod captioning;
 pub mod cross_transformer;
 pub mod model;
+pub mod pixelcnn;
 
 pub use attention::{SelfAttention, SelfAttentionConfig};
+pub use captioning::{CaptionDecoder, CaptionDecoderConfig, CaptionOutput};
 pub use cross_transformer::{CrossTransformer, CrossTransformerConfig, exchange};
 pub use model::{Muse, MuseConfig};
+pub use pixelcnn::{PixelCnnPp, PixelCnnPpConfig, bits_per_dim, discretized_mix_logistic_loss};

@@ -6,26 +6,39 @@
 //!   Linear(→T) → CRF over words. (The released code pairs text token p with image cell p, which
 //!   forces 64 tokens on both sides; the image stream's `[CLS]` is the sound choice.)
 //!
-//! The encoders here are the from-scratch ones; pretrained BERT/ResNet encoders and the
-//! captioning / PixelCNN++ decoders are tracked in the MuSE issue.
+//! Regularising decoders (training only, each optional): Gaussian noise (std `decoder_noise`)
+//! is added to each modality's encoder output, which then goes through one shared Linear (the
+//! reference's "MLP"), and
+//! - the [`CaptionDecoder`] (image→text, L_it) attends over the image tokens and predicts the
+//!   post's own words (`batch.captions`);
+//! - the [`PixelCnnPp`] (text→image, L_ti) models the post's image at 32×32 in [−1, 1],
+//!   conditioned on the masked mean of the text tokens.
+//!
+//! `L = L_task + caption_weight · L_it + pixelcnn_weight · L_ti`, with L_it the mean token
+//! cross-entropy (+ attention penalty) and L_ti the PixelCNN++ NLL in nats per sub-pixel
+//! (the reference divides its sums by 64 and by 32·32 and weighs them by 1e-3 or 1e-4).
 
+use super::captioning::{CaptionDecoder, CaptionDecoderConfig};
 use super::cross_transformer::{CrossTransformer, CrossTransformerConfig};
+use super::pixelcnn::{PixelCnnPp, PixelCnnPpConfig};
 use crate::batch::Batch;
-use crate::encoders::{ImageCnn, ImageCnnConfig, TextTransformer, TextTransformerConfig};
+use crate::encoders::{ImageEncoder, ImageEncoderConfig, TextEncoder, TextEncoderConfig};
 use crate::heads::scores::{task_loss, task_predict};
 use crate::heads::{Crf, CrfConfig};
 use crate::task::{Prediction, TaskKind, TaskModel};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, Relu};
-use burn::tensor::{Bool, Device, Tensor};
+use burn::tensor::module::interpolate;
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+use burn::tensor::{Bool, Device, Distribution, Tensor};
 
 /// Configuration of [`Muse`].
 #[derive(Config, Debug)]
 pub struct MuseConfig {
     pub task: TaskKind,
-    pub text: TextTransformerConfig,
-    pub image: ImageCnnConfig,
+    pub text: TextEncoderConfig,
+    pub image: ImageEncoderConfig,
     /// The CrossTransformer (its `d_model` equals the encoders').
     pub cross: CrossTransformerConfig,
     /// Head dropout [0.5]. Default 0.1.
@@ -34,20 +47,56 @@ pub struct MuseConfig {
     /// Tagging: CRF over words. Default true.
     #[config(default = true)]
     pub crf: bool,
+    /// Image→text captioning decoder (L_it); `None`: off.
+    pub caption: Option<CaptionDecoderConfig>,
+    /// α, weight of L_it. Default 0.1.
+    #[config(default = 0.1)]
+    pub caption_weight: f64,
+    /// Text→image PixelCNN++ (L_ti); `None`: off.
+    pub pixelcnn: Option<PixelCnnPpConfig>,
+    /// β, weight of L_ti. Default 0.1.
+    #[config(default = 0.1)]
+    pub pixelcnn_weight: f64,
+    /// Std of the Gaussian noise added to the embeddings the decoders read (paper 1.0; the
+    /// released code adds none). Default 1.0.
+    #[config(default = 1.0)]
+    pub decoder_noise: f64,
+    /// Mean and std that normalised `batch.images` (`(x/255 − mean)/std`), to recover the
+    /// [−1, 1] pixels PixelCNN++ models. Default 0.5 / 0.5.
+    #[config(default = "[0.5, 0.5, 0.5]")]
+    pub pixel_mean: [f32; 3],
+    #[config(default = "[0.5, 0.5, 0.5]")]
+    pub pixel_std: [f32; 3],
 }
 
 #[derive(Module, Debug)]
 pub struct Muse {
-    pub text: TextTransformer,
-    pub image: ImageCnn,
+    pub text: TextEncoder,
+    pub image: ImageEncoder,
     pub cross: CrossTransformer,
     pub fuse: Linear,
     pub act: Relu,
     pub dropout: Dropout,
     pub head: Linear,
     pub crf: Option<Crf>,
+    /// The shared Linear before the decoders (present when a decoder is).
+    pub regulariser: Option<Linear>,
+    pub caption: Option<CaptionDecoder>,
+    pub pixelcnn: Option<PixelCnnPp>,
     #[module(skip)]
     pub task: TaskKind,
+    #[module(skip)]
+    pub weights: DecoderWeights,
+}
+
+/// Loss weights, noise and pixel normalisation of the decoders (not trained).
+#[derive(Clone, Copy, Debug)]
+pub struct DecoderWeights {
+    pub caption: f64,
+    pub pixelcnn: f64,
+    pub noise: f64,
+    pub pixel_mean: [f32; 3],
+    pub pixel_std: [f32; 3],
 }
 
 impl MuseConfig {
@@ -65,7 +114,17 @@ impl MuseConfig {
                 TaskKind::Tag { n_tags } if self.crf => Some(CrfConfig::new(n_tags).init(device)),
                 _ => None,
             },
+            regulariser: (self.caption.is_some() || self.pixelcnn.is_some()).then(|| LinearConfig::new(d, d).init(device)),
+            caption: self.caption.as_ref().map(|c| c.init(device)),
+            pixelcnn: self.pixelcnn.as_ref().map(|c| c.init(device)),
             task: self.task,
+            weights: DecoderWeights {
+                caption: self.caption_weight,
+                pixelcnn: self.pixelcnn_weight,
+                noise: self.decoder_noise,
+                pixel_mean: self.pixel_mean,
+                pixel_std: self.pixel_std,
+            },
         }
     }
 }
@@ -75,6 +134,49 @@ impl Muse {
     pub fn forward(&self, batch: &Batch) -> Tensor<3> {
         let t = self.text.forward(batch.ids.clone(), batch.mask.clone());
         let i = self.image.forward(batch.images.clone());
+        self.fuse_and_score(t, i, batch)
+    }
+
+    /// The regularising decoders' weighted losses on the encoder outputs `t` `[B, Lt, d]` and
+    /// `i` `[B, Li, d]` (zero-size when both are off).
+    fn decoder_loss(&self, t: Tensor<3>, i: Tensor<3>, batch: &Batch) -> Option<Tensor<1>> {
+        let reg = self.regulariser.as_ref()?;
+        let w = self.weights;
+        let noisy = |x: Tensor<3>| {
+            let x = if w.noise > 0.0 { x.clone() + Tensor::random(x.dims(), Distribution::Normal(0.0, w.noise), &x.device()) } else { x };
+            reg.forward(x)
+        };
+        let mut total: Option<Tensor<1>> = None;
+        if let Some(cap) = &self.caption {
+            let (ids, mask) = batch.captions.clone().expect("a MuSE model with a captioning decoder needs batch.captions (built by the trainer)");
+            let l = cap.loss(ids, mask, noisy(i)).mul_scalar(w.caption);
+            total = Some(l);
+        }
+        if let Some(pix) = &self.pixelcnn {
+            let cond = crate::nn_util::masked_mean(noisy(t), batch.mask.clone());
+            let x = self.pixels_32(batch.images.clone());
+            let [_, c, h, ww] = x.dims();
+            let l = pix.loss(x, cond).mean().div_scalar((c * h * ww) as f64).mul_scalar(w.pixelcnn);
+            total = Some(match total {
+                Some(t) => t + l,
+                None => l,
+            });
+        }
+        total
+    }
+
+    /// `batch.images` back in [−1, 1] at 32×32 (bilinear when the input size differs).
+    pub fn pixels_32(&self, images: Tensor<4>) -> Tensor<4> {
+        let device = images.device();
+        let w = self.weights;
+        let std = Tensor::<1>::from_floats(w.pixel_std, &device).reshape([1, 3, 1, 1]);
+        let mean = Tensor::<1>::from_floats(w.pixel_mean, &device).reshape([1, 3, 1, 1]);
+        let x = (images * std + mean).mul_scalar(2.0).sub_scalar(1.0).clamp(-1.0, 1.0);
+        let [_, _, h, ww] = x.dims();
+        if h == 32 && ww == 32 { x } else { interpolate(x, InterpolateOptions::new(InterpolateMode::Bilinear).with_output_size([32, 32])) }
+    }
+
+    fn fuse_and_score(&self, t: Tensor<3>, i: Tensor<3>, batch: &Batch) -> Tensor<3> {
         let [b, li, d] = i.dims();
         let image_mask = Tensor::<2, Bool>::full([b, li], true, &i.device());
         let (t, i) = self.cross.forward(t, batch.mask.clone(), i, image_mask);
@@ -97,10 +199,20 @@ impl TaskModel for Muse {
     }
 
     fn loss(&self, batch: &Batch) -> Tensor<1> {
-        task_loss(self.crf.as_ref(), self.forward(batch), batch)
+        let t = self.text.forward(batch.ids.clone(), batch.mask.clone());
+        let i = self.image.forward(batch.images.clone());
+        let task = task_loss(self.crf.as_ref(), self.fuse_and_score(t.clone(), i.clone(), batch), batch);
+        match self.decoder_loss(t, i, batch) {
+            Some(d) => task + d,
+            None => task,
+        }
     }
 
     fn predict(&self, batch: &Batch) -> Prediction {
         task_predict(self.task, self.crf.as_ref(), self.forward(batch), batch)
+    }
+
+    fn fixed_length(&self) -> bool {
+        self.cross.reference_compat
     }
 }

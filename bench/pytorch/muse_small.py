@@ -1,0 +1,417 @@
+"""MuSE-small and the concat baseline in PyTorch: the reference side of `bench/run.sh`.
+
+The same models as `crates/mmfuse/benches/muse_vs_torch.rs` builds with mmfuse's own types,
+the same inputs, the same measurements and the same JSON-lines output:
+
+- text encoder: token + learned position embeddings -> LayerNorm -> dropout -> 4 pre-LN
+  Transformer encoder layers (d 256, 4 heads, FF 1024, GELU) -> LayerNorm;
+- image encoder: 3 x (conv3x3 same -> BatchNorm -> ReLU -> max-pool 2x2), channels 32/64/128,
+  64x64 input -> 8x8 = 64 tokens -> Linear(128 -> 256);
+- MuSE: CrossTransformer of 4 post-LN layers shared by the text stream [cls_t; T] and the
+  image stream [cls_i; I] (learnable [CLS] per stream), multi-head attention with key-padding
+  masks; in layers 1..3, between the attention and the FF block, each stream's
+  floor(0.1 (n-1)) + 1 real non-[CLS] tokens with the lowest head-averaged [CLS] attention get
+  the other stream's (masked) mean of real non-[CLS] tokens added; head:
+  [cls_t; cls_i] -> Linear(512 -> 256) -> ReLU -> dropout -> Linear(-> 3);
+  `--exchange vectorised` ranks by a double argsort over the batch (as mmfuse does),
+  `--exchange loop` is the released code's form: a Python loop over the samples, each taking
+  `torch.quantile` of its attention row and updating the tokens strictly below it;
+- concat: [masked mean of text ; mean of image tokens] -> Linear(512 -> 256) -> GELU -> dropout
+  -> Linear(-> 3).
+
+Training step: forward + cross-entropy + backward + clip_grad_norm_(1.0) + AdamW (weight
+decay 0.01 except biases and norm parameters, eps 1e-8, lr 1e-3). Dropout 0.1 everywhere.
+
+    python muse_small.py [--models muse,muse_loop,concat] [--reps 5] [--threads N]
+    python muse_small.py --save FILE
+    python muse_small.py --cold-start FILE [--batch N] [--iters K]
+    python muse_small.py --matmul-peak
+    python muse_small.py --check        # vectorised and loop exchange agree
+"""
+
+import time
+
+_STARTED = time.perf_counter()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import os  # noqa: E402
+import statistics  # noqa: E402
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+D, HEADS, LAYERS, D_FF, SEQ, IMAGE, VOCAB = 256, 4, 4, 1024, 64, 64, 1000
+TRAIN_BATCH, INFER_BATCH, N_CLASSES, DROPOUT = 16, 32, 3, 0.1
+RATIO, EX_START, EX_END = 0.1, 1, 3
+
+
+class TextTransformer(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.token_embedding = nn.Embedding(VOCAB, D)
+        self.position_embedding = nn.Embedding(SEQ, D)
+        self.embedding_norm = nn.LayerNorm(D)
+        self.dropout = nn.Dropout(DROPOUT)
+        layer = nn.TransformerEncoderLayer(D, HEADS, D_FF, DROPOUT, activation="gelu", batch_first=True, norm_first=True)
+        # no nested tensors: padded positions are computed, as mmfuse does
+        self.encoder = nn.TransformerEncoder(layer, LAYERS, enable_nested_tensor=False)
+        self.final_norm = nn.LayerNorm(D)
+
+    def forward(self, ids, mask):
+        pos = torch.arange(ids.shape[1], device=ids.device)
+        x = self.dropout(self.embedding_norm(self.token_embedding(ids) + self.position_embedding(pos)))
+        x = self.encoder(x, src_key_padding_mask=~mask)
+        return self.final_norm(x)
+
+
+class ImageCnn(nn.Module):
+    def __init__(self, channels=(32, 64, 128)):
+        super().__init__()
+        blocks, c_in = [], 3
+        for c in channels:
+            blocks += [nn.Conv2d(c_in, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU(), nn.MaxPool2d(2, 2)]
+            c_in = c
+        self.blocks = nn.Sequential(*blocks)
+        self.proj = nn.Linear(c_in, D)
+
+    def forward(self, images):
+        x = self.blocks(images)
+        b, c, h, w = x.shape
+        return self.proj(x.reshape(b, c, h * w).transpose(1, 2))
+
+
+class SelfAttention(nn.Module):
+    """MHA with key-padding mask that also returns the head-averaged [CLS] attention row."""
+
+    def __init__(self):
+        super().__init__()
+        self.query, self.key, self.value, self.output = (nn.Linear(D, D) for _ in range(4))
+        self.dropout = nn.Dropout(DROPOUT)
+
+    def forward(self, x, mask):
+        b, l, d = x.shape
+        dk = d // HEADS
+
+        def split(t):
+            return t.reshape(b, l, HEADS, dk).transpose(1, 2)
+
+        q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
+        scores = q @ k.transpose(-1, -2) / math.sqrt(dk)
+        weights = torch.softmax(scores.masked_fill(~mask[:, None, None, :], -1.0e9), dim=-1)
+        cls_row = weights[:, :, 0, :].mean(1)
+        ctx = (self.dropout(weights) @ v).transpose(1, 2).reshape(b, l, d)
+        return self.output(ctx), cls_row
+
+
+class CrossLayer(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.attention = SelfAttention()
+        self.norm_1 = nn.LayerNorm(D)
+        self.ffn_in = nn.Linear(D, D_FF)
+        self.ffn_out = nn.Linear(D_FF, D)
+        self.norm_2 = nn.LayerNorm(D)
+        self.dropout = nn.Dropout(DROPOUT)
+
+    def attention_block(self, x, mask):
+        a, cls = self.attention(x, mask)
+        return self.norm_1(x + self.dropout(a)), cls
+
+    def ffn_block(self, x):
+        f = self.ffn_out(self.dropout(F.relu(self.ffn_in(x))))
+        return self.norm_2(x + self.dropout(f))
+
+
+def masked_mean(x, m):
+    mf = m.to(x.dtype).unsqueeze(2)
+    return (x * mf).sum(1) / mf.sum(1).clamp_min(1.0)
+
+
+def not_cls(m):
+    m = m.clone()
+    m[:, 0] = False
+    return m
+
+
+def select_low_attention(attn, cand, ratio):
+    """mmfuse's rule, vectorised: among `cand`, the floor(ratio (n-1)) + 1 lowest."""
+    n = cand.sum(1, keepdim=True).to(attn.dtype)
+    k = (torch.floor((n - 1).clamp_min(0) * ratio) + 1) * (n > 0).to(attn.dtype)
+    scores = attn.detach().masked_fill(~cand, torch.finfo(attn.dtype).max)
+    ranks = scores.argsort(1).argsort(1).to(attn.dtype)
+    return ((ranks < k) & cand).to(attn.dtype)
+
+
+def exchange_vectorised(t, ta, tm, i, ia, im, ratio):
+    ct, ci = not_cls(tm), not_cls(im)
+    mean_t, mean_i = masked_mean(t, ct).unsqueeze(1), masked_mean(i, ci).unsqueeze(1)
+    sel_t = select_low_attention(ta, ct, ratio).unsqueeze(2)
+    sel_i = select_low_attention(ia, ci, ratio).unsqueeze(2)
+    return t + mean_i * sel_t, i + mean_t * sel_i
+
+
+def exchange_loop(t, ta, tm, i, ia, im, ratio):
+    """The released code's form: per sample, strict `<` against the interpolated quantile."""
+    ct, ci = not_cls(tm), not_cls(im)
+    out_t, out_i = t.clone(), i.clone()
+    for b in range(t.shape[0]):
+        mean_t = t[b][ct[b]].mean(0)
+        mean_i = i[b][ci[b]].mean(0)
+        a_t = ta[b].detach()
+        a_i = ia[b].detach()
+        sel_t = ct[b] & (a_t < torch.quantile(a_t[ct[b]], ratio))
+        sel_i = ci[b] & (a_i < torch.quantile(a_i[ci[b]], ratio))
+        out_t[b, sel_t] = out_t[b, sel_t] + mean_i
+        out_i[b, sel_i] = out_i[b, sel_i] + mean_t
+    return out_t, out_i
+
+
+class CrossTransformer(nn.Module):
+    def __init__(self, exchange):
+        super().__init__()
+        self.cls_text = nn.Parameter(torch.randn(D) * 0.02)
+        self.cls_image = nn.Parameter(torch.randn(D) * 0.02)
+        self.layers = nn.ModuleList(CrossLayer() for _ in range(LAYERS))
+        self.exchange = exchange_loop if exchange == "loop" else exchange_vectorised
+
+    def forward(self, text, text_mask, image, image_mask):
+        b = text.shape[0]
+        ones = torch.ones(b, 1, dtype=torch.bool, device=text.device)
+        t = torch.cat([self.cls_text.expand(b, 1, D), text], 1)
+        i = torch.cat([self.cls_image.expand(b, 1, D), image], 1)
+        mt, mi = torch.cat([ones, text_mask], 1), torch.cat([ones, image_mask], 1)
+        for l, layer in enumerate(self.layers):
+            t1, ct = layer.attention_block(t, mt)
+            i1, ci = layer.attention_block(i, mi)
+            if EX_START <= l <= EX_END:
+                t1, i1 = self.exchange(t1, ct, mt, i1, ci, mi, RATIO)
+            t, i = layer.ffn_block(t1), layer.ffn_block(i1)
+        return t, i
+
+
+class Muse(nn.Module):
+    def __init__(self, exchange="vectorised"):
+        super().__init__()
+        self.text = TextTransformer()
+        self.image = ImageCnn()
+        self.cross = CrossTransformer(exchange)
+        self.fuse = nn.Linear(2 * D, D)
+        self.dropout = nn.Dropout(DROPOUT)
+        self.head = nn.Linear(D, N_CLASSES)
+
+    def forward(self, ids, mask, images):
+        t = self.text(ids, mask)
+        i = self.image(images)
+        image_mask = torch.ones(i.shape[:2], dtype=torch.bool, device=i.device)
+        t, i = self.cross(t, mask, i, image_mask)
+        feats = torch.cat([t[:, 0], i[:, 0]], 1)
+        return self.head(self.dropout(F.relu(self.fuse(feats))))
+
+
+class Concat(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.text = TextTransformer()
+        self.image = ImageCnn()
+        self.hidden = nn.Linear(2 * D, D)
+        self.dropout = nn.Dropout(DROPOUT)
+        self.output = nn.Linear(D, N_CLASSES)
+
+    def forward(self, ids, mask, images):
+        t = masked_mean(self.text(ids, mask), mask)
+        i = self.image(images).mean(1)
+        return self.output(self.dropout(F.gelu(self.hidden(torch.cat([t, i], 1)))))
+
+
+def build(name):
+    return {"muse": lambda: Muse("vectorised"), "muse_loop": lambda: Muse("loop"), "concat": Concat}[name]()
+
+
+def batch(b):
+    """The inputs mmfuse's bench builds: sample b has `b % 5` padding tokens at the end."""
+    idx = torch.arange(b * SEQ)
+    ids = (idx * 7919 % VOCAB).reshape(b, SEQ)
+    mask = ((idx % SEQ) < SEQ - (idx // SEQ) % 5).reshape(b, SEQ)
+    pix = torch.arange(b * 3 * IMAGE * IMAGE, dtype=torch.int64)
+    images = ((pix * 31 % 255).to(torch.float32) / 127.5 - 1.0).reshape(b, 3, IMAGE, IMAGE)
+    classes = torch.arange(b) % 3
+    return ids, mask, images, classes
+
+
+def adamw(model):
+    decay, no_decay = [], []
+    norms = (nn.LayerNorm, nn.BatchNorm2d)
+    for mod in model.modules():
+        for name, p in mod.named_parameters(recurse=False):
+            (no_decay if name == "bias" or isinstance(mod, norms) else decay).append(p)
+    return torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}], lr=1e-3, eps=1e-8)
+
+
+def predict(model, ids, mask, images):
+    """Class probabilities on the host, as mmfuse's `Prediction::from_probs`."""
+    return torch.softmax(model(ids, mask, images), 1).tolist()
+
+
+def emit(model, metric, unit, runs):
+    print(
+        json.dumps(
+            {
+                "impl": "pytorch",
+                "model": model,
+                "metric": metric,
+                "unit": unit,
+                "median": statistics.median(runs),
+                "min": min(runs),
+                "max": max(runs),
+                "threads": torch.get_num_threads(),
+                "runs": runs,
+            }
+        ),
+        flush=True,
+    )
+
+
+def bench_model(name, a):
+    torch.manual_seed(1)
+    model = build(name)
+    if not a.skip_train:
+        model.train()
+        opt = adamw(model)
+        ids, mask, images, y = batch(TRAIN_BATCH)
+        rates = []
+        for rep in range(a.reps + 1):
+            t0 = time.perf_counter()
+            for _ in range(a.train_steps):
+                loss = F.cross_entropy(model(ids, mask, images), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+            if rep > 0:  # rep 0 is the warm-up
+                rates.append(a.train_steps / (time.perf_counter() - t0))
+        emit(name, "train_steps_per_s", "steps/s", rates)
+    if not a.skip_infer:
+        model.eval()
+        b32, b1 = batch(INFER_BATCH)[:3], batch(1)[:3]
+        inf, lat = [], []
+        with torch.inference_mode():
+            for rep in range(a.reps + 1):
+                t0 = time.perf_counter()
+                for _ in range(a.infer_iters):
+                    predict(model, *b32)
+                r = a.infer_iters * INFER_BATCH / (time.perf_counter() - t0)
+                t1 = time.perf_counter()
+                for _ in range(a.latency_iters):
+                    predict(model, *b1)
+                lat_ms = (time.perf_counter() - t1) * 1000.0 / a.latency_iters
+                if rep > 0:
+                    inf.append(r)
+                    lat.append(lat_ms)
+        emit(name, "infer_samples_per_s_b32", "samples/s", inf)
+        emit(name, "latency_ms_b1", "ms", lat)
+
+
+def cold_start(path, b, iters):
+    model = Muse("vectorised")
+    model.load_state_dict(torch.load(path, weights_only=True))
+    model.eval()
+    loaded = time.perf_counter() - _STARTED
+    inputs = batch(b)[:3]
+    first = 0.0
+    with torch.inference_mode():
+        for k in range(iters):
+            predict(model, *inputs)
+            if k == 0:
+                first = time.perf_counter() - _STARTED
+    print(
+        json.dumps(
+            {
+                "impl": "pytorch",
+                "model": "muse",
+                "metric": "cold_start_inprocess",
+                "load_s": loaded,
+                "first_prediction_s": first,
+                "total_s": time.perf_counter() - _STARTED,
+                "batch": b,
+                "iters": iters,
+            }
+        )
+    )
+
+
+def matmul_peak(reps):
+    n = 1024
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    rates = []
+    for _ in range(reps):
+        iters = 5
+        t0 = time.perf_counter()
+        for _ in range(iters):
+            a @ b
+        rates.append(iters * 2.0 * n**3 / (time.perf_counter() - t0) / 1e9)
+    emit("matmul1024", "matmul_gflops", "GFLOP/s", rates)
+
+
+def check():
+    """Vectorised and loop exchange give the same outputs where the quantile rule and the
+    rank rule select the same count (n - 1 not a multiple of 10)."""
+    torch.manual_seed(0)
+    b, l = 4, 65
+    t, i = torch.randn(b, l, D), torch.randn(b, l, D)
+    ta, ia = torch.rand(b, l), torch.rand(b, l)
+    tm = torch.ones(b, l, dtype=torch.bool)
+    tm[1, -2:] = False  # 62 real tokens: 0.1 * 61 is not an integer
+    im = torch.ones(b, l, dtype=torch.bool)
+    v = exchange_vectorised(t, ta, tm, i, ia, im, RATIO)
+    lp = exchange_loop(t, ta, tm, i, ia, im, RATIO)
+    err = max((v[0] - lp[0]).abs().max().item(), (v[1] - lp[1]).abs().max().item())
+    print(json.dumps({"check": "exchange_vectorised_vs_loop", "max_abs_diff": err}))
+    assert err < 1e-5, err
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--models", default="muse,muse_loop,concat")
+    p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--train-steps", type=int, default=3)
+    p.add_argument("--infer-iters", type=int, default=2)
+    p.add_argument("--latency-iters", type=int, default=10)
+    p.add_argument("--skip-train", action="store_true")
+    p.add_argument("--skip-infer", action="store_true")
+    p.add_argument("--threads", type=int, default=int(os.environ.get("THREADS", "0")) or None)
+    p.add_argument("--save")
+    p.add_argument("--cold-start")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--iters", type=int, default=1)
+    p.add_argument("--matmul-peak", action="store_true")
+    p.add_argument("--check", action="store_true")
+    a = p.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    if a.save:
+        torch.manual_seed(1)
+        torch.save(Muse("vectorised").eval().state_dict(), a.save)
+    elif a.cold_start:
+        cold_start(a.cold_start, a.batch, a.iters)
+    elif a.matmul_peak:
+        matmul_peak(a.reps)
+    elif a.check:
+        check()
+    else:
+        for m in a.models.split(","):
+            # the loop exchange is what users run for training; its inference is not in the table
+            if m == "muse_loop":
+                saved = a.skip_infer
+                a.skip_infer = True
+                bench_model(m, a)
+                a.skip_infer = saved
+            else:
+                bench_model(m, a)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,274 @@
+//! The MIM model: three unimodal encoders, a purification network (UPN) per modality, one
+//! regression head per modality shared by its unpurified and purified vectors, a fusion head, and
+//! the two losses of MIM's two-step optimisation (see `shared/METHODS.md` §3):
+//!
+//! 1. [`MimLosses::upn`] — the UPN parameters only: `penalty_weight·L0 + Σ_m L^p_m`;
+//! 2. [`MimLosses::main`] — all parameters, from a fresh forward after step 1:
+//!    `Σ_m L^u_m + L_inter + L_intra + L1(ŷ, y)`.
+//!
+//! `purification = false` removes the UPN (the fusion reads the unpurified vectors) and
+//! `guidance = false` removes KGS (no intra/inter terms): the ablations of the paper.
+
+use super::encoders::{SequenceEncoder, SequenceEncoderConfig, TextBranch, TextBranchConfig};
+use super::gate::HardConcreteConfig;
+use super::guidance::{inter_modal, intra_modal};
+use super::purification::{Purification, PurificationConfig};
+use crate::batch::AlignedBatch;
+use crate::encoders::TextEncoderConfig;
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::activation::{relu, tanh};
+use burn::tensor::{Bool, Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// How the three (purified) vectors are fused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MimFusion {
+    /// `l ⊙ a ⊙ v` (the paper's default).
+    Multiply,
+    /// `l + a + v`.
+    Add,
+    /// `[l; a; v]`.
+    Concat,
+}
+
+/// Configuration of [`Mim`] (paper values as defaults).
+#[derive(Config, Debug)]
+pub struct MimConfig {
+    pub text: TextEncoderConfig,
+    /// Acoustic feature size (74 for COVAREP).
+    pub audio_dim: usize,
+    /// Visual feature size (47 for MOSI's FACET, 35 for MOSEI's).
+    pub video_dim: usize,
+    /// Fixed batch length `L` including `[CLS]`; the gates see `L − 1` steps.
+    pub max_len: usize,
+    /// Hidden size d of every branch.
+    #[config(default = 80)]
+    pub d_model: usize,
+    #[config(default = 5)]
+    pub n_heads: usize,
+    #[config(default = 320)]
+    pub d_ff: usize,
+    /// Transformer layers of the audio and video encoders.
+    #[config(default = 3)]
+    pub n_layers: usize,
+    #[config(default = 0.1)]
+    pub dropout: f64,
+    /// BiLSTM hidden size per direction in the UPN.
+    #[config(default = 40)]
+    pub lstm_hidden: usize,
+    pub gate: HardConcreteConfig,
+    #[config(default = "MimFusion::Multiply")]
+    pub fusion: MimFusion,
+    /// Weight of the L0 penalty in the UPN step.
+    #[config(default = 0.1)]
+    pub penalty_weight: f64,
+    /// The 10 in the inter-modal weight `0.5·(10·α)²`.
+    #[config(default = 10.0)]
+    pub kd_scale: f64,
+    /// Unimodal purification (UPN) on.
+    #[config(default = true)]
+    pub purification: bool,
+    /// Knowledge guidance (KGS) on.
+    #[config(default = true)]
+    pub guidance: bool,
+}
+
+/// Loss settings (not trained).
+#[derive(Clone, Copy, Debug)]
+pub struct MimSettings {
+    pub fusion: MimFusion,
+    pub penalty_weight: f64,
+    pub kd_scale: f64,
+    pub guidance: bool,
+}
+
+/// The three UPNs (the parameters of the first optimisation step).
+#[derive(Module, Debug)]
+pub struct Purifiers {
+    pub text: Purification,
+    pub audio: Purification,
+    pub video: Purification,
+}
+
+#[derive(Module, Debug)]
+pub struct Mim {
+    pub text: TextBranch,
+    pub audio: SequenceEncoder,
+    pub video: SequenceEncoder,
+    pub upn: Option<Purifiers>,
+    /// One Linear(d → 1) per modality: text, audio, video.
+    pub head_text: Linear,
+    pub head_audio: Linear,
+    pub head_video: Linear,
+    pub fusion_hidden: Linear,
+    pub fusion_out: Linear,
+    #[module(skip)]
+    pub settings: MimSettings,
+}
+
+impl MimConfig {
+    pub fn init(&self, device: &Device) -> Mim {
+        assert!(self.max_len >= 2, "MIM: max_len must leave at least one step after [CLS], got {}", self.max_len);
+        let d = self.d_model;
+        let steps = self.max_len - 1;
+        let seq = |d_input| {
+            SequenceEncoderConfig::new(d_input, steps)
+                .with_d_model(d)
+                .with_n_heads(self.n_heads)
+                .with_d_ff(self.d_ff)
+                .with_n_layers(self.n_layers)
+                .with_dropout(self.dropout)
+                .init(device)
+        };
+        let upn = PurificationConfig::new(d, steps, self.gate).with_lstm_hidden(self.lstm_hidden);
+        let fused = if self.fusion == MimFusion::Concat { 3 * d } else { d };
+        Mim {
+            text: TextBranchConfig::new(self.text.clone()).with_d_model(d).init(device),
+            audio: seq(self.audio_dim),
+            video: seq(self.video_dim),
+            upn: self.purification.then(|| Purifiers { text: upn.init(device), audio: upn.init(device), video: upn.init(device) }),
+            head_text: LinearConfig::new(d, 1).init(device),
+            head_audio: LinearConfig::new(d, 1).init(device),
+            head_video: LinearConfig::new(d, 1).init(device),
+            fusion_hidden: LinearConfig::new(fused, d).init(device),
+            fusion_out: LinearConfig::new(d, 1).init(device),
+            settings: MimSettings { fusion: self.fusion, penalty_weight: self.penalty_weight, kd_scale: self.kd_scale, guidance: self.guidance },
+        }
+    }
+}
+
+/// Everything one forward computes. Index 0, 1, 2 = text, audio, video.
+#[derive(Clone, Debug)]
+pub struct MimForward {
+    /// Unpurified vectors `[B, d]`.
+    pub unpurified: [Tensor<2>; 3],
+    /// Purified vectors `[B, d]` (the unpurified ones without UPN).
+    pub purified: [Tensor<2>; 3],
+    /// Per-modality predictions from the unpurified / purified vectors `[B]`.
+    pub y_unpurified: [Tensor<1>; 3],
+    pub y_purified: [Tensor<1>; 3],
+    /// The fused prediction `[B]`.
+    pub y: Tensor<1>,
+    /// Keep masks `[B, T]` per modality (None without UPN).
+    pub masks: Option<[Tensor<2>; 3]>,
+    /// Mean L0 penalty over modalities (0 without UPN).
+    pub penalty: Tensor<1>,
+}
+
+/// The losses of one batch, with host copies of the parts for logging.
+#[derive(Clone, Debug)]
+pub struct MimLosses {
+    /// Step 1 (UPN parameters): `penalty_weight·L0 + Σ_m L^p_m`; None without UPN.
+    pub upn: Option<Tensor<1>>,
+    /// Step 2 (all parameters): `Σ_m L^u_m + L_inter + L_intra + L1(ŷ, y)`.
+    pub main: Tensor<1>,
+    /// L1 of the fused prediction.
+    pub task: f64,
+    /// Which modality taught the others (0 text, 1 audio, 2 video).
+    pub teacher: Option<usize>,
+}
+
+fn l1(y: Tensor<1>, target: Tensor<1>) -> Tensor<1> {
+    (y - target).abs().mean()
+}
+
+/// Mean over the real steps of `relu(x)` `[B, T, d]` → `[B, d]`.
+fn pool(x: Tensor<3>, realf: Tensor<2>, count: Tensor<2>) -> Tensor<2> {
+    (relu(x) * realf.unsqueeze_dim::<3>(2)).sum_dim(1).squeeze_dim::<2>(1) / count
+}
+
+fn steps_mask(mask: Tensor<2, Bool>) -> Tensor<2, Bool> {
+    let [b, l] = mask.dims();
+    mask.slice([0..b, 1..l])
+}
+
+impl Mim {
+    /// One forward pass; `training` samples the gate noise (and dropout runs on an autodiff
+    /// device).
+    pub fn forward(&self, batch: &AlignedBatch, training: bool) -> MimForward {
+        let real = steps_mask(batch.mask.clone());
+        let [b, l, da] = batch.audio.dims();
+        let dv = batch.video.dims()[2];
+        let xs = [
+            self.text.forward(batch.ids.clone(), batch.mask.clone()),
+            self.audio.forward(batch.audio.clone().slice([0..b, 1..l, 0..da]), real.clone()),
+            self.video.forward(batch.video.clone().slice([0..b, 1..l, 0..dv]), real.clone()),
+        ];
+        let realf = real.clone().float();
+        let count = realf.clone().sum_dim(1).clamp_min(1.0); // [B, 1]
+        let unpurified = xs.clone().map(|x| pool(x, realf.clone(), count.clone()));
+        let (purified, masks, penalty) = match &self.upn {
+            Some(upn) => {
+                let units = [&upn.text, &upn.audio, &upn.video];
+                let mut masks = Vec::with_capacity(3);
+                let mut penalty = Tensor::<1>::zeros([1], &realf.device());
+                let mut purified = Vec::with_capacity(3);
+                for (x, u) in xs.iter().zip(units) {
+                    let p = u.forward(x.clone(), real.clone(), training);
+                    penalty = penalty + u.penalty(p.logits.clone(), real.clone());
+                    purified.push(pool(x.clone() * p.mask.clone().unsqueeze_dim::<3>(2), realf.clone(), count.clone()));
+                    masks.push(p.mask);
+                }
+                let to3 = |v: Vec<Tensor<2>>| -> [Tensor<2>; 3] { v.try_into().expect("three modalities") };
+                (to3(purified), Some(to3(masks)), penalty.div_scalar(3.0))
+            }
+            None => (unpurified.clone(), None, Tensor::zeros([1], &realf.device())),
+        };
+        let heads = [&self.head_text, &self.head_audio, &self.head_video];
+        let predict = |v: &[Tensor<2>; 3]| -> [Tensor<1>; 3] { [0, 1, 2].map(|m| heads[m].forward(v[m].clone()).reshape([b])) };
+        let y_unpurified = predict(&unpurified);
+        let y_purified = predict(&purified);
+        let [t, a, v] = purified.clone();
+        let fused = match self.settings.fusion {
+            MimFusion::Multiply => t * a * v,
+            MimFusion::Add => t + a + v,
+            MimFusion::Concat => Tensor::cat(vec![t, a, v], 1),
+        };
+        let y = self.fusion_out.forward(tanh(self.fusion_hidden.forward(fused))).reshape([b]);
+        MimForward { unpurified, purified, y_unpurified, y_purified, y, masks, penalty }
+    }
+
+    /// Predicted sentiment per sample (deterministic gates unless `stochastic_eval`).
+    pub fn predict(&self, batch: &AlignedBatch) -> Vec<f32> {
+        self.forward(batch, false).y.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 predictions")
+    }
+
+    /// The two losses of a batch with labels.
+    pub fn losses(&self, batch: &AlignedBatch) -> MimLosses {
+        let y = batch.labels.clone().expect("MIM losses need labels");
+        let f = self.forward(batch, true);
+        let lu: Vec<Tensor<1>> = f.y_unpurified.iter().map(|p| l1(p.clone(), y.clone())).collect();
+        let task = l1(f.y.clone(), y.clone());
+        let task_v = task.clone().into_scalar::<f32>() as f64;
+        let mut main = task + lu[0].clone() + lu[1].clone() + lu[2].clone();
+        let mut teacher = None;
+        let upn = self.upn.as_ref().map(|_| {
+            let lp: Vec<Tensor<1>> = f.y_purified.iter().map(|p| l1(p.clone(), y.clone())).collect();
+            if self.settings.guidance {
+                let lpv: Vec<f64> = lp.iter().map(|t| t.clone().into_scalar::<f32>() as f64).collect();
+                let luv: Vec<f64> = lu.iter().map(|t| t.clone().into_scalar::<f32>() as f64).collect();
+                for m in 0..3 {
+                    main = main.clone() + intra_modal(f.y_purified[m].clone(), f.y_unpurified[m].clone(), lpv[m] < luv[m]);
+                }
+                let (inter, t) = inter_modal(&f.purified, &lpv, self.settings.kd_scale);
+                main = main.clone() + inter;
+                teacher = Some(t);
+            }
+            f.penalty.clone().mul_scalar(self.settings.penalty_weight) + lp[0].clone() + lp[1].clone() + lp[2].clone()
+        });
+        MimLosses { upn, main, task: task_v, teacher }
+    }
+
+    /// Keep masks `[B][T]` per modality at evaluation (None without UPN).
+    pub fn keep_masks(&self, batch: &AlignedBatch) -> Option<[Vec<Vec<bool>>; 3]> {
+        let masks = self.forward(batch, false).masks?;
+        Some(masks.map(|m| {
+            let [b, t] = m.dims();
+            let v = m.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 mask");
+            (0..b).map(|i| v[i * t..(i + 1) * t].iter().map(|x| *x > 0.5).collect()).collect()
+        }))
+    }
+}

@@ -1,0 +1,503 @@
+//! MIM runs on word-aligned text / audio / video features (CMU-MOSI/MOSEI, `data.task =
+//! "regression"`): the dataset → fixed-length rows (MAG-BERT's word-piece expansion), the
+//! two-step optimisation (UPN step, then a fresh forward for the all-parameter step), dev
+//! evaluation with the MOSI metrics (lower MAE is better), best/last checkpoints written
+//! atomically, early stopping, exact resume and `results.json`.
+
+use crate::checkpoint::{self, TrainState};
+use crate::config::RunConfig;
+use crate::evaluate::EvalResult;
+use crate::examples::epoch_order;
+use crate::optim::{WarmupLinear, adamw, clip_global_norm};
+use crate::run::{RunSummary, TEXT_ENCODER_FILE, pretrained_text_config, text_encoder_config};
+use crate::trainer::{FitOutcome, TrainOptions, append_row, metrics_path, step_seed, truncate_metrics};
+use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::tensor::Device;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mmfuse_data::aligned::{AlignedDataset, AlignedSample, AlignedSplit, expand_wordpieces, read_any};
+use mmfuse_data::text::{TextEncoder, train_word_tokenizer};
+use mmfuse_metrics::regression::{RegScores, reg_scores};
+use mmfuse_models::batch::AlignedHostBatch;
+use mmfuse_models::encoders::{BertConfig, TextEncoder as TextModel};
+use mmfuse_models::fusion::mim::{HardConcreteConfig, Mim, MimConfig};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+/// One segment as the model reads it: `L` positions (`[CLS]` first).
+#[derive(Clone, Debug)]
+pub struct AlignedRow {
+    pub ids: Vec<u32>,
+    pub mask: Vec<bool>,
+    /// `[L × A]`, `[L × V]`, zero rows at `[CLS]`, `[SEP]` and padding.
+    pub audio: Vec<f32>,
+    pub video: Vec<f32>,
+    pub label: f32,
+    /// Synthetic data: which positions carry injected noise (audio, video), expanded like the
+    /// features.
+    pub noisy: Option<(Vec<bool>, Vec<bool>)>,
+}
+
+/// A prepared dataset.
+pub struct AlignedData {
+    pub train: Vec<AlignedRow>,
+    pub dev: Vec<AlignedRow>,
+    pub test: Vec<AlignedRow>,
+    pub audio_dim: usize,
+    pub video_dim: usize,
+    pub max_len: usize,
+    pub encoder: TextEncoder,
+    pub report: Value,
+}
+
+/// Expand one sample's features (and its ground-truth noise flags) to fixed-length rows.
+fn row(s: &AlignedSample, enc: &TextEncoder, da: usize, dv: usize) -> AlignedRow {
+    let r = expand_wordpieces(s, enc, da, dv);
+    let noisy = s.noisy.as_ref().map(|(na, nv)| {
+        // the flags ride through the same expansion as a one-column feature
+        let flags = |f: &[bool]| -> Vec<bool> {
+            let mut t = s.clone();
+            t.audio = f.iter().map(|&b| if b { 1.0 } else { 0.0 }).collect();
+            t.video = vec![0.0; s.steps];
+            expand_wordpieces(&t, enc, 1, 1).audio.iter().map(|v| *v > 0.5).collect()
+        };
+        (flags(na), flags(nv))
+    });
+    AlignedRow { ids: r.ids, mask: r.mask, audio: r.audio, video: r.video, label: s.label, noisy }
+}
+
+fn rows(split: &AlignedSplit, enc: &TextEncoder) -> Vec<AlignedRow> {
+    split.samples.iter().map(|s| row(s, enc, split.audio_dim, split.video_dim)).collect()
+}
+
+/// Read `data.dir` (a `.pkl` or an aligned folder) and expand every split with the run's
+/// tokenizer: `tokenizer` (a pretrained `tokenizer.json`), else a word-level vocabulary built
+/// from the train split.
+pub fn prepare_aligned(cfg: &RunConfig, tokenizer: Option<&Path>) -> Result<AlignedData> {
+    let d = &cfg.data;
+    let ds: AlignedDataset = read_any(&d.dir).with_context(|| format!("reading data.dir = {}", d.dir.display()))?;
+    if ds.train.samples.is_empty() {
+        bail!("{}: the train split is empty", d.dir.display());
+    }
+    let (da, dv) = (ds.train.audio_dim, ds.train.video_dim);
+    for (name, s) in [("dev", &ds.dev), ("test", &ds.test)] {
+        if !s.samples.is_empty() && (s.audio_dim, s.video_dim) != (da, dv) {
+            bail!("{}: the {name} split has {}-d audio / {}-d video features, the train split {da} / {dv}", d.dir.display(), s.audio_dim, s.video_dim);
+        }
+    }
+    let encoder = match tokenizer {
+        Some(t) => TextEncoder::from_file(t, d.max_len, true)?,
+        None => {
+            let texts = ds.train.samples.iter().map(|s| s.words.join(" "));
+            TextEncoder::new(train_word_tokenizer(texts, d.min_word_count, true)?, d.max_len, true)
+        }
+    };
+    let truncated = |rs: &[AlignedRow], split: &AlignedSplit| {
+        rs.iter().zip(&split.samples).filter(|(r, s)| r.mask.iter().filter(|m| **m).count() < s.steps.min(d.max_len)).count()
+    };
+    let (train, dev, test) = (rows(&ds.train, &encoder), rows(&ds.dev, &encoder), rows(&ds.test, &encoder));
+    let report = json!({
+        "train": {"samples": train.len(), "truncated": truncated(&train, &ds.train)},
+        "dev": {"samples": dev.len(), "truncated": truncated(&dev, &ds.dev)},
+        "test": {"samples": test.len(), "truncated": truncated(&test, &ds.test)},
+        "audio_dim": da,
+        "video_dim": dv,
+    });
+    Ok(AlignedData { train, dev, test, audio_dim: da, video_dim: dv, max_len: d.max_len, encoder, report })
+}
+
+/// Stack rows into a host batch.
+pub fn host_batch(rows: &[&AlignedRow], max_len: usize, da: usize, dv: usize, labels: bool) -> AlignedHostBatch {
+    let mut hb = AlignedHostBatch { batch_size: rows.len(), seq_len: max_len, audio_dim: da, video_dim: dv, ..Default::default() };
+    for r in rows {
+        hb.ids.extend(r.ids.iter().map(|&i| i as i64));
+        hb.mask.extend(&r.mask);
+        hb.audio.extend(&r.audio);
+        hb.video.extend(&r.video);
+    }
+    if labels {
+        hb.labels = Some(rows.iter().map(|r| r.label).collect());
+    }
+    hb
+}
+
+/// The model a config describes over a text encoder config and the feature sizes.
+pub fn mim_config(cfg: &RunConfig, text: mmfuse_models::encoders::TextEncoderConfig, da: usize, dv: usize) -> MimConfig {
+    let m = &cfg.model;
+    let hidden = if m.mim_lstm_hidden > 0 { m.mim_lstm_hidden } else { (m.d_model / 2).max(1) };
+    MimConfig::new(text, da, dv, cfg.data.max_len, HardConcreteConfig::new().with_stochastic_eval(m.mim_stochastic_eval))
+        .with_d_model(m.d_model)
+        .with_n_heads(m.n_heads)
+        .with_d_ff(m.d_ff)
+        .with_n_layers(m.n_layers)
+        .with_dropout(m.dropout)
+        .with_lstm_hidden(hidden)
+        .with_fusion(m.mim_fusion)
+        .with_penalty_weight(m.mim_penalty_weight)
+        .with_kd_scale(m.mim_kd_scale)
+        .with_purification(m.mim_purification)
+        .with_guidance(m.mim_guidance)
+}
+
+/// Predictions for `rows` in order.
+pub fn predict_rows(model: &Mim, rows: &[AlignedRow], max_len: usize, da: usize, dv: usize, batch_size: usize, device: &Device) -> Vec<f32> {
+    let mut out = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(batch_size.max(1)) {
+        let refs: Vec<&AlignedRow> = chunk.iter().collect();
+        out.extend(model.predict(&host_batch(&refs, max_len, da, dv, false).to_device(device)));
+    }
+    out
+}
+
+/// How well the gates find the injected noise (synthetic data): over the real steps of the
+/// samples that have noise in a modality, precision and recall of "dropped" against "noisy",
+/// and the share of clean steps kept.
+fn mask_quality(model: &Mim, rows: &[AlignedRow], max_len: usize, da: usize, dv: usize, device: &Device) -> Option<Value> {
+    if model.upn.is_none() || rows.iter().all(|r| r.noisy.is_none()) {
+        return None;
+    }
+    // [modality][tp, fp, fn, clean kept, clean]
+    let mut c = [[0usize; 5]; 2];
+    for chunk in rows.chunks(64) {
+        let refs: Vec<&AlignedRow> = chunk.iter().collect();
+        let masks = model.keep_masks(&host_batch(&refs, max_len, da, dv, false).to_device(device))?;
+        for (i, r) in chunk.iter().enumerate() {
+            let Some((na, nv)) = &r.noisy else { continue };
+            for (m, noisy) in [(0, na), (1, nv)] {
+                if !noisy.iter().any(|x| *x) {
+                    continue;
+                }
+                let keep = &masks[m + 1][i];
+                for t in 0..keep.len() {
+                    let p = t + 1; // gate step t is position t + 1 ([CLS] dropped)
+                    if !r.mask[p] {
+                        continue;
+                    }
+                    let dropped = !keep[t];
+                    match (dropped, noisy[p]) {
+                        (true, true) => c[m][0] += 1,
+                        (true, false) => c[m][1] += 1,
+                        (false, true) => c[m][2] += 1,
+                        (false, false) => {}
+                    }
+                    if !noisy[p] {
+                        c[m][4] += 1;
+                        c[m][3] += !dropped as usize;
+                    }
+                }
+            }
+        }
+    }
+    let q = |k: [usize; 5]| {
+        let r = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        json!({"precision": r(k[0], k[0] + k[1]), "recall": r(k[0], k[0] + k[2]), "clean_kept": r(k[3], k[4]), "noisy_steps": k[0] + k[2]})
+    };
+    Some(json!({"audio": q(c[0]), "video": q(c[1])}))
+}
+
+fn scores_map(s: &RegScores) -> BTreeMap<String, f64> {
+    BTreeMap::from([
+        ("mae".into(), s.mae),
+        ("corr".into(), s.pearson),
+        ("corr_non0".into(), s.pearson_non0),
+        ("acc7".into(), s.acc7),
+        ("acc5".into(), s.acc5),
+        ("acc2_has0".into(), s.acc2_has0),
+        ("f1_has0".into(), s.f1_has0),
+        ("acc2_non0".into(), s.acc2_non0),
+        ("f1_non0".into(), s.f1_non0),
+    ])
+}
+
+/// Score `model` on `rows`: the MOSI metrics, each convention named, and the gates' mask
+/// quality on synthetic data.
+pub fn evaluate_aligned(model: &Mim, rows: &[AlignedRow], data: &AlignedData, batch_size: usize, device: &Device) -> EvalResult {
+    let pred = predict_rows(model, rows, data.max_len, data.audio_dim, data.video_dim, batch_size, device);
+    let gold: Vec<f32> = rows.iter().map(|r| r.label).collect();
+    let s = reg_scores(&gold, &pred);
+    let mut detail = json!({
+        "n": s.n,
+        "n_non0": s.n_non0,
+        "mae": s.mae,
+        "corr": s.pearson,
+        "corr_non0": s.pearson_non0,
+        "acc7": s.acc7,
+        "acc5": s.acc5,
+        "acc2_has0": s.acc2_has0,
+        "f1_has0": s.f1_has0,
+        "acc2_non0": s.acc2_non0,
+        "f1_non0": s.f1_non0,
+        "conventions": {
+            "mae": "mean |pred − gold| over all samples",
+            "corr": "Pearson r over all samples (MMSA)",
+            "corr_non0": "Pearson r over samples with gold != 0 (MIM's code)",
+            "acc7": "clip to [-3, 3], round half to even, exact match",
+            "acc5": "clip to [-2, 2], round half to even, exact match",
+            "acc2_has0": "negative (< 0) vs non-negative (>= 0), all samples; f1_has0 is sklearn's weighted F1",
+            "acc2_non0": "negative vs positive (pred > 0), samples with gold != 0; f1_non0 is sklearn's weighted F1"
+        }
+    });
+    if let Some(q) = mask_quality(model, rows, data.max_len, data.audio_dim, data.video_dim, device) {
+        detail["purification"] = q;
+    }
+    EvalResult { scores: scores_map(&s), detail }
+}
+
+fn better(select: &str, value: f64, best: Option<f64>) -> bool {
+    let lower = select == "mae";
+    best.is_none_or(|b| if lower { value < b } else { value > b })
+}
+
+/// The two-step loop. `device` must be an autodiff device.
+pub fn fit_mim(model: Mim, cfg: &RunConfig, data: &AlignedData, run_dir: &Path, opts: &TrainOptions, device: &Device) -> Result<(Mim, FitOutcome)> {
+    let t = &cfg.train;
+    let n = data.train.len();
+    let per_epoch = n.div_ceil(t.batch_size);
+    let mut total = t.epochs * per_epoch;
+    if t.max_steps > 0 {
+        total = total.min(t.max_steps);
+    }
+    let sched = WarmupLinear::new(t.lr, (t.warmup_ratio * total as f64).ceil() as usize, total);
+    let mut optim = adamw(t.weight_decay, t.adam_eps);
+    let mut optim_upn = adamw(t.weight_decay, t.adam_eps);
+    let ckpt_root = run_dir.join("checkpoints");
+    let metrics = metrics_path(run_dir);
+    let select = cfg.select_metric();
+    let eval_device = device.clone().without_autodiff();
+    let mut model = model;
+    let mut state = TrainState::default();
+    if opts.resume {
+        match checkpoint::load(&ckpt_root, "last")? {
+            Some(ck) => {
+                model = model.try_load_record(ck.model).context("checkpoint does not match the model")?;
+                if let Some(b) = ck.optimizer {
+                    optim = optim.from_bytes(b).context("cannot restore the optimizer state")?;
+                }
+                if let Some(b) = checkpoint::load_extra(&ck.dir, "optimizer_upn")? {
+                    optim_upn = optim_upn.from_bytes(b).context("cannot restore the UPN optimizer state")?;
+                }
+                state = ck.state;
+                truncate_metrics(&metrics, state.step)?;
+                tracing::info!("resumed from {} at step {}", ck.dir.display(), state.step);
+            }
+            None => tracing::warn!("--resume: no checkpoint in {}, starting from scratch", ckpt_root.display()),
+        }
+    } else if metrics.exists() {
+        std::fs::remove_file(&metrics)?;
+    }
+    let outcome = |state: &TrainState, early_stopped, interrupted| FitOutcome {
+        steps: state.step,
+        best_step: state.best_step,
+        best_metric: state.best_metric,
+        early_stopped,
+        interrupted,
+    };
+    if state.finished {
+        return Ok((model, outcome(&state, false, false)));
+    }
+    let pb = if opts.quiet { ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::hidden()) } else { ProgressBar::new(total as u64) };
+    pb.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps {per_sec} ETA {eta} {msg}").expect("valid template"));
+    pb.set_position(state.step as u64);
+    let save_last = |model: &Mim, optim: &_, optim_upn: &_, state: &TrainState| {
+        checkpoint::save_with(&ckpt_root, "last", model, Some(optim), &[("optimizer_upn", optim_upn)], state)
+    };
+    let do_eval = |model: &Mim, state: &mut TrainState| -> Result<bool> {
+        let res = evaluate_aligned(&model.valid(), &data.dev, data, t.batch_size * 2, &eval_device);
+        let value = *res.scores.get(&select).with_context(|| format!("metric '{select}' is not computed for regression"))?;
+        let improved = better(&select, value, state.best_metric);
+        state.last_eval_step = state.step;
+        if improved {
+            state.best_metric = Some(value);
+            state.best_step = state.step;
+            state.evals_since_best = 0;
+            checkpoint::save(&ckpt_root, "best", model, None, state)?;
+        } else {
+            state.evals_since_best += 1;
+        }
+        append_row(&metrics, &json!({"step": state.step, "epoch": state.epoch, "dev": res.scores, "best": improved}))?;
+        tracing::info!(step = state.step, "dev {select} = {value:.4}{}", if improved { " (best)" } else { "" });
+        Ok(t.patience > 0 && state.evals_since_best >= t.patience)
+    };
+    let (mut early_stopped, mut interrupted) = (false, false);
+    let mut steps_this_call = 0usize;
+    let mut running = (0.0f64, 0.0f64, 0usize);
+    let log_every = (per_epoch / 10).clamp(1, 50);
+    'epochs: while state.epoch < t.epochs {
+        let order = epoch_order(n, t.seed, state.epoch);
+        let skip = (state.batch_in_epoch * t.batch_size).min(n);
+        for chunk in order[skip..].chunks(t.batch_size) {
+            if state.step >= total {
+                break 'epochs;
+            }
+            let refs: Vec<&AlignedRow> = chunk.iter().map(|&i| &data.train[i]).collect();
+            let batch = host_batch(&refs, data.max_len, data.audio_dim, data.video_dim, true).to_device(device);
+            let lr = sched.at(state.step);
+            device.seed(step_seed(t.seed, state.step));
+            // step 1: the purification networks on 0.1·L0 + Σ L^p
+            let mut upn_loss = 0.0;
+            if model.upn.is_some() {
+                let l = model.losses(&batch).upn.expect("UPN on");
+                upn_loss = l.clone().into_scalar::<f32>() as f64;
+                if !upn_loss.is_finite() {
+                    bail!("the purification loss is {upn_loss} at step {}; stopping with the last good checkpoint in {}", state.step + 1, ckpt_root.display());
+                }
+                let mut g = l.backward();
+                let upn = model.upn.as_ref().expect("UPN on");
+                let mut grads = GradientsParams::from_module(&mut g, upn);
+                clip_global_norm(upn, &mut grads, t.clip_norm);
+                model = optim_upn.step(lr, model, grads);
+            }
+            // step 2: a fresh forward, all parameters on Σ L^u + L_inter + L_intra + L1(ŷ, y)
+            let losses = model.losses(&batch);
+            let loss_v = losses.main.clone().into_scalar::<f32>() as f64;
+            if !loss_v.is_finite() {
+                bail!(
+                    "the training loss is {loss_v} at step {} (epoch {}); stopping. The last good checkpoint is {}; try a lower train.lr",
+                    state.step + 1,
+                    state.epoch + 1,
+                    ckpt_root.join("last").display()
+                );
+            }
+            let mut grads = GradientsParams::from_grads(losses.main.backward(), &model);
+            let norm = clip_global_norm(&model, &mut grads, t.clip_norm);
+            model = optim.step(lr, model, grads);
+            state.step += 1;
+            state.batch_in_epoch += 1;
+            steps_this_call += 1;
+            running.0 += losses.task;
+            running.1 += upn_loss;
+            running.2 += 1;
+            if state.step % log_every == 0 {
+                let k = running.2 as f64;
+                append_row(
+                    &metrics,
+                    &json!({"step": state.step, "epoch": state.epoch, "loss": running.0 / k, "upn_loss": running.1 / k, "lr": lr, "grad_norm": norm}),
+                )?;
+                pb.set_message(format!("L1 {:.4}", running.0 / k));
+                running = (0.0, 0.0, 0);
+            }
+            pb.set_position(state.step as u64);
+            if t.eval_every > 0 && state.step % t.eval_every == 0 {
+                let stop = do_eval(&model, &mut state)?;
+                save_last(&model, &optim, &optim_upn, &state)?;
+                if stop {
+                    early_stopped = true;
+                    break 'epochs;
+                }
+            }
+            if opts.stop_after.is_some_and(|s| steps_this_call >= s) {
+                save_last(&model, &optim, &optim_upn, &state)?;
+                interrupted = true;
+                break 'epochs;
+            }
+        }
+        state.epoch += 1;
+        state.batch_in_epoch = 0;
+        if t.eval_every == 0 {
+            let stop = do_eval(&model, &mut state)?;
+            save_last(&model, &optim, &optim_upn, &state)?;
+            if stop {
+                early_stopped = true;
+                break;
+            }
+        }
+    }
+    if !interrupted {
+        if state.best_metric.is_none() || state.last_eval_step != state.step {
+            do_eval(&model, &mut state)?;
+        }
+        state.finished = true;
+        save_last(&model, &optim, &optim_upn, &state)?;
+    }
+    pb.finish_and_clear();
+    if early_stopped {
+        tracing::info!("early stop at step {}: no dev improvement in {} evaluations", state.step, t.patience);
+    }
+    Ok((model, outcome(&state, early_stopped, interrupted)))
+}
+
+/// Build the model a run folder (or a config) describes.
+pub fn build_mim(cfg: &RunConfig, vocab_size: usize, bert: Option<&BertConfig>, da: usize, dv: usize, device: &Device) -> Mim {
+    mim_config(cfg, text_encoder_config(cfg, vocab_size, bert), da, dv).init(device)
+}
+
+/// Train (or resume) a MIM run, then score its best-dev checkpoint on dev and test.
+pub fn run_mim(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Result<RunSummary> {
+    let start = Instant::now();
+    let tok_path = run_dir.join("tokenizer.json");
+    let pretrained = pretrained_text_config(cfg)?;
+    let tokenizer = match (&pretrained, opts.resume && tok_path.exists()) {
+        (_, true) => Some(tok_path.clone()),
+        (Some((dir, _)), false) => Some(dir.join("tokenizer.json")),
+        (None, false) => None,
+    };
+    let data = prepare_aligned(cfg, tokenizer.as_deref())?;
+    data.encoder.save(&tok_path)?;
+    let bert = pretrained.as_ref().map(|(_, b)| b.clone());
+    if let Some(b) = &bert {
+        checkpoint::write_atomic(&run_dir.join(TEXT_ENCODER_FILE), serde_json::to_string_pretty(b)?.as_bytes())?;
+    }
+    checkpoint::write_atomic(&run_dir.join(FEATURES_FILE), json!({"audio_dim": data.audio_dim, "video_dim": data.video_dim}).to_string().as_bytes())?;
+    let device = cfg.train.device.device().map_err(anyhow::Error::msg)?;
+    device.seed(cfg.train.seed);
+    let train_device = device.clone().autodiff();
+    let mut model = build_mim(cfg, data.encoder.vocab_size(), bert.as_ref(), data.audio_dim, data.video_dim, &train_device);
+    if let Some((dir, _)) = &pretrained {
+        let (text, _) = TextModel::load_bert(dir, &train_device).with_context(|| format!("loading model.text_encoder = {}", dir.display()))?;
+        model.text.encoder = text;
+        tracing::info!("text encoder: pretrained BERT from {}", dir.display());
+    }
+    tracing::info!(
+        params = model.num_params(),
+        train = data.train.len(),
+        dev = data.dev.len(),
+        test = data.test.len(),
+        "training mim (purification {}, guidance {}) on {}",
+        cfg.model.mim_purification,
+        cfg.model.mim_guidance,
+        cfg.train.device
+    );
+    let (model, fit) = fit_mim(model, cfg, &data, run_dir, opts, &train_device)?;
+    if fit.interrupted {
+        return Ok(RunSummary { run_dir: run_dir.into(), fit, dev: None, test: None, seconds: start.elapsed().as_secs_f64() });
+    }
+    let best = checkpoint::load(&run_dir.join("checkpoints"), "best")?.context("no best checkpoint was written")?;
+    let model = model.valid().try_load_record(best.model)?;
+    let bs = cfg.train.batch_size * 2;
+    let dev = evaluate_aligned(&model, &data.dev, &data, bs, &device);
+    let test = evaluate_aligned(&model, &data.test, &data, bs, &device);
+    let seconds = start.elapsed().as_secs_f64();
+    let results = json!({
+        "best_step": fit.best_step,
+        "steps": fit.steps,
+        "early_stopped": fit.early_stopped,
+        "select_metric": cfg.select_metric(),
+        "dev": dev.detail,
+        "test": test.detail,
+        "data": data.report,
+        "seconds": seconds,
+    });
+    checkpoint::write_atomic(&run_dir.join("results.json"), serde_json::to_string_pretty(&results)?.as_bytes())?;
+    if let Err(e) = crate::run::write_curves(run_dir, &cfg.select_metric()) {
+        tracing::warn!("could not draw curves.png: {e:#}");
+    }
+    Ok(RunSummary { run_dir: run_dir.into(), fit, dev: Some(dev), test: Some(test), seconds })
+}
+
+/// The run file holding the feature sizes of a MIM run.
+pub const FEATURES_FILE: &str = "features.json";
+
+/// Score a MIM run folder's best checkpoint on dev and test of `cfg.data.dir`.
+pub fn rescore_mim(run_dir: &Path, cfg: &RunConfig, device: &Device) -> Result<(EvalResult, EvalResult)> {
+    let data = prepare_aligned(cfg, Some(&run_dir.join("tokenizer.json")))?;
+    let bert = crate::run::saved_text_config(run_dir)?;
+    let best = checkpoint::load(&run_dir.join("checkpoints"), "best")?.context("the run folder has no best checkpoint")?;
+    let model = build_mim(cfg, data.encoder.vocab_size(), bert.as_ref(), data.audio_dim, data.video_dim, device)
+        .try_load_record(best.model)
+        .context("the best checkpoint does not match config.toml")?;
+    let bs = cfg.train.batch_size * 2;
+    Ok((evaluate_aligned(&model, &data.dev, &data, bs, device), evaluate_aligned(&model, &data.test, &data, bs, device)))
+}

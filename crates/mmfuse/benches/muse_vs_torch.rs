@@ -1,0 +1,253 @@
+//! MuSE-small (and the concat baseline) on the CPU backend, the mmfuse side of `bench/run.sh`
+//! (the PyTorch side is `bench/pytorch/muse_small.py`, same sizes, same inputs, same output).
+//!
+//! `cargo bench -p mmfuse --bench muse_vs_torch -- [MODE] [OPTIONS]`. Threads: burn-flex uses
+//! rayon's global pool (pin it with `RAYON_NUM_THREADS`) only when burn's `rayon` feature is on;
+//! the workspace depends on burn without default features, so add `--features burn/rayon` (and
+//! `burn/simd`, the other default) or the backend runs on one thread whatever the variable says.
+//! The `threads` field of the output is the requested `RAYON_NUM_THREADS`.
+//!
+//! Modes (each prints JSON lines `{"impl","model","metric","unit","median","min","max","runs"}`):
+//! - (none): training steps/s (forward + backward + global-norm clipping 1.0 + AdamW) at batch
+//!   16, inference samples/s at batch 32 and latency at batch 1, for `--models muse,concat`,
+//!   `--reps N` measured repeats (default 5) after one warm-up;
+//! - `--save FILE`: write MuSE-small's record (`model.valid().into_record()`, as checkpoints do);
+//! - `--cold-start FILE [--batch N] [--iters K]`: build MuSE-small, load FILE, predict K batches
+//!   of N (default 1 × 1) and exit — `bench/run.sh` times the whole process and reads its max
+//!   RSS; it also prints the in-process times;
+//! - `--matmul-peak`: GFLOP/s of a square f32 matmul (the backend's practical peak).
+
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::store::ModuleRecord;
+use burn::tensor::{Device, Distribution, Tensor};
+use mmfuse_models::batch::HostBatch;
+use mmfuse_models::encoders::{ImageCnnConfig, TextTransformerConfig};
+use mmfuse_models::fusion::muse::{CrossTransformerConfig, MuseConfig};
+use mmfuse_models::fusion::{ConcatFusionConfig, FusionModel, Modality};
+use mmfuse_models::task::{TaskKind, TaskModel};
+use mmfuse_train::optim::{Schedule, adamw, clip_global_norm};
+use std::time::Instant;
+
+const D: usize = 256;
+const HEADS: usize = 4;
+const LAYERS: usize = 4;
+const D_FF: usize = 1024;
+const SEQ: usize = 64;
+const IMAGE: usize = 64;
+const VOCAB: usize = 1000;
+const TRAIN_BATCH: usize = 16;
+const INFER_BATCH: usize = 32;
+
+fn text_config() -> TextTransformerConfig {
+    TextTransformerConfig::new(VOCAB).with_d_model(D).with_n_heads(HEADS).with_n_layers(LAYERS).with_d_ff(D_FF).with_max_len(SEQ).with_dropout(0.1)
+}
+
+fn image_config() -> ImageCnnConfig {
+    // 64×64 → 8×8 = 64 image tokens
+    ImageCnnConfig::new().with_channels(vec![32, 64, 128]).with_d_model(D)
+}
+
+/// MuSE-small: text Transformer 4 × d256, small CNN, CrossTransformer 4 layers (exchange in
+/// layers 1..=3, θ = 0.1, adding the other stream's mean), classification into 3 classes,
+/// no regularising decoders.
+fn muse(device: &Device) -> FusionModel {
+    let cross = CrossTransformerConfig::new(D)
+        .with_n_heads(HEADS)
+        .with_d_ff(D_FF)
+        .with_n_layers(LAYERS)
+        .with_dropout(0.1)
+        .with_exchange_ratio(0.1)
+        .with_exchange_start_layer(1)
+        .with_exchange_end_layer(3);
+    FusionModel::Muse(MuseConfig::new(TaskKind::Classify { n_classes: 3 }, text_config().into(), image_config().into(), cross).with_dropout(0.1).init(device))
+}
+
+/// The late-fusion baseline with the same encoders.
+fn concat(device: &Device) -> FusionModel {
+    FusionModel::Concat(
+        ConcatFusionConfig::new(Modality::Fused, TaskKind::Classify { n_classes: 3 }, text_config().into(), image_config().into())
+            .with_d_hidden(D)
+            .init(device),
+    )
+}
+
+fn build(name: &str, device: &Device) -> FusionModel {
+    match name {
+        "muse" => muse(device),
+        "concat" => concat(device),
+        _ => panic!("unknown model {name} (muse, concat)"),
+    }
+}
+
+/// Deterministic inputs, the same as `bench/pytorch/muse_small.py` builds: sample b has
+/// `b % 5` padding tokens at the end.
+fn host_batch(b: usize) -> HostBatch {
+    let mut hb = HostBatch { batch_size: b, seq_len: SEQ, image_size: IMAGE, ..Default::default() };
+    hb.ids = (0..b * SEQ).map(|i| (i * 7919 % VOCAB) as i64).collect();
+    hb.mask = (0..b * SEQ).map(|i| i % SEQ < SEQ - (i / SEQ) % 5).collect();
+    hb.images = (0..b * 3 * IMAGE * IMAGE).map(|i| ((i * 31 % 255) as f32 / 127.5) - 1.0).collect();
+    hb.classes = Some((0..b).map(|i| (i % 3) as i64).collect());
+    hb
+}
+
+fn stats(v: &[f64]) -> (f64, f64, f64) {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = s.len();
+    let med = if n % 2 == 1 { s[n / 2] } else { 0.5 * (s[n / 2 - 1] + s[n / 2]) };
+    (med, s[0], s[n - 1])
+}
+
+fn emit(model: &str, metric: &str, unit: &str, runs: &[f64]) {
+    let (m, lo, hi) = stats(runs);
+    let threads = rayon_threads();
+    let runs = runs.iter().map(|x| format!("{x:.6}")).collect::<Vec<_>>().join(",");
+    println!(
+        "{{\"impl\":\"mmfuse\",\"model\":\"{model}\",\"metric\":\"{metric}\",\"unit\":\"{unit}\",\"median\":{m:.6},\"min\":{lo:.6},\"max\":{hi:.6},\"threads\":{threads},\"runs\":[{runs}]}}"
+    );
+}
+
+fn rayon_threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+}
+
+struct Opts {
+    reps: usize,
+    train_steps: usize,
+    infer_iters: usize,
+    latency_iters: usize,
+    models: Vec<String>,
+    skip_train: bool,
+    skip_infer: bool,
+}
+
+fn bench_model(name: &str, o: &Opts) {
+    let device = Device::flex().autodiff();
+    device.seed(1);
+    let mut model = build(name, &device);
+    if !o.skip_train {
+        let mut optim = adamw(0.01, 1e-8);
+        let mut sched = Schedule::new(1e-3, 1e-3, 10, 1_000_000);
+        let batch = host_batch(TRAIN_BATCH).to_device(&device);
+        let mut rates = Vec::new();
+        for rep in 0..=o.reps {
+            let t0 = Instant::now();
+            for _ in 0..o.train_steps {
+                let loss = model.loss(&batch);
+                let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+                clip_global_norm(&model, &mut grads, 1.0);
+                model = optim.step(sched.step(), model, grads);
+            }
+            // rep 0 is the warm-up
+            if rep > 0 {
+                rates.push(o.train_steps as f64 / t0.elapsed().as_secs_f64());
+            }
+        }
+        emit(name, "train_steps_per_s", "steps/s", &rates);
+    }
+    if !o.skip_infer {
+        let valid = model.valid();
+        let plain = Device::flex();
+        let b32 = host_batch(INFER_BATCH).to_device(&plain);
+        let b1 = host_batch(1).to_device(&plain);
+        let mut inf = Vec::new();
+        let mut lat = Vec::new();
+        for rep in 0..=o.reps {
+            let t0 = Instant::now();
+            for _ in 0..o.infer_iters {
+                let _ = valid.predict(&b32);
+            }
+            let r = (o.infer_iters * INFER_BATCH) as f64 / t0.elapsed().as_secs_f64();
+            let t1 = Instant::now();
+            for _ in 0..o.latency_iters {
+                let _ = valid.predict(&b1);
+            }
+            let l = t1.elapsed().as_secs_f64() * 1000.0 / o.latency_iters as f64;
+            if rep > 0 {
+                inf.push(r);
+                lat.push(l);
+            }
+        }
+        emit(name, "infer_samples_per_s_b32", "samples/s", &inf);
+        emit(name, "latency_ms_b1", "ms", &lat);
+    }
+}
+
+fn save(path: &str) {
+    let device = Device::flex();
+    device.seed(1);
+    let model = muse(&device);
+    model.valid().into_record().save(path).expect("write the model file");
+    eprintln!("saved MuSE-small to {path}");
+}
+
+fn cold_start(path: &str, batch: usize, iters: usize, started: Instant) {
+    let device = Device::flex();
+    let record = ModuleRecord::load(path).expect("read the model file");
+    let model = muse(&device).try_load_record(record).expect("record matches MuSE-small").valid();
+    let loaded = started.elapsed().as_secs_f64();
+    let b = host_batch(batch).to_device(&device);
+    let mut first = 0.0;
+    for k in 0..iters {
+        let p = model.predict(&b);
+        if k == 0 {
+            first = started.elapsed().as_secs_f64();
+            std::hint::black_box(p);
+        }
+    }
+    println!(
+        "{{\"impl\":\"mmfuse\",\"model\":\"muse\",\"metric\":\"cold_start_inprocess\",\"load_s\":{loaded:.6},\"first_prediction_s\":{first:.6},\"total_s\":{:.6},\"batch\":{batch},\"iters\":{iters}}}",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+fn matmul_peak(reps: usize) {
+    let device = Device::flex();
+    let n = 1024;
+    let a = Tensor::<2>::random([n, n], Distribution::Normal(0.0, 1.0), &device);
+    let b = Tensor::<2>::random([n, n], Distribution::Normal(0.0, 1.0), &device);
+    let _ = a.clone().matmul(b.clone()).into_data();
+    let mut rates = Vec::new();
+    for _ in 0..reps {
+        let iters = 5;
+        let t0 = Instant::now();
+        for _ in 0..iters {
+            let _ = a.clone().matmul(b.clone()).into_data();
+        }
+        rates.push(iters as f64 * 2.0 * (n * n * n) as f64 / t0.elapsed().as_secs_f64() / 1e9);
+    }
+    emit("matmul1024", "matmul_gflops", "GFLOP/s", &rates);
+}
+
+fn main() {
+    let started = Instant::now();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
+    let num = |flag: &str, default: usize| value(flag).map(|v| v.parse().unwrap_or_else(|_| panic!("{flag} takes a number"))).unwrap_or(default);
+    if let Some(path) = value("--save") {
+        save(&path);
+        return;
+    }
+    if let Some(path) = value("--cold-start") {
+        cold_start(&path, num("--batch", 1), num("--iters", 1), started);
+        return;
+    }
+    let reps = num("--reps", 5);
+    if args.iter().any(|a| a == "--matmul-peak") {
+        matmul_peak(reps);
+        return;
+    }
+    let o = Opts {
+        reps,
+        train_steps: num("--train-steps", 3),
+        infer_iters: num("--infer-iters", 2),
+        latency_iters: num("--latency-iters", 10),
+        models: value("--models").unwrap_or_else(|| "muse,concat".into()).split(',').map(str::to_string).collect(),
+        skip_train: args.iter().any(|a| a == "--skip-train"),
+        skip_infer: args.iter().any(|a| a == "--skip-infer"),
+    };
+    for m in &o.models {
+        bench_model(m, &o);
+    }
+}

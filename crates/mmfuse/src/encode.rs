@@ -1,0 +1,162 @@
+//! `mmfuse encode`: embeddings of texts (a pretrained BERT folder) or images (torchvision
+//! ResNet or MobileNetV2 weights), written as one safetensors file — for caching features or
+//! using them elsewhere.
+//!
+//! The file holds `embeddings` `[N, D]` (f32, row i = the i-th non-empty line / the i-th image
+//! file in name order) and metadata: the encoder, the pooling, and for images the file names
+//! (`files`, a JSON list).
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mmfuse_data::image::{ImageSpec, load_image};
+use mmfuse_data::preprocess::Preprocess;
+use mmfuse_data::text::TextEncoder;
+use mmfuse_models::encoders::bert::{BertModel, mean_pooled_normalized};
+use mmfuse_models::encoders::{MobileNetV2, ResNet};
+use mmfuse_models::nn_util::masked_mean;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// How token states become one vector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Pooling {
+    /// Mean over real tokens.
+    Mean,
+    /// Mean over real tokens, L2-normalised (sentence-transformers models such as MiniLM).
+    MeanNormalized,
+    /// The `[CLS]` state.
+    Cls,
+}
+
+fn progress(n: usize, quiet: bool, what: &str) -> ProgressBar {
+    let pb = if quiet { ProgressBar::with_draw_target(Some(n as u64), ProgressDrawTarget::hidden()) } else { ProgressBar::new(n as u64) };
+    pb.set_style(
+        ProgressStyle::with_template(&format!("{{spinner}} [{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} {what} {{per_sec}} ETA {{eta}}"))
+            .expect("valid template"),
+    );
+    pb
+}
+
+fn write(out: &Path, rows: Vec<f32>, n: usize, d: usize, metadata: HashMap<String, String>) -> Result<()> {
+    let bytes: Vec<u8> = rows.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![n, d], &bytes)?;
+    let tmp = out.with_extension("safetensors.tmp");
+    safetensors::serialize_to_file([("embeddings", view)], Some(metadata), &tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, out).with_context(|| format!("cannot write {}", out.display()))?;
+    Ok(())
+}
+
+/// Embed every non-empty line of `texts` with the BERT in `dir`.
+pub fn encode_texts(
+    dir: &Path,
+    texts: &Path,
+    out: &Path,
+    max_len: usize,
+    batch: usize,
+    pooling: Pooling,
+    device: &Device,
+    quiet: bool,
+) -> Result<(usize, usize)> {
+    let (bert, config) = BertModel::load(dir, device).with_context(|| format!("loading the text encoder {}", dir.display()))?;
+    if max_len > config.max_position_embeddings {
+        bail!("--max-len {max_len} exceeds the encoder's max_position_embeddings {}", config.max_position_embeddings);
+    }
+    let tok = TextEncoder::from_file(&dir.join("tokenizer.json"), max_len, true)?;
+    let content = std::fs::read_to_string(texts).with_context(|| format!("cannot read {}", texts.display()))?;
+    let lines: Vec<&str> = content.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    if lines.is_empty() {
+        bail!("{} has no non-empty line", texts.display());
+    }
+    let pb = progress(lines.len(), quiet, "texts");
+    let d = config.hidden_size;
+    let mut rows = Vec::with_capacity(lines.len() * d);
+    let mut truncated = 0;
+    for chunk in lines.chunks(batch.max(1)) {
+        let enc: Vec<_> = chunk.iter().map(|t| tok.encode(t)).collect();
+        truncated += enc.iter().filter(|e| e.truncated).count();
+        // trim the padding every text of the chunk shares
+        let l = enc.iter().map(|e| e.mask.iter().rposition(|&m| m).map_or(1, |p| p + 1)).max().unwrap_or(1);
+        let b = chunk.len();
+        let ids: Vec<i64> = enc.iter().flat_map(|e| e.ids[..l].iter().map(|&x| x as i64)).collect();
+        let mask: Vec<bool> = enc.iter().flat_map(|e| e.mask[..l].iter().copied()).collect();
+        let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [b, l]), device);
+        let mask = Tensor::<2, Bool>::from_data(TensorData::new(mask, [b, l]), device);
+        let h = bert.forward(ids, mask.clone(), None);
+        let v = match pooling {
+            Pooling::Mean => masked_mean(h, mask),
+            Pooling::MeanNormalized => mean_pooled_normalized(h, mask),
+            Pooling::Cls => h.slice([0..b, 0..1, 0..d]).reshape([b, d]),
+        };
+        rows.extend(v.into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?);
+        pb.inc(b as u64);
+    }
+    pb.finish_and_clear();
+    if truncated > 0 {
+        tracing::warn!("{truncated} texts were longer than --max-len {max_len} and were truncated");
+    }
+    let meta = HashMap::from([
+        ("encoder".to_string(), dir.display().to_string()),
+        ("source".to_string(), texts.display().to_string()),
+        ("pooling".to_string(), format!("{pooling:?}")),
+        ("truncated".to_string(), truncated.to_string()),
+    ]);
+    write(out, rows, lines.len(), d, meta)?;
+    Ok((lines.len(), d))
+}
+
+/// Embed every image file of `images` (`.jpg`, `.jpeg`, `.png`, name order) with the
+/// torchvision ResNet or MobileNetV2 weights in `weights` (global-average-pooled features).
+pub fn encode_images(weights: &Path, images: &Path, out: &Path, preprocess: Preprocess, batch: usize, device: &Device, quiet: bool) -> Result<(usize, usize)> {
+    enum Net {
+        ResNet(ResNet),
+        MobileNet(MobileNetV2),
+    }
+    let net = match ResNet::load(weights, device) {
+        Ok((r, _)) => Net::ResNet(r),
+        Err(resnet_err) => match MobileNetV2::load(weights, device) {
+            Ok(m) => Net::MobileNet(m),
+            Err(_) => {
+                return Err(anyhow::Error::new(resnet_err).context(format!("{} is neither torchvision ResNet nor MobileNetV2 weights", weights.display())));
+            }
+        },
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(images)
+        .with_context(|| format!("cannot read {}", images.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| ["jpg", "jpeg", "png"].contains(&e.to_ascii_lowercase().as_str())))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!("no .jpg/.jpeg/.png file in {}", images.display());
+    }
+    let spec = ImageSpec::from_preset(preprocess);
+    let s = spec.size as usize;
+    let pb = progress(files.len(), quiet, "images");
+    let mut rows = Vec::new();
+    let mut d = 0;
+    for chunk in files.chunks(batch.max(1)) {
+        let mut px = Vec::with_capacity(chunk.len() * 3 * s * s);
+        for f in chunk {
+            px.extend(load_image(f, &spec)?);
+        }
+        let x = Tensor::<4>::from_data(TensorData::new(px, [chunk.len(), 3, s, s]), device);
+        let v = match &net {
+            Net::ResNet(r) => ResNet::pool(r.features(x)),
+            Net::MobileNet(m) => MobileNetV2::pool(m.features(x)),
+        };
+        d = v.dims()[1];
+        rows.extend(v.into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?);
+        pb.inc(chunk.len() as u64);
+    }
+    pb.finish_and_clear();
+    let names: Vec<String> = files.iter().map(|f| f.file_name().unwrap_or_default().to_string_lossy().into_owned()).collect();
+    let meta = HashMap::from([
+        ("encoder".to_string(), weights.display().to_string()),
+        ("preprocess".to_string(), preprocess.name().to_string()),
+        ("pooling".to_string(), "global average".to_string()),
+        ("files".to_string(), serde_json::to_string(&names)?),
+    ]);
+    write(out, rows, files.len(), d, meta)?;
+    Ok((files.len(), d))
+}

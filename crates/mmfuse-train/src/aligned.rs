@@ -243,6 +243,16 @@ pub fn evaluate_aligned(model: &Mim, rows: &[AlignedRow], data: &AlignedData, ba
     if let Some(q) = mask_quality(model, rows, data.max_len, data.audio_dim, data.video_dim, device) {
         detail["purification"] = q;
     }
+    // synthetic data: the error on the segments with a noisy span and on the clean ones
+    if rows.iter().any(|r| r.noisy.is_some()) {
+        let has_noise = |r: &AlignedRow| r.noisy.as_ref().is_some_and(|(a, v)| a.iter().chain(v).any(|x| *x));
+        let mae = |noisy: bool| {
+            let e: Vec<f64> = rows.iter().zip(&pred).filter(|(r, _)| has_noise(r) == noisy).map(|(r, p)| (*p as f64 - r.label as f64).abs()).collect();
+            (if e.is_empty() { 0.0 } else { e.iter().sum::<f64>() / e.len() as f64 }, e.len())
+        };
+        let ((mn, nn), (mc, nc)) = (mae(true), mae(false));
+        detail["synthetic"] = json!({"mae_noisy": mn, "n_noisy": nn, "mae_clean": mc, "n_clean": nc});
+    }
     EvalResult { scores: scores_map(&s), detail }
 }
 

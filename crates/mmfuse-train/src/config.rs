@@ -513,8 +513,13 @@ impl RunConfig {
             bail!("train.batch_norm must be \"train\" or \"eval\", got \"{}\"", self.train.batch_norm);
         }
         let m = self.select_metric();
-        if !["f1", "accuracy", "macro_f1"].contains(&m.as_str()) {
-            bail!("unknown train.select_metric '{m}'; expected f1, accuracy or macro_f1");
+        let allowed: &[&str] = if self.data.task == TaskFamily::Regression {
+            &["mae", "corr", "corr_non0", "acc7", "acc5", "acc2_has0", "f1_has0", "acc2_non0", "f1_non0"]
+        } else {
+            &["f1", "accuracy", "macro_f1"]
+        };
+        if !allowed.contains(&m.as_str()) {
+            bail!("unknown train.select_metric '{m}'; expected one of {} (mae: lower is better)", allowed.join(", "));
         }
         Ok(())
     }

@@ -68,6 +68,34 @@ enum Command {
         #[arg(long, default_value_t = 0.0)]
         label_noise: f32,
     },
+    /// Write the synthetic word-aligned text/audio/video corpus (MOSI-like, with noisy spans) in
+    /// mmfuse's aligned layout, for `data.task = "regression"` (MIM).
+    SynthAligned {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long, default_value_t = 1284)]
+        train: usize,
+        #[arg(long, default_value_t = 229)]
+        dev: usize,
+        #[arg(long, default_value_t = 686)]
+        test: usize,
+        /// Share of segments whose audio or video carries a span of noise.
+        #[arg(long, default_value_t = 0.5)]
+        noise_fraction: f32,
+    },
+    /// Convert word-aligned features (MAG-BERT `mosi.pkl`/`mosei.pkl`, or an MMSA feature
+    /// pickle), read safely (nothing in the pickle is executed), to mmfuse's aligned layout
+    /// (`{train,dev,test}.jsonl` + `.safetensors`).
+    PrepareMosi {
+        /// The `.pkl` file.
+        #[arg(long)]
+        input: PathBuf,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Write embeddings of texts (a pretrained BERT folder) or images (torchvision ResNet or
     /// MobileNetV2 safetensors) to a safetensors file (`embeddings` [N, D]).
     Encode {
@@ -269,6 +297,26 @@ fn run(cli: Cli) -> Result<()> {
         Command::Synth { out, seed, train, dev, test, label_noise } => {
             let s = generate(&out, &SynthConfig { seed, n_train: train, n_dev: dev, n_test: test, label_noise, ..SynthConfig::default() })?;
             println!("wrote {} ({s:?})", out.display());
+        }
+        Command::SynthAligned { out, seed, train, dev, test, noise_fraction } => {
+            use mmfuse_data::aligned_synth::{AlignedSynthConfig, generate};
+            let ds = generate(&AlignedSynthConfig { seed, n_train: train, n_dev: dev, n_test: test, noise_fraction, ..Default::default() });
+            mmfuse_data::aligned::write_dir(&ds, &out)?;
+            println!("wrote {} ({} / {} / {} segments)", out.display(), ds.train.samples.len(), ds.dev.samples.len(), ds.test.samples.len());
+        }
+        Command::PrepareMosi { input, out } => {
+            let ds = mmfuse_data::aligned::read_any(&input)?;
+            mmfuse_data::aligned::write_dir(&ds, &out)?;
+            println!(
+                "{} → {}: {} / {} / {} segments, audio {}-d, video {}-d",
+                input.display(),
+                out.display(),
+                ds.train.samples.len(),
+                ds.dev.samples.len(),
+                ds.test.samples.len(),
+                ds.train.audio_dim,
+                ds.train.video_dim
+            );
         }
         Command::Encode { text_encoder, texts, image_encoder, images, out, pooling, max_len, preprocess, batch_size } => {
             let spec = cli.device.clone().unwrap_or_default();

@@ -5,12 +5,18 @@
 //! ```text
 //! h = BiLSTM(x)                       [B, T, 2·hidden]
 //! s_t = MLP_step(h_t)                 [B, T]   (Linear · tanh · Linear; 0 at padding)
-//! z = MLP_time(s)                     [B, T]   (Linear(T → T) · tanh · Linear(T → T))
+//! z = s + MLP_time(s)                 [B, T]   (Linear(T → T) · tanh · Linear(T → T))
 //! mask = HardConcrete(z)              [B, T]   hard 0/1, straight-through gradient
 //! purified = mean_t act(x_t · mask_t) over the real steps
 //! ```
 //!
 //! The time-axis MLP fixes `T`: MIM batches are always padded to the model's `max_len`.
+//!
+//! The residual `s +` is ours (the released code does not show how the two MLPs connect): with
+//! the time-axis MLP alone, each position must learn its own map from scores to logits, and on
+//! the synthetic corpus the gates then dropped clean and noisy steps alike (clean steps kept
+//! 22 %, precision of the dropped steps 43 %); with the residual they find the noise (clean kept
+//! 87 %, precision 81 %, recall 65 %; `configs/mim-synthetic.toml`, 30 epochs).
 
 use super::gate::{HardConcrete, HardConcreteConfig};
 use burn::config::Config;
@@ -73,7 +79,7 @@ impl Purification {
         let s = self.score_out.forward(tanh(self.score_hidden.forward(h))).reshape([b, t]);
         let realf = real.float();
         let s = s * realf.clone();
-        let logits = self.time_out.forward(tanh(self.time_hidden.forward(s)));
+        let logits = s.clone() + self.time_out.forward(tanh(self.time_hidden.forward(s)));
         let mask = self.gate.mask(logits.clone(), training) * realf;
         Purified { logits, mask }
     }

@@ -16,6 +16,9 @@ pub struct ClsSample {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
     pub label: String,
+    /// OCR text of the image (MMSD), read by CLFA's optional OCR stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ocr: Option<String>,
     /// 1-based line in the source file.
     #[serde(skip)]
     pub line: usize,
@@ -107,8 +110,8 @@ mod tests {
         let text = "\u{feff}{\"id\":\"1\",\"text\":\"good\",\"image\":\"images/1.png\",\"label\":\"positive\"}\n\n  \n{\"id\":\"2\",\"text\":\"  \",\"label\":\"negative\"}\r\n{\"id\":3,\"text\":\"x\",\"label\":\"sarcastic\",\"extra\":1}";
         let (s, r) = parse_jsonl(text, p()).unwrap();
         assert_eq!(r, ReadReport { lines: 5, samples: 2, skipped_empty: 1 });
-        assert_eq!(s[0], ClsSample { id: "1".into(), text: "good".into(), image: Some("images/1.png".into()), label: "positive".into(), line: 1 });
-        assert_eq!(s[1], ClsSample { id: "3".into(), text: "x".into(), image: None, label: "sarcastic".into(), line: 5 });
+        assert_eq!(s[0], ClsSample { id: "1".into(), text: "good".into(), image: Some("images/1.png".into()), label: "positive".into(), ocr: None, line: 1 });
+        assert_eq!(s[1], ClsSample { id: "3".into(), text: "x".into(), image: None, label: "sarcastic".into(), ocr: None, line: 5 });
     }
 
     #[test]
@@ -141,10 +144,10 @@ mod tests {
                 id: "1".into(),
                 text: "a \"quoted\" text\nwith a newline".into(),
                 image: Some("images/1.png".into()),
-                label: "positive".into(),
+                label: "positive".into(), ocr: None,
                 line: 1,
             },
-            ClsSample { id: "2".into(), text: "b".into(), image: None, label: "negative".into(), line: 2 },
+            ClsSample { id: "2".into(), text: "b".into(), image: None, label: "negative".into(), ocr: None, line: 2 },
         ];
         write_jsonl(&f, &s).unwrap();
         let (r, _) = read_jsonl(&f).unwrap();

@@ -14,6 +14,7 @@
 //! - [`mvsa`]: MVSA-Single/Multiple posts and labels, with the standard label-agreement cleaning.
 //! - [`mmsd`]: MMSD (Python-literal lines, parsed by hand) and MMSD2.0 (JSON) sarcasm data.
 //! - [`labels`]: label maps (`labels.json`).
+//! - [`lexicon`]: affective lexicons (word → polarity) for CLFA's lexicon attention biases.
 //! - [`pickle`]: a safe reader of Python pickles (never executes anything) and the numpy arrays
 //!   inside them.
 //! - [`aligned`]: word-aligned text/audio/video features (CMU-MOSI/MOSEI): MAG-BERT and MMSA
@@ -29,6 +30,7 @@ pub mod error;
 pub mod image;
 pub mod imagenet;
 pub mod labels;
+pub mod lexicon;
 pub mod mmsd;
 pub mod mvsa;
 pub mod pickle;

@@ -15,6 +15,7 @@
 //! its backslash, as in Python) and integers. Fields: id (string or integer), text, then
 //! optionally a third field, then the label (last, `1` = sarcastic, `0` = not). A third field that
 //! is a string is the image's OCR text ([`MmsdRecord::ocr`]); one that is an integer is ignored.
+//! The OCR text is kept as the sample's `ocr` (read by CLFA's optional OCR stream).
 //!
 //! **MMSD2.0** is a JSON array of objects `{"image_id": "…", "text": "…", "label": 0|1}`
 //! (`image_id` may be a number; unknown fields are ignored).
@@ -277,7 +278,8 @@ fn image_path(image_dir: &str, id: &str) -> String {
     if dir.is_empty() { format!("{id}.jpg") } else { format!("{dir}/{id}.jpg") }
 }
 
-fn push_sample(out: &mut Vec<ClsSample>, report: &mut MmsdReport, id: String, text: String, label: u8, image_dir: &str, line: usize) {
+#[allow(clippy::too_many_arguments)]
+fn push_sample(out: &mut Vec<ClsSample>, report: &mut MmsdReport, id: String, text: String, ocr: Option<String>, label: u8, image_dir: &str, line: usize) {
     if text.trim().is_empty() {
         report.skipped_empty += 1;
         return;
@@ -288,7 +290,7 @@ fn push_sample(out: &mut Vec<ClsSample>, report: &mut MmsdReport, id: String, te
         report.not_sarcastic += 1;
     }
     let image = Some(image_path(image_dir, &id));
-    out.push(ClsSample { id, text, image, label: MMSD_LABELS[label as usize].to_string(), line });
+    out.push(ClsSample { id, text, image, label: MMSD_LABELS[label as usize].to_string(), ocr, line });
 }
 
 /// Read an MMSD text file; images are `<image_dir>/<id>.jpg`.
@@ -314,7 +316,7 @@ pub fn parse_mmsd_txt(text: &str, path: &Path, image_dir: &str) -> Result<(Vec<C
         }
         let r = parse_mmsd_line(line).map_err(|m| DataError::format(path, line_no, m))?;
         report.with_ocr += usize::from(r.ocr.is_some());
-        push_sample(&mut out, &mut report, r.id, r.text, r.label, image_dir, line_no);
+        push_sample(&mut out, &mut report, r.id, r.text, r.ocr, r.label, image_dir, line_no);
     }
     report.samples = out.len();
     Ok((out, report))
@@ -393,7 +395,7 @@ pub fn parse_mmsd2_json(text: &str, path: &Path, image_dir: &str) -> Result<(Vec
             };
             let line = line_at(start);
             report.lines += 1;
-            push_sample(&mut out, &mut report, item.image_id, item.text, item.label, image_dir, line);
+            push_sample(&mut out, &mut report, item.image_id, item.text, None, item.label, image_dir, line);
             i = skip_ws(start + stream.byte_offset());
             match text.as_bytes().get(i) {
                 Some(b',') => i = skip_ws(i + 1),
@@ -448,11 +450,11 @@ mod tests {
                 id: "682716753374351360".into(),
                 text: "yay , another #monday ! <user>".into(),
                 image: Some("images/682716753374351360.jpg".into()),
-                label: SARCASTIC.into(),
+                label: SARCASTIC.into(), ocr: None,
                 line: 1
             }
         );
-        assert_eq!(s[1], ClsSample { id: "100".into(), text: "what's up".into(), image: Some("images/100.jpg".into()), label: NOT_SARCASTIC.into(), line: 3 });
+        assert_eq!(s[1], ClsSample { id: "100".into(), text: "what's up".into(), image: Some("images/100.jpg".into()), label: NOT_SARCASTIC.into(), ocr: Some("SALE 50%\nOFF".into()), line: 3 });
         // a 4-value line whose third value is an integer: the label is the last value
         assert_eq!((s[2].id.as_str(), s[2].label.as_str(), s[2].line), ("102", SARCASTIC, 5));
         let r = parse_mmsd_line("['100', \"what's up\", 'SALE 50%\\nOFF', 0]").unwrap();
@@ -520,7 +522,7 @@ mod tests {
                 id: "682716753374351360".into(),
                 text: "sure , \"great\" idea".into(),
                 image: Some("images/682716753374351360.jpg".into()),
-                label: SARCASTIC.into(),
+                label: SARCASTIC.into(), ocr: None,
                 line: 2
             }
         );
@@ -530,7 +532,7 @@ mod tests {
                 id: "915657464401580032".into(),
                 text: "a cat".into(),
                 image: Some("images/915657464401580032.jpg".into()),
-                label: NOT_SARCASTIC.into(),
+                label: NOT_SARCASTIC.into(), ocr: None,
                 line: 3
             }
         );

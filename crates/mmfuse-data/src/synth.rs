@@ -319,7 +319,7 @@ pub fn generate(out_dir: &Path, cfg: &SynthConfig) -> Result<SynthSummary> {
             if cfg.label_noise > 0.0 && rng.random::<f32>() < cfg.label_noise {
                 label = other(&mut rng, 3, label);
             }
-            cls.push(ClsSample { id: id.clone(), text, image: Some(format!("images/{id}.png")), label: labels[label].to_string(), line: 0 });
+            cls.push(ClsSample { id: id.clone(), text, image: Some(format!("images/{id}.png")), label: labels[label].to_string(), ocr: None, line: 0 });
             cls_pics.push((id, pic));
         }
         let cls_split = if split == "valid" { "dev" } else { split };

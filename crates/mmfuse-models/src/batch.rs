@@ -39,6 +39,11 @@ pub struct Batch {
     /// CLFA's teacher: frozen CLIP text and image embeddings of each post `[B, P]` each
     /// (precomputed once, read from the run's cache).
     pub teacher: Option<(Tensor<2>, Tensor<2>)>,
+    /// CLFA's OCR stream: the image's OCR text as token ids `[B, Lo]` and mask `[B, Lo]`.
+    pub ocr: Option<(Tensor<2, Int>, Tensor<2, Bool>)>,
+    /// CLFA's lexicon weights: per text position, the |polarity| of its word in an affective
+    /// lexicon (0 for words not in it, specials and padding) `[B, L]`.
+    pub lexicon: Option<Tensor<2>>,
 }
 
 /// Host-side batch, before it is moved to a device (built on data-loading threads).
@@ -58,6 +63,10 @@ pub struct HostBatch {
     pub captions: Option<(Vec<i64>, Vec<bool>, usize)>,
     /// Teacher text and image embeddings `[B·P]` each, with `P` (see [`Batch::teacher`]).
     pub teacher: Option<(Vec<f32>, Vec<f32>, usize)>,
+    /// OCR ids and mask `[B·Lo]` with `Lo` (see [`Batch::ocr`]).
+    pub ocr: Option<(Vec<i64>, Vec<bool>, usize)>,
+    /// Lexicon weights `[B·L]` (see [`Batch::lexicon`]).
+    pub lexicon: Option<Vec<f32>>,
 }
 
 impl HostBatch {
@@ -99,6 +108,9 @@ impl HostBatch {
         if let Some((p, m)) = &self.words {
             self.words = Some((cut(p, b, l, keep), cut(m, b, l, keep)));
         }
+        if let Some(w) = &self.lexicon {
+            self.lexicon = Some(cut(w, b, l, keep));
+        }
         self.seq_len = keep;
     }
 
@@ -138,6 +150,8 @@ impl HostBatch {
                 words: self.words.as_ref().map(|(p, m)| (p[r.start * l..r.end * l].to_vec(), m[r.start * l..r.end * l].to_vec())),
                 captions: self.captions.as_ref().map(|(c, m, t)| (c[r.start * t..r.end * t].to_vec(), m[r.start * t..r.end * t].to_vec(), *t)),
                 teacher: self.teacher.as_ref().map(|(t, i, p)| (t[r.start * p..r.end * p].to_vec(), i[r.start * p..r.end * p].to_vec(), *p)),
+                ocr: self.ocr.as_ref().map(|(o, m, lo)| (o[r.start * lo..r.end * lo].to_vec(), m[r.start * lo..r.end * lo].to_vec(), *lo)),
+                lexicon: self.lexicon.as_ref().map(|w| w[r.start * l..r.end * l].to_vec()),
             });
             start += size;
         }
@@ -172,7 +186,12 @@ impl HostBatch {
             .teacher
             .as_ref()
             .map(|(t, i, p)| (Tensor::from_data(TensorData::new(t.clone(), [b, *p]), device), Tensor::from_data(TensorData::new(i.clone(), [b, *p]), device)));
-        Batch { ids, mask, images, targets, words, captions, teacher }
+        let ocr = self
+            .ocr
+            .as_ref()
+            .map(|(o, m, lo)| (Tensor::from_data(TensorData::new(o.clone(), [b, *lo]), device), Tensor::from_data(TensorData::new(m.clone(), [b, *lo]), device)));
+        let lexicon = self.lexicon.as_ref().map(|w| Tensor::from_data(TensorData::new(w.clone(), [b, l]), device));
+        Batch { ids, mask, images, targets, words, captions, teacher, ocr, lexicon }
     }
 }
 

@@ -183,3 +183,39 @@ fn overfits_a_tiny_synthetic_task() {
         eprintln!("{fuser:?}: loss {first:.4} → {after:.4}");
     }
 }
+
+#[test]
+fn the_ocr_stream_and_lexicon_biases_are_read_and_trained() {
+    let _guard = serial();
+    let device = Device::flex().autodiff();
+    device.seed(17);
+    let mut c = config(Fuser::CrossAttention, Pooling::Mean, 3);
+    c.cross = c.cross.clone().with_ocr(true);
+    let model = c.init(&device);
+    let mut hb = host_batch(4, 3);
+    let lo = 5;
+    hb.ocr = Some(((0..4 * lo).map(|k| (k * 3 % 19 + 1) as i64).collect(), (0..4 * lo).map(|k| k % lo < 2 + k / lo % 3).collect(), lo));
+    hb.lexicon = Some((0..4 * 6).map(|k| if k % 4 == 1 { 0.8 } else { 0.0 }).collect());
+    let b = hb.to_device(&device);
+    let grads = GradientsParams::from_grads(model.loss(&b).backward(), &model);
+    let mut chk = Check { grads: &grads, path: vec![], missing: vec![], zero: vec![], total: 0 };
+    model.visit(&mut chk);
+    assert!(chk.missing.is_empty() && chk.zero.is_empty(), "no gradient for {:?} {:?}", chk.missing, chk.zero);
+    let probs = |hb: &HostBatch| match model.predict(&hb.to_device(&device)) {
+        Prediction::Classes(p) => p,
+        other => panic!("{other:?}"),
+    };
+    let base = probs(&hb);
+    // other OCR tokens, and no lexicon weights, each change the prediction
+    let mut other = hb.clone();
+    other.ocr.as_mut().unwrap().0.iter_mut().for_each(|x| *x = (*x + 5) % 19 + 1);
+    assert_ne!(probs(&other), base, "the OCR tokens are not read");
+    let mut plain = hb.clone();
+    plain.lexicon = None;
+    assert_ne!(probs(&plain), base, "the lexicon weights are not read");
+    // a batch without OCR tokens is refused with a message, not a silent zero stream
+    let mut none = hb.clone();
+    none.ocr = None;
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| model.predict(&none.to_device(&device))));
+    assert!(r.is_err());
+}

@@ -31,6 +31,8 @@ struct Row {
     text: String,
     #[serde(default)]
     image: Option<String>,
+    #[serde(default)]
+    ocr: Option<String>,
 }
 
 /// Read the posts of a JSONL or CSV file: `(line, post)` or `(line, error)`.
@@ -48,7 +50,7 @@ pub fn read_posts(path: &Path) -> Result<Vec<(usize, Result<Post, String>)>> {
             }
             None => ImageInput::None,
         };
-        Ok(Post { id, text: r.text, image })
+        Ok(Post { id, text: r.text, image, ocr: r.ocr })
     };
     let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     let mut out = Vec::new();

@@ -40,6 +40,9 @@ pub struct Post {
     pub id: Option<String>,
     pub text: String,
     pub image: ImageInput,
+    /// OCR text of the image, read by CLFA models with the OCR stream (`model.clfa_ocr`);
+    /// absent: an empty OCR text.
+    pub ocr: Option<String>,
 }
 
 /// One entity found in a post.
@@ -88,6 +91,10 @@ pub struct Predictor {
     model: FusionModel,
     device: Device,
     spec: ImageSpec,
+    /// CLFA's OCR stream encoder (`model.clfa_ocr`).
+    ocr: Option<TextEncoder>,
+    /// CLFA's lexicon (the run folder's `lexicon.tsv`).
+    lexicon: Option<mmfuse_data::lexicon::Lexicon>,
 }
 
 /// Words of a raw text with their character offsets (whitespace split, as the NER corpora).
@@ -143,7 +150,12 @@ impl Predictor {
             .with_context(|| format!("{} does not match the model described by config.toml", weights.display()))?
             .valid();
         let spec = mmfuse_train::run::image_spec(&config);
-        Ok(Self { config, encoder, labels, model, device: device.clone(), spec })
+        let ocr = config.model.clfa_ocr.then(|| TextEncoder::new(encoder.tokenizer().clone(), config.data.ocr_max_len, true));
+        let lexicon = match config.data.lexicon.is_some() {
+            true => Some(mmfuse_data::lexicon::Lexicon::read(&need(mmfuse_train::run::LEXICON_FILE)?)?),
+            false => None,
+        };
+        Ok(Self { config, encoder, labels, model, device: device.clone(), spec, ocr, lexicon })
     }
 
     /// Reject images whose header announces more than `n` pixels (before decoding them).
@@ -192,6 +204,19 @@ impl Predictor {
                 TaskFamily::Regression => bail!("this run is a MIM model on word-aligned audio/video features; it does not predict from a text + image post"),
                 TaskFamily::Classify => {
                     let e = self.encoder.encode(&post.text);
+                    if let Some(enc) = &self.ocr {
+                        let o = enc.encode(post.ocr.as_deref().unwrap_or(""));
+                        let lo = o.ids.len();
+                        let (ids, mask, _) = hb.ocr.get_or_insert_with(|| (vec![], vec![], lo));
+                        ids.extend(o.ids.iter().map(|&x| x as i64));
+                        mask.extend(o.mask);
+                    }
+                    if let Some(lex) = &self.lexicon {
+                        let words: Vec<String> = post.text.split_whitespace().map(str::to_string).collect();
+                        let w = self.encoder.encode_words(&words);
+                        let weights = if w.ids == e.ids { lex.position_weights(&words, &w.word_index) } else { vec![0.0; e.ids.len()] };
+                        hb.lexicon.get_or_insert_with(Vec::new).extend(weights);
+                    }
                     hb.ids.extend(e.ids.iter().map(|&x| x as i64));
                     hb.mask.extend(e.mask);
                     words_of.push(vec![]);

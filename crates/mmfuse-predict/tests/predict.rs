@@ -67,7 +67,7 @@ fn predictions_reproduce_the_evaluated_test_scores() {
     let (samples, _) = mmfuse_data::conll::read_conll(&corpus.join("ner/test.txt"), &Default::default()).unwrap();
     let posts: Vec<Post> = samples
         .iter()
-        .map(|s| Post { id: Some(s.id.clone()), text: s.words.join(" "), image: ImageInput::Path(corpus.join(format!("ner/images/{}.png", s.id))) })
+        .map(|s| Post { id: Some(s.id.clone()), text: s.words.join(" "), image: ImageInput::Path(corpus.join(format!("ner/images/{}.png", s.id))), ocr: None })
         .collect();
     let mut pred_tags = Vec::new();
     for (r, s) in p.predict(posts).into_iter().zip(&samples) {
@@ -110,12 +110,71 @@ fn predictions_reproduce_the_evaluated_test_scores() {
 
     // bad input: empty text and an unreadable image are per-post errors
     let bad = p.predict(vec![
-        Post { id: None, text: "  ".into(), image: ImageInput::None },
-        Post { id: None, text: "hello".into(), image: ImageInput::Bytes(b"\x89PNG garbage".to_vec()) },
-        Post { id: None, text: "hello Kalo".into(), image: ImageInput::None },
+        Post { id: None, text: "  ".into(), image: ImageInput::None, ocr: None },
+        Post { id: None, text: "hello".into(), image: ImageInput::Bytes(b"\x89PNG garbage".to_vec()), ocr: None },
+        Post { id: None, text: "hello Kalo".into(), image: ImageInput::None, ocr: None },
     ]);
     assert_eq!(bad[0].as_ref().unwrap_err().to_string(), "empty text");
     assert!(bad[1].as_ref().unwrap_err().to_string().contains("cannot decode image <upload>"));
     assert!(bad[2].as_ref().unwrap().placeholder_image);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// CLFA with the OCR stream and lexicon biases: the run folder carries what prediction needs
+/// (`lexicon.tsv`), and predicting the test file (with its `ocr` fields) reproduces the run's
+/// test accuracy exactly.
+#[test]
+fn clfa_with_ocr_and_lexicon_predicts_what_was_evaluated() {
+    let dir = std::env::temp_dir().join(format!("mmfuse-predict-ocr-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let corpus = dir.join("corpus");
+    generate(&corpus, &SynthConfig { seed: 4, n_train: 300, n_dev: 64, n_test: 96, ..Default::default() }).unwrap();
+    // OCR text on two posts out of three; a lexicon over some of the corpus' words
+    let mut vocab = std::collections::BTreeSet::new();
+    for f in ["train.jsonl", "dev.jsonl", "test.jsonl"] {
+        let path = corpus.join("cls").join(f);
+        let (samples, _) = mmfuse_data::cls::read_jsonl(&path).unwrap();
+        let body: String = samples
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut s)| {
+                vocab.extend(s.text.split_whitespace().map(str::to_string));
+                s.ocr = (i % 3 != 0).then(|| format!("sale {} today", s.text.split_whitespace().next().unwrap_or("x")));
+                serde_json::to_string(&s).unwrap() + "\n"
+            })
+            .collect();
+        std::fs::write(&path, body).unwrap();
+    }
+    let lexicon = dir.join("lexicon.tsv");
+    let lines: String = vocab.iter().step_by(3).enumerate().map(|(i, w)| format!("{w}\t{}\n", if i % 2 == 0 { 0.9 } else { -0.5 })).collect();
+    std::fs::write(&lexicon, lines).unwrap();
+    let mut o: Vec<String> = SMALL.iter().map(|s| s.to_string()).collect();
+    o.extend([
+        format!("data.dir=\"{}\"", corpus.join("cls").display()),
+        format!("data.lexicon=\"{}\"", lexicon.display()),
+        "data.ocr_max_len=8".into(),
+        "model.method=\"clfa\"".into(),
+        "model.clfa_alpha=0.0".into(),
+        "model.clfa_ocr=true".into(),
+        "model.cross_layers=1".into(),
+    ]);
+    let cfg = RunConfig::from_toml_str("[data]\ntask = \"classify\"\ndir = \"x\"\n[model]\n[train]\n", &o).unwrap();
+    let run = dir.join("run");
+    run_training(&cfg, &run, &TrainOptions { quiet: true, ..Default::default() }).unwrap();
+    let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["data"]["posts_without_ocr"], 154, "a third of 460 posts (ids 0, 3, … per split) have no OCR text");
+    std::fs::remove_file(&lexicon).unwrap(); // the run folder has its own copy
+    let p = Predictor::load(&run, &Device::flex()).unwrap();
+    let mut out = Vec::new();
+    predict_file(&p, &corpus.join("cls/test.jsonl"), &mut out, 5, true).unwrap();
+    let (gold, _) = mmfuse_data::cls::read_jsonl(&corpus.join("cls/test.jsonl")).unwrap();
+    let right = String::from_utf8(out).unwrap().lines().zip(&gold).filter(|(l, s)| serde_json::from_str::<serde_json::Value>(l).unwrap()["label"] == s.label.as_str()).count();
+    let acc = results["test"]["accuracy"].as_f64().unwrap();
+    assert!((right as f64 / gold.len() as f64 - acc).abs() < 1e-9, "predicted {right}/{} right, the run scored {acc}", gold.len());
+    // the OCR text is read: another OCR text changes a post's probabilities
+    let post = |ocr: &str| Post { id: None, text: gold[1].text.clone(), image: ImageInput::None, ocr: Some(ocr.into()) };
+    let a = p.predict(vec![post("sale today")]).pop().unwrap().unwrap();
+    let b = p.predict(vec![post("nothing like it at all")]).pop().unwrap().unwrap();
+    assert_ne!(a.output, b.output);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -270,6 +270,9 @@ struct PostJson {
     /// Base64 of the encoded image (PNG, JPEG); a `data:` URL prefix is accepted.
     #[serde(default)]
     image: Option<String>,
+    /// OCR text of the image (CLFA models with the OCR stream).
+    #[serde(default)]
+    ocr: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -306,7 +309,7 @@ fn decode_base64(s: &str) -> Result<Vec<u8>, ApiError> {
 }
 
 /// Validate a post, decode its image (blocking pool), queue it, await the batch result.
-async fn run_post(s: &AppState, id: Option<String>, text: String, image: Option<Vec<u8>>) -> Result<PredictResult, ApiError> {
+async fn run_post(s: &AppState, id: Option<String>, text: String, image: Option<Vec<u8>>, ocr: Option<String>) -> Result<PredictResult, ApiError> {
     if text.trim().is_empty() {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "empty text"));
     }
@@ -332,7 +335,7 @@ async fn run_post(s: &AppState, id: Option<String>, text: String, image: Option<
         })?;
     let (reply, rx) = oneshot::channel();
     s.queue
-        .send(Job { post: Post { id, text, image: ImageInput::None }, image: img, placeholder, reply })
+        .send(Job { post: Post { id, text, image: ImageInput::None, ocr }, image: img, placeholder, reply })
         .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the model thread has stopped"))?;
     match tokio::time::timeout(Duration::from_millis(s.cfg.request_timeout_ms), rx).await {
         Err(_) => Err(ApiError::limit(StatusCode::GATEWAY_TIMEOUT, "request_timeout_ms", format!("no answer within {} ms", s.cfg.request_timeout_ms))),
@@ -364,29 +367,31 @@ async fn predict_one(State(s): State<AppState>, req: Request) -> Response {
     let st = s.clone();
     guarded(&s, "/v1/predict", || async move {
         let is_multipart = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("multipart/form-data"));
-        let (id, text, image) = if is_multipart {
+        let (id, text, image, ocr) = if is_multipart {
             read_multipart(&st, req).await?
         } else {
             let (parts, body) = req.into_parts();
             let bytes = read_body(&st, &parts.headers, body).await?;
             let p: PostJson = parse_json(&bytes)?;
             let image = p.image.as_deref().map(decode_base64).transpose()?;
-            (p.id, p.text, image)
+            (p.id, p.text, image, p.ocr)
         };
-        let r = run_post(&st, id, text, image).await?;
+        let r = run_post(&st, id, text, image, ocr).await?;
         Ok(axum::Json(r).into_response())
     })
     .await
 }
 
-async fn read_multipart(s: &AppState, req: Request) -> Result<(Option<String>, String, Option<Vec<u8>>), ApiError> {
+type MultipartPost = (Option<String>, String, Option<Vec<u8>>, Option<String>);
+
+async fn read_multipart(s: &AppState, req: Request) -> Result<MultipartPost, ApiError> {
     if let Some(len) = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok())
         && len > s.cfg.max_body_bytes
     {
         return Err(ApiError::limit(StatusCode::PAYLOAD_TOO_LARGE, "max_body_bytes", format!("request body above {} bytes", s.cfg.max_body_bytes)));
     }
     let mut mp = Multipart::from_request(req, &()).await.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid multipart body: {e}")))?;
-    let (mut id, mut text, mut image) = (None, None, None);
+    let (mut id, mut text, mut image, mut ocr) = (None, None, None, None);
     let mut total = 0usize;
     while let Some(field) = mp.next_field().await.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid multipart body: {e}")))? {
         let name = field.name().unwrap_or("").to_string();
@@ -398,13 +403,14 @@ async fn read_multipart(s: &AppState, req: Request) -> Result<(Option<String>, S
         match name.as_str() {
             "text" => text = Some(String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "text is not UTF-8"))?),
             "id" => id = Some(String::from_utf8_lossy(&bytes).into_owned()),
+            "ocr" => ocr = Some(String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "ocr is not UTF-8"))?),
             "image" if !bytes.is_empty() => image = Some(bytes.to_vec()),
             "image" => {}
-            other => return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("unknown multipart field '{other}'; expected text, image, id"))),
+            other => return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("unknown multipart field '{other}'; expected text, image, id, ocr"))),
         }
     }
     let text = text.ok_or_else(|| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "missing field 'text'"))?;
-    Ok((id, text, image))
+    Ok((id, text, image, ocr))
 }
 
 async fn predict_batch(State(s): State<AppState>, req: Request) -> Response {
@@ -427,7 +433,7 @@ async fn predict_batch(State(s): State<AppState>, req: Request) -> Response {
                     Ok(i) => i,
                     Err(e) => return json!({"error": e.message}),
                 };
-                match run_post(&st, p.id, p.text, image).await {
+                match run_post(&st, p.id, p.text, image, p.ocr).await {
                     Ok(r) => serde_json::to_value(r).unwrap_or_else(|e| json!({"error": e.to_string()})),
                     Err(e) => {
                         let mut v = json!({"error": e.message});

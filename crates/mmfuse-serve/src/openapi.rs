@@ -9,7 +9,8 @@ pub fn document() -> Value {
     let post = json!({"type": "object", "required": ["text"], "additionalProperties": false, "properties": {
         "id": {"type": "string"},
         "text": {"type": "string", "minLength": 1},
-        "image": {"type": "string", "format": "byte", "description": "base64 PNG or JPEG (a data: URL is accepted); absent: a placeholder image is used"}}});
+        "image": {"type": "string", "format": "byte", "description": "base64 PNG or JPEG (a data: URL is accepted); absent: a placeholder image is used"},
+        "ocr": {"type": "string", "description": "OCR text of the image, read by CLFA models with the OCR stream"}}});
     let result = json!({"type": "object", "description": "classification: label + probs; NER: words, tags, entities", "properties": {
         "id": {"type": "string"},
         "label": {"type": "string"},
@@ -42,7 +43,7 @@ pub fn document() -> Value {
             "/v1/predict": {"post": {"summary": "Predict one post", "requestBody": {"required": true, "content": {
                 "application/json": {"schema": {"$ref": "#/components/schemas/Post"}},
                 "multipart/form-data": {"schema": {"type": "object", "required": ["text"], "properties": {
-                    "text": {"type": "string"}, "id": {"type": "string"}, "image": {"type": "string", "format": "binary"}}}}}},
+                    "text": {"type": "string"}, "id": {"type": "string"}, "image": {"type": "string", "format": "binary"}, "ocr": {"type": "string"}}}}}},
                 "responses": one}},
             "/v1/predict/batch": {"post": {"summary": "Predict several posts", "requestBody": {"required": true, "content": {
                 "application/json": {"schema": {"type": "object", "required": ["posts"], "properties": {"posts": {"type": "array", "items": {"$ref": "#/components/schemas/Post"}}}}}}},

@@ -68,7 +68,7 @@ async fn web_page_highlights_the_predicted_entities() {
     let post = test
         .iter()
         .find(|s| {
-            let post = mmfuse_predict::Post { id: None, text: s.words.join(" "), image: mmfuse_predict::ImageInput::Path(corpus.join(format!("ner/images/{}.png", s.id))) };
+            let post = mmfuse_predict::Post { id: None, text: s.words.join(" "), image: mmfuse_predict::ImageInput::Path(corpus.join(format!("ner/images/{}.png", s.id))), ocr: None };
             matches!(predictor.predict(vec![post]).pop(), Some(Ok(mmfuse_predict::PredictResult { output: mmfuse_predict::Output::Entities { ref entities, .. }, .. })) if !entities.is_empty())
         })
         .expect("the model finds an entity in some test post");

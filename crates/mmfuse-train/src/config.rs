@@ -61,6 +61,18 @@ pub struct DataConfig {
     /// Class names in output order (classification); default: sorted labels of the train split.
     #[serde(default)]
     pub labels: Vec<String>,
+    /// CLFA's OCR stream (`model.clfa_ocr`): word pieces per OCR text, `[CLS]`/`[SEP]` included
+    /// (paper 66).
+    #[serde(default = "default_ocr_len")]
+    pub ocr_max_len: usize,
+    /// CLFA's lexicon attention biases: a SenticNet-style lexicon file (`word<TAB>polarity` per
+    /// line, polarity in [−1, 1]); unset: the knowledge-free setting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lexicon: Option<PathBuf>,
+}
+
+fn default_ocr_len() -> usize {
+    66
 }
 
 fn default_image_dir() -> PathBuf {
@@ -185,6 +197,14 @@ pub struct ModelConfig {
     /// CLFA: pooling of the cross encoder's text tokens, `cls`, `mean` or `max`.
     #[serde(default = "default_pooling")]
     pub clfa_pooling: mmfuse_models::fusion::clfa::Pooling,
+    /// CLFA: read the image's OCR text (samples' `ocr` field, MMSD) through the text encoder
+    /// and a text-to-OCR cross-attention block in each cross-encoder layer.
+    #[serde(default)]
+    pub clfa_ocr: bool,
+    /// CLFA: λ of the lexicon attention biases (a key's self-attention scores get λ·|polarity|);
+    /// used with `data.lexicon`.
+    #[serde(default = "default_one_f")]
+    pub clfa_lexicon_weight: f64,
     /// MIM: fusion of the three purified vectors, `multiply` (paper), `add` or `concat`.
     #[serde(default = "default_mim_fusion")]
     pub mim_fusion: mmfuse_models::fusion::mim::MimFusion,
@@ -480,6 +500,12 @@ impl RunConfig {
                 if !(self.model.clfa_tau > 0.0 && self.model.clfa_alpha >= 0.0 && self.model.clfa_beta >= 0.0) {
                     bail!("model.clfa_tau must be > 0, model.clfa_alpha and model.clfa_beta >= 0");
                 }
+                if (self.model.clfa_ocr || self.data.lexicon.is_some()) && self.model.clfa_fuser != mmfuse_models::fusion::clfa::Fuser::CrossAttention {
+                    bail!("model.clfa_ocr and data.lexicon act inside the cross encoder: use model.clfa_fuser = \"cross_attention\"");
+                }
+                if self.model.clfa_ocr && self.data.ocr_max_len < 2 {
+                    bail!("data.ocr_max_len must be at least 2 ([CLS] and [SEP])");
+                }
                 if self.model.clfa_alpha > 0.0 && self.data.teacher.is_none() {
                     bail!(
                         "model.clfa_alpha > 0 aligns to CLIP: set data.teacher to a cache written by `mmfuse clip-embed` (or clfa_alpha = 0 for the no-alignment ablation)"
@@ -500,6 +526,9 @@ impl RunConfig {
             bail!("data.task = \"regression\" (word-aligned features) is MIM's task: use model.method = \"mim\"");
         }
         let m = &self.model;
+        if (m.clfa_ocr || self.data.lexicon.is_some()) && m.method != "clfa" {
+            bail!("model.clfa_ocr and data.lexicon are CLFA's; they need model.method = \"clfa\"");
+        }
         if (m.caption_weight != 0.0 || m.pixelcnn_weight != 0.0) && m.method != "muse" {
             bail!("model.caption_weight / model.pixelcnn_weight are MuSE's decoders; they need model.method = \"muse\"");
         }

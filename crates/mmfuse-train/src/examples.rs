@@ -7,6 +7,7 @@ use mmfuse_data::cls::ClsSample;
 use mmfuse_data::conll::NerSample;
 use mmfuse_data::image::ImageLoader;
 use mmfuse_data::labels::LabelMap;
+use mmfuse_data::lexicon::Lexicon;
 use mmfuse_data::text::TextEncoder;
 use mmfuse_models::batch::HostBatch;
 use std::path::{Path, PathBuf};
@@ -37,6 +38,10 @@ pub struct Example {
     pub caption: Vec<i64>,
     /// CLFA's teacher embeddings (CLIP text, CLIP image) of the post, when the run uses them.
     pub teacher: Option<(Vec<f32>, Vec<f32>)>,
+    /// CLFA's OCR stream: the image's OCR text encoded (ids, mask), when the run reads it.
+    pub ocr: Option<(Vec<i64>, Vec<bool>)>,
+    /// CLFA's lexicon weights per text position, when the run uses a lexicon.
+    pub lexicon: Option<Vec<f32>>,
 }
 
 /// The image file of a classification sample: its `image` (relative to the data folder unless
@@ -103,6 +108,8 @@ pub fn ner_examples(samples: &[NerSample], enc: &TextEncoder, tags: &LabelMap, i
             word_pos,
             caption: vec![],
             teacher: None,
+            ocr: None,
+            lexicon: None,
         });
     }
     rep.examples = out.len();
@@ -131,10 +138,34 @@ pub fn cls_examples(samples: &[ClsSample], enc: &TextEncoder, labels: &LabelMap,
             word_pos: vec![],
             caption: vec![],
             teacher: None,
+            ocr: None,
+            lexicon: None,
         });
     }
     rep.examples = out.len();
     Ok((out, rep))
+}
+
+/// CLFA's extra streams of classification examples (same order as `samples`): the OCR text
+/// encoded with `ocr` (a missing OCR text is encoded as empty and counted), and per-position
+/// lexicon weights. Returns the number of samples without OCR text.
+pub fn attach_clfa_streams(examples: &mut [Example], samples: &[ClsSample], ocr: Option<&TextEncoder>, lexicon: Option<(&Lexicon, &TextEncoder)>) -> usize {
+    let mut no_ocr = 0;
+    for (e, s) in examples.iter_mut().zip(samples) {
+        if let Some(enc) = ocr {
+            no_ocr += usize::from(s.ocr.as_deref().is_none_or(|o| o.trim().is_empty()));
+            let o = enc.encode(s.ocr.as_deref().unwrap_or(""));
+            e.ocr = Some((o.ids.iter().map(|&x| x as i64).collect(), o.mask));
+        }
+        if let Some((lex, enc)) = lexicon {
+            let words: Vec<String> = s.text.split_whitespace().map(str::to_string).collect();
+            let w = enc.encode_words(&words);
+            // the same pieces as the text's own encoding, else no weights for this post
+            let ids: Vec<i64> = w.ids.iter().map(|&x| x as i64).collect();
+            e.lexicon = Some(if ids == e.ids { lex.position_weights(&words, &w.word_index) } else { vec![0.0; e.ids.len()] });
+        }
+    }
+    no_ocr
 }
 
 /// Assemble a host batch from examples (decoding their images); with `trim`, padding columns
@@ -188,6 +219,17 @@ pub fn host_batch(examples: &[&Example], loader: &ImageLoader, trim: bool) -> Re
         let text = examples.iter().flat_map(|e| e.teacher.as_ref().unwrap().0.iter().copied()).collect();
         let image = examples.iter().flat_map(|e| e.teacher.as_ref().unwrap().1.iter().copied()).collect();
         hb.teacher = Some((text, image, p));
+    }
+    if examples.iter().all(|e| e.ocr.is_some()) {
+        let lo = examples[0].ocr.as_ref().map_or(0, |o| o.0.len());
+        hb.ocr = Some((
+            examples.iter().flat_map(|e| e.ocr.as_ref().unwrap().0.iter().copied()).collect(),
+            examples.iter().flat_map(|e| e.ocr.as_ref().unwrap().1.iter().copied()).collect(),
+            lo,
+        ));
+    }
+    if examples.iter().all(|e| e.lexicon.is_some()) {
+        hb.lexicon = Some(examples.iter().flat_map(|e| e.lexicon.as_ref().unwrap().iter().copied()).collect());
     }
     if trim {
         hb.trim_padding();

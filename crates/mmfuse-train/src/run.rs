@@ -16,7 +16,7 @@
 use crate::checkpoint;
 use crate::config::{RunConfig, TaskFamily};
 use crate::evaluate::{EvalResult, evaluate};
-use crate::examples::{Example, PrepReport, cls_examples, ner_examples};
+use crate::examples::{Example, PrepReport, attach_clfa_streams, cls_examples, ner_examples};
 use crate::teacher::TeacherCache;
 use crate::trainer::{FitOutcome, TrainData, TrainOptions, fit, metrics_path};
 use anyhow::{Context, Result, bail};
@@ -153,10 +153,27 @@ pub fn prepare(cfg: &RunConfig, tokenizer: Option<&Path>) -> Result<Prepared> {
             let labels = LabelMap::from_names(names);
             let mut out = Vec::new();
             let mut reps = Vec::new();
+            // CLFA's optional OCR stream and lexicon weights
+            let ocr_encoder = cfg.model.clfa_ocr.then(|| TextEncoder::new(encoder.tokenizer().clone(), d.ocr_max_len, true));
+            let lexicon = match &d.lexicon {
+                Some(p) => Some(mmfuse_data::lexicon::Lexicon::read(p).with_context(|| format!("data.lexicon = {}", p.display()))?),
+                None => None,
+            };
+            let mut no_ocr = 0;
             for s in &splits {
-                let (e, r) = cls_examples(s, &encoder, &labels, &d.dir, &imgs)?;
+                let (mut e, r) = cls_examples(s, &encoder, &labels, &d.dir, &imgs)?;
+                no_ocr += attach_clfa_streams(&mut e, s, ocr_encoder.as_ref(), lexicon.as_ref().map(|l| (l, &encoder)));
                 out.push(e);
                 reps.push(r);
+            }
+            if ocr_encoder.is_some() {
+                if no_ocr > 0 {
+                    tracing::warn!("{no_ocr} posts have no OCR text; their OCR stream is empty ([CLS] [SEP])");
+                }
+                report.insert("posts_without_ocr".into(), json!(no_ocr));
+            }
+            if let Some(l) = &lexicon {
+                report.insert("lexicon_entries".into(), json!(l.polarity.len()));
             }
             report.insert("truncation".into(), json!(reps));
             let texts = splits.iter().map(|s| s.iter().map(|x| x.text.clone()).collect()).collect();
@@ -214,6 +231,9 @@ pub fn task_kind(cfg: &RunConfig, labels: &LabelMap) -> TaskKind {
 /// The run's file holding the pretrained text encoder's `config.json` (absent for from-scratch
 /// text encoders); with it a run folder rebuilds the model without the pretrained folder.
 pub const TEXT_ENCODER_FILE: &str = "text_encoder.json";
+
+/// The run's copy of CLFA's lexicon (`data.lexicon`), so the run folder predicts on its own.
+pub const LEXICON_FILE: &str = "lexicon.tsv";
 
 /// The text encoder a config describes: BERT of `bert` (a pretrained encoder's config), else a
 /// Transformer from scratch over `vocab_size` words.
@@ -281,7 +301,8 @@ pub fn build_model(cfg: &RunConfig, shapes: &ModelShapes, task: TaskKind, device
             )
         }
         "clfa" => {
-            let cross = CrossEncoderConfig::new(d).with_n_heads(m.n_heads).with_d_ff(m.d_ff).with_n_layers(m.cross_layers).with_dropout(m.dropout);
+            let cross =
+                CrossEncoderConfig::new(d).with_n_heads(m.n_heads).with_d_ff(m.d_ff).with_n_layers(m.cross_layers).with_dropout(m.dropout).with_ocr(m.clfa_ocr);
             FusionModel::Clfa(
                 ClfaConfig::new(task, text, image, cross)
                     .with_d_proj(shapes.teacher_dim.max(1))
@@ -291,6 +312,7 @@ pub fn build_model(cfg: &RunConfig, shapes: &ModelShapes, task: TaskKind, device
                     .with_pooling(m.clfa_pooling)
                     .with_fuser(m.clfa_fuser)
                     .with_dropout(m.dropout)
+                    .with_lexicon_weight(m.clfa_lexicon_weight)
                     .init(device),
             )
         }
@@ -451,6 +473,10 @@ pub fn run_training(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Res
         checkpoint::write_atomic(&run_dir.join(TEXT_ENCODER_FILE), serde_json::to_string_pretty(b)?.as_bytes())?;
     }
     checkpoint::write_atomic(&run_dir.join("labels.json"), serde_json::to_string_pretty(&prepared.labels)?.as_bytes())?;
+    if let Some(lex) = &cfg.data.lexicon {
+        let bytes = std::fs::read(lex).with_context(|| format!("cannot read data.lexicon = {}", lex.display()))?;
+        checkpoint::write_atomic(&run_dir.join(LEXICON_FILE), &bytes)?;
+    }
     // with data parallelism the model's home is the first listed device
     let main_spec = cfg.train.devices.first().unwrap_or(&cfg.train.device);
     let device = main_spec.device().map_err(anyhow::Error::msg)?;

@@ -51,6 +51,10 @@ enum Command {
         /// Also train CLFA (no-alignment setting) on the classification task (under a minute).
         #[arg(long)]
         clfa: bool,
+        /// Also train MIM and its no-UPN/KGS ablation on the synthetic word-aligned corpus
+        /// (sentiment regression, MAE; about 3 minutes).
+        #[arg(long)]
+        mim: bool,
     },
     /// Write the synthetic corpus (Twitter-CoNLL NER + JSONL classification, PNG images).
     Synth {
@@ -230,6 +234,9 @@ enum Command {
         /// One post's image (with --text).
         #[arg(long, requires = "text")]
         image: Option<PathBuf>,
+        /// The OCR text of the post's image (with --text; CLFA models with the OCR stream).
+        #[arg(long, requires = "text")]
+        ocr: Option<String>,
         #[arg(long, default_value_t = 32)]
         batch_size: usize,
     },
@@ -285,10 +292,10 @@ fn run(cli: Cli) -> Result<()> {
         d.device().map_err(anyhow::Error::msg)?;
     }
     match cli.command {
-        Command::Demo { out, seed, train_samples, tasks, mut set, muse, clfa } => {
+        Command::Demo { out, seed, train_samples, tasks, mut set, muse, clfa, mim } => {
             let out = out.unwrap_or_else(|| std::env::temp_dir().join(format!("mmfuse-demo-{}", std::process::id())));
             set.extend(global_overrides);
-            let opts = DemoOptions { seed, n_train: train_samples, overrides: set, quiet: cli.quiet, tasks, muse, clfa, ..Default::default() };
+            let opts = DemoOptions { seed, n_train: train_samples, overrides: set, quiet: cli.quiet, tasks, muse, clfa, mim, ..Default::default() };
             let start = std::time::Instant::now();
             let rows = run_demo(&out, &opts)?;
             println!("{}", format_table(&rows));
@@ -446,7 +453,7 @@ fn run(cli: Cli) -> Result<()> {
             std::fs::write(out.join("sweep.json"), serde_json::to_string_pretty(&serde_json::json!({"seeds": seeds, "test": summary}))?)?;
             println!("(sample standard deviation over seeds; runs and sweep.json in {})", out.display());
         }
-        Command::Predict { model, input, output, text, image, batch_size } => {
+        Command::Predict { model, input, output, text, image, ocr, batch_size } => {
             let spec = cli.device.clone().unwrap_or_default();
             let device = spec.device().map_err(anyhow::Error::msg)?;
             let p = mmfuse_predict::Predictor::load(&model, &device)?;
@@ -463,7 +470,7 @@ fn run(cli: Cli) -> Result<()> {
                 }
             } else if let Some(text) = text {
                 let image = image.map(mmfuse_predict::ImageInput::Path).unwrap_or(mmfuse_predict::ImageInput::None);
-                let r = p.predict(vec![mmfuse_predict::Post { id: None, text, image }]).pop().expect("one result")?;
+                let r = p.predict(vec![mmfuse_predict::Post { id: None, text, image, ocr }]).pop().expect("one result")?;
                 serde_json::to_writer_pretty(&mut sink, &r)?;
                 writeln!(sink)?;
             } else {

@@ -59,6 +59,7 @@ fn muse_and_clfa_beat_both_unimodal_models() {
         tasks: vec!["classify".into()],
         muse: true,
         clfa: true,
+        mim: false,
     };
     let rows = run_demo(&out, &opts).expect("demo runs");
     eprintln!("{}", format_table(&rows));

@@ -1,7 +1,8 @@
 //! CLFA's cross encoder: `k` post-LN layers (as in BERT), each
-//! text self-attention → text-to-image cross-attention → feed-forward (GELU), every block with
-//! a residual connection and LayerNorm (eps 1e-12). The text stream is the query stream; image
-//! tokens are only read as keys/values.
+//! text self-attention → text-to-image cross-attention → (optional) text-to-OCR cross-attention
+//! → feed-forward (GELU), every block with a residual connection and LayerNorm (eps 1e-12). The
+//! text stream is the query stream; image and OCR tokens are only read as keys/values. The
+//! text self-attention optionally adds a per-key bias (affective lexicon weights).
 //!
 //! Attention is written out here (query/key/value/output `Linear`s) with an explicit additive
 //! mask bias: padded keys get `−1e9` added to their scores, so after the softmax their weight
@@ -36,6 +37,10 @@ pub struct CrossEncoderConfig {
     /// LayerNorm epsilon (paper: 1e-12, as BERT). Default 1e-12.
     #[config(default = 1e-12)]
     pub layer_norm_eps: f64,
+    /// A text-to-OCR cross-attention block in every layer (the OCR text of the image, encoded
+    /// by the text encoder). Default false.
+    #[config(default = false)]
+    pub ocr: bool,
 }
 
 /// Multi-head attention of a query sequence over a key/value sequence with a key mask.
@@ -65,6 +70,12 @@ impl MaskedAttention {
     /// As [`MaskedAttention::forward`], also returning the attention weights `[B, H, Lq, Lk]`
     /// (before attention dropout).
     pub fn forward_with_weights(&self, x: Tensor<3>, kv: Tensor<3>, key_mask: Tensor<2, Bool>) -> (Tensor<3>, Tensor<4>) {
+        self.forward_biased(x, kv, key_mask, None)
+    }
+
+    /// As [`MaskedAttention::forward_with_weights`], with `key_bias` `[B, Lk]` added to every
+    /// query's score of each key (e.g. lexicon weights) before the softmax.
+    pub fn forward_biased(&self, x: Tensor<3>, kv: Tensor<3>, key_mask: Tensor<2, Bool>, key_bias: Option<Tensor<2>>) -> (Tensor<3>, Tensor<4>) {
         let [b, lq, d] = x.dims();
         let [bk, lk, dk_in] = kv.dims();
         assert_eq!((b, d), (bk, dk_in), "attention: queries {:?} and keys {:?} disagree", x.dims(), kv.dims());
@@ -76,7 +87,12 @@ impl MaskedAttention {
         let v = self.value.forward(kv).reshape([b, lk, h, dk]).swap_dims(1, 2);
         let scores = q.matmul(k.transpose()).div_scalar((dk as f64).sqrt()); // [B, H, Lq, Lk]
         // additive bias: 0 at real keys, MASK_BIAS at padding
-        let bias = key_mask.float().neg().add_scalar(1.0).mul_scalar(MASK_BIAS).reshape([b, 1, 1, lk]);
+        let mut bias = key_mask.float().neg().add_scalar(1.0).mul_scalar(MASK_BIAS);
+        if let Some(kb) = key_bias {
+            assert_eq!(kb.dims(), [b, lk], "attention: key bias {:?} for keys {:?}", kb.dims(), [b, lk]);
+            bias = bias + kb;
+        }
+        let bias = bias.reshape([b, 1, 1, lk]);
         let weights = softmax(scores + bias, 3);
         let ctx = self.dropout.forward(weights.clone()).matmul(v).swap_dims(1, 2).reshape([b, lq, d]);
         (self.output.forward(ctx), weights)
@@ -90,6 +106,9 @@ pub struct CrossEncoderLayer {
     pub norm_self: LayerNorm,
     pub cross_attention: MaskedAttention,
     pub norm_cross: LayerNorm,
+    /// Text-to-OCR cross-attention (when the config's `ocr` is on).
+    pub ocr_attention: Option<MaskedAttention>,
+    pub norm_ocr: Option<LayerNorm>,
     pub ffn_in: Linear,
     pub ffn_out: Linear,
     pub act: Gelu,
@@ -105,6 +124,8 @@ impl CrossEncoderLayer {
             norm_self: norm(),
             cross_attention: MaskedAttention::new(c.d_model, c.n_heads, c.dropout, device),
             norm_cross: norm(),
+            ocr_attention: c.ocr.then(|| MaskedAttention::new(c.d_model, c.n_heads, c.dropout, device)),
+            norm_ocr: c.ocr.then(norm),
             ffn_in: LinearConfig::new(c.d_model, c.d_ff).init(device),
             ffn_out: LinearConfig::new(c.d_ff, c.d_model).init(device),
             act: Gelu::new(),
@@ -116,10 +137,30 @@ impl CrossEncoderLayer {
     /// `x` `[B, Lx, d]` (mask `[B, Lx]`) attends to itself, then to `other` `[B, Lo, d]`
     /// (mask `[B, Lo]`), then goes through the feed-forward block. Returns `[B, Lx, d]`.
     pub fn forward(&self, x: Tensor<3>, x_mask: Tensor<2, Bool>, other: Tensor<3>, other_mask: Tensor<2, Bool>) -> Tensor<3> {
-        let a = self.self_attention.forward(x.clone(), x.clone(), x_mask);
+        self.forward_full(x, x_mask, other, other_mask, None, None)
+    }
+
+    /// [`CrossEncoderLayer::forward`] with the optional OCR tokens `[B, Lo, d]` (mask
+    /// `[B, Lo]`), read by the OCR block when the layer has one, and an optional additive bias
+    /// `[B, Lx]` on the self-attention scores of each text key.
+    pub fn forward_full(
+        &self,
+        x: Tensor<3>,
+        x_mask: Tensor<2, Bool>,
+        other: Tensor<3>,
+        other_mask: Tensor<2, Bool>,
+        ocr: Option<(Tensor<3>, Tensor<2, Bool>)>,
+        self_bias: Option<Tensor<2>>,
+    ) -> Tensor<3> {
+        let (a, _) = self.self_attention.forward_biased(x.clone(), x.clone(), x_mask, self_bias);
         let x = self.norm_self.forward(x + self.dropout.forward(a));
         let a = self.cross_attention.forward(x.clone(), other, other_mask);
-        let x = self.norm_cross.forward(x + self.dropout.forward(a));
+        let mut x = self.norm_cross.forward(x + self.dropout.forward(a));
+        if let (Some(att), Some(norm)) = (&self.ocr_attention, &self.norm_ocr) {
+            let (o, o_mask) = ocr.expect("this cross encoder has an OCR block: the batch needs OCR tokens (data with an `ocr` field)");
+            let a = att.forward(x.clone(), o, o_mask);
+            x = norm.forward(x + self.dropout.forward(a));
+        }
         let f = self.ffn_out.forward(self.act.forward(self.ffn_in.forward(x.clone())));
         self.norm_ffn.forward(x + self.dropout.forward(f))
     }
@@ -141,9 +182,23 @@ impl CrossEncoder {
     /// Text tokens `[B, Lt, d]` (mask `[B, Lt]`) fused with image tokens `[B, Li, d]`
     /// (mask `[B, Li]`) → text tokens `[B, Lt, d]`.
     pub fn forward(&self, text: Tensor<3>, text_mask: Tensor<2, Bool>, image: Tensor<3>, image_mask: Tensor<2, Bool>) -> Tensor<3> {
+        self.forward_full(text, text_mask, image, image_mask, None, None)
+    }
+
+    /// [`CrossEncoder::forward`] with the optional OCR stream and text self-attention bias (see
+    /// [`CrossEncoderLayer::forward_full`]).
+    pub fn forward_full(
+        &self,
+        text: Tensor<3>,
+        text_mask: Tensor<2, Bool>,
+        image: Tensor<3>,
+        image_mask: Tensor<2, Bool>,
+        ocr: Option<(Tensor<3>, Tensor<2, Bool>)>,
+        self_bias: Option<Tensor<2>>,
+    ) -> Tensor<3> {
         let mut x = text;
         for layer in &self.layers {
-            x = layer.forward(x, text_mask.clone(), image.clone(), image_mask.clone());
+            x = layer.forward_full(x, text_mask.clone(), image.clone(), image_mask.clone(), ocr.clone(), self_bias.clone());
         }
         x
     }
@@ -212,5 +267,52 @@ mod tests {
         let (a, b) = (real(out), real(out2));
         let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
         assert!(diff < 1e-5, "max difference at real positions {diff}");
+    }
+
+    #[test]
+    fn key_bias_scales_the_weights_by_exp_bias() {
+        let d = Device::flex();
+        let att = MaskedAttention::new(8, 2, 0.0, &d);
+        let x = Tensor::<3>::random([1, 2, 8], Distribution::Normal(0.0, 1.0), &d);
+        let m = mask(&[&[true, true, true, false]], &d);
+        let kv = Tensor::<3>::random([1, 4, 8], Distribution::Normal(0.0, 1.0), &d);
+        let (_, w0) = att.forward_with_weights(x.clone(), kv.clone(), m.clone());
+        let bias = Tensor::<2>::from_data(TensorData::new(vec![0.0f32, 1.0, 2.0, 5.0], [1, 4]), &d);
+        let (_, w1) = att.forward_biased(x, kv, m, Some(bias));
+        let (a, b) = (w0.into_data().try_to_vec::<f32>().unwrap(), w1.into_data().try_to_vec::<f32>().unwrap());
+        for (r0, r1) in a.chunks(4).zip(b.chunks(4)) {
+            // w1_j / w1_0 = e^{bias_j} · w0_j / w0_0 for the real keys; the padded key stays at 0
+            for j in 1..3 {
+                let got = r1[j] / r1[0];
+                let want = (j as f32).exp() * r0[j] / r0[0];
+                assert!((got - want).abs() < 1e-4 * want, "key {j}: {got} vs {want}");
+            }
+            assert_eq!(r1[3], 0.0, "a bias does not revive a padded key");
+        }
+    }
+
+    #[test]
+    fn the_ocr_block_reads_only_real_ocr_tokens() {
+        let d = Device::flex();
+        d.seed(13);
+        let enc = CrossEncoderConfig::new(8).with_n_heads(2).with_d_ff(16).with_n_layers(2).with_dropout(0.0).with_ocr(true).init(&d);
+        assert!(enc.layers.iter().all(|l| l.ocr_attention.is_some()));
+        let text = Tensor::<3>::random([2, 4, 8], Distribution::Normal(0.0, 1.0), &d);
+        let image = Tensor::<3>::random([2, 3, 8], Distribution::Normal(0.0, 1.0), &d);
+        let tm = mask(&[&[true; 4], &[true, true, true, false]], &d);
+        let im = mask(&[&[true; 3], &[true; 3]], &d);
+        let ocr = Tensor::<3>::random([2, 5, 8], Distribution::Normal(0.0, 1.0), &d);
+        let om = mask(&[&[true, true, false, false, false], &[true, true, true, true, false]], &d);
+        let run = |o: Tensor<3>| {
+            enc.forward_full(text.clone(), tm.clone(), image.clone(), im.clone(), Some((o, om.clone())), None).into_data().try_to_vec::<f32>().unwrap()
+        };
+        let a = run(ocr.clone());
+        // junk at padded OCR positions changes nothing; different real OCR tokens change the output
+        let b = run(replace_padding(ocr.clone(), om.clone(), Tensor::random([2, 5, 8], Distribution::Normal(0.0, 50.0), &d)));
+        let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        assert!(diff < 1e-5, "padded OCR tokens leak: {diff}");
+        let c = run(Tensor::random([2, 5, 8], Distribution::Normal(0.0, 1.0), &d));
+        let diff = a.iter().zip(&c).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        assert!(diff > 1e-3, "the OCR tokens are ignored");
     }
 }

@@ -86,6 +86,11 @@ pub struct ClfaConfig {
     /// Head dropout (paper: 0.1). Default 0.1.
     #[config(default = 0.1)]
     pub dropout: f64,
+    /// λ of the lexicon attention biases: a text key whose word has polarity p in the
+    /// affective lexicon gets λ·|p| added to its self-attention scores in the cross encoder
+    /// (used when batches carry lexicon weights). Default 1.0.
+    #[config(default = 1.0)]
+    pub lexicon_weight: f64,
 }
 
 /// A projection MLP: Linear → ReLU → Linear.
@@ -131,6 +136,7 @@ pub struct ClfaSettings {
     pub beta: f64,
     pub pooling: Pooling,
     pub fuser: Fuser,
+    pub lexicon_weight: f64,
 }
 
 #[derive(Module, Debug)]
@@ -172,7 +178,9 @@ impl ClfaConfig {
             Fuser::CrossAttention => d,
             Fuser::ConcatMean | Fuser::CoAttention => 2 * d,
         };
-        let co = || (self.fuser == Fuser::CoAttention).then(|| CrossEncoderLayer::new(&self.cross, device));
+        assert!(!self.cross.ocr || self.fuser == Fuser::CrossAttention, "CLFA: the OCR stream is read by the cross encoder; use the cross_attention fuser");
+        let co_cfg = self.cross.clone().with_ocr(false);
+        let co = || (self.fuser == Fuser::CoAttention).then(|| CrossEncoderLayer::new(&co_cfg, device));
         Clfa {
             text: self.text.init(device),
             image: self.image.init(device),
@@ -188,7 +196,7 @@ impl ClfaConfig {
                 output: LinearConfig::new(d, n_classes).init(device),
             },
             task: self.task,
-            settings: ClfaSettings { d_proj: self.d_proj, tau: self.tau, alpha: self.alpha, beta: self.beta, pooling: self.pooling, fuser: self.fuser },
+            settings: ClfaSettings { d_proj: self.d_proj, tau: self.tau, alpha: self.alpha, beta: self.beta, pooling: self.pooling, fuser: self.fuser, lexicon_weight: self.lexicon_weight },
         }
     }
 }
@@ -207,13 +215,22 @@ impl Clfa {
         (self.text.forward(batch.ids.clone(), batch.mask.clone()), self.image.forward(batch.images.clone()))
     }
 
-    /// Class logits `[B, C]` from the encoder outputs.
-    pub fn fuse_and_classify(&self, t: Tensor<3>, i: Tensor<3>, text_mask: Tensor<2, Bool>) -> Tensor<2> {
+    /// Class logits `[B, C]` from the encoder outputs (the batch gives the text mask, and the
+    /// OCR tokens and lexicon weights when the model reads them).
+    pub fn fuse_and_classify(&self, t: Tensor<3>, i: Tensor<3>, batch: &Batch) -> Tensor<2> {
+        let text_mask = batch.mask.clone();
         let [b, n, d] = i.dims();
         let image_mask = Tensor::<2, Bool>::full([b, n], true, &i.device());
         let feats = match self.settings.fuser {
             Fuser::CrossAttention => {
-                let x = self.cross.as_ref().expect("cross encoder").forward(t, text_mask.clone(), i, image_mask);
+                let cross = self.cross.as_ref().expect("cross encoder");
+                let reads_ocr = cross.layers.first().is_some_and(|l| l.ocr_attention.is_some());
+                let ocr = reads_ocr.then(|| {
+                    let (ids, mask) = batch.ocr.clone().expect("this CLFA model reads OCR text: the batch needs OCR tokens (samples with an `ocr` field)");
+                    (self.text.forward(ids, mask.clone()), mask)
+                });
+                let bias = batch.lexicon.clone().map(|w| w.mul_scalar(self.settings.lexicon_weight));
+                let x = cross.forward_full(t, text_mask.clone(), i, image_mask, ocr, bias);
                 match self.settings.pooling {
                     Pooling::Cls => x.slice([0..b, 0..1, 0..d]).reshape([b, d]).tanh(),
                     Pooling::Mean => masked_mean(x, text_mask),
@@ -233,7 +250,7 @@ impl Clfa {
     /// Class logits `[B, C]`.
     pub fn forward(&self, batch: &Batch) -> Tensor<2> {
         let (t, i) = self.encode(batch);
-        self.fuse_and_classify(t, i, batch.mask.clone())
+        self.fuse_and_classify(t, i, batch)
     }
 
     /// The students' features `(f_text, f_image)` `[B, P]` each (before normalisation); `None`
@@ -270,7 +287,7 @@ impl TaskModel for Clfa {
             Targets::Tags { .. } => panic!("CLFA is a classification model; the batch carries tag targets"),
         };
         let (t, i) = self.encode(batch);
-        let task = cross_entropy(self.fuse_and_classify(t.clone(), i.clone(), batch.mask.clone()), y).mul_scalar(self.settings.beta);
+        let task = cross_entropy(self.fuse_and_classify(t.clone(), i.clone(), batch), y).mul_scalar(self.settings.beta);
         match self.alignment_loss(t, i, batch) {
             Some(a) => task + a.mul_scalar(self.settings.alpha),
             None => task,

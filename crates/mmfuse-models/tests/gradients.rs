@@ -6,7 +6,7 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use mmfuse_models::batch::HostBatch;
-use mmfuse_models::encoders::{BertConfig, ImageCnnConfig, TextEncoderConfig, TextTransformerConfig};
+use mmfuse_models::encoders::{BertConfig, ImageCnnConfig, ImageEncoderConfig, TextEncoderConfig, TextTransformerConfig, VitConfig};
 use mmfuse_models::fusion::muse::{CaptionDecoderConfig, CrossTransformerConfig, MuseConfig, PixelCnnPpConfig};
 use mmfuse_models::fusion::{ConcatFusionConfig, Modality};
 use mmfuse_models::task::{TaskKind, TaskModel};
@@ -91,6 +91,24 @@ fn every_trainable_parameter_gets_a_gradient() {
             assert!(c.total > 4, "{task:?}/{modality:?}: too few parameters visited ({})", c.total);
             assert!(c.missing.is_empty(), "{task:?}/{modality:?}: no gradient for {:?}", c.missing);
             assert!(c.zero.is_empty(), "{task:?}/{modality:?}: all-zero gradient for {:?}", c.zero);
+        }
+        // a ViT image encoder (the pretrained-encoder path: [CLS] + patches, projected)
+        for modality in [Modality::Image, Modality::Fused] {
+            let vit = VitConfig {
+                hidden_size: 16,
+                num_hidden_layers: 1,
+                num_attention_heads: 2,
+                intermediate_size: 32,
+                image_size: 16,
+                patch_size: 8,
+                ..VitConfig::default()
+            };
+            let image = ImageEncoderConfig::Vit { vit, d_model: 16 };
+            let model = ConcatFusionConfig::new(modality, task, scratch(), image).with_d_hidden(16).init(&device);
+            let grads = GradientsParams::from_grads(model.loss(&batch(task, &device)).backward(), &model);
+            let mut c = Check { grads: &grads, path: vec![], missing: vec![], zero: vec![], total: 0 };
+            model.visit(&mut c);
+            assert!(c.missing.is_empty() && c.zero.is_empty(), "ViT {task:?}/{modality:?}: no gradient for {:?}, zero for {:?}", c.missing, c.zero);
         }
         // MuSE: encoders → CrossTransformer (exchange in layers 0..=1) → head (+ CRF)
         for text in [scratch(), tiny_bert()] {

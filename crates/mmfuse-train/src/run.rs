@@ -29,8 +29,7 @@ use mmfuse_data::labels::LabelMap;
 use mmfuse_data::text::Tokenizer;
 use mmfuse_data::text::{TextEncoder, caption_ids, train_word_tokenizer};
 use mmfuse_metrics::plot::{CurvePoint, plot_curves};
-use mmfuse_models::encoders::resnet::ResNetConfig;
-use mmfuse_models::encoders::{BertConfig, ImageCnnConfig, ImageEncoder, ImageEncoderConfig, TextEncoderConfig, TextTransformerConfig};
+use mmfuse_models::encoders::{BertConfig, ImageCnnConfig, ImageEncoder, ImageEncoderConfig, PretrainedImage, TextEncoderConfig, TextTransformerConfig};
 use mmfuse_models::fusion::clfa::{ClfaConfig, CrossEncoderConfig};
 use mmfuse_models::fusion::muse::{CaptionDecoderConfig, CrossTransformerConfig, MuseConfig, PixelCnnPpConfig};
 use mmfuse_models::fusion::{ConcatFusionConfig, FusionModel};
@@ -260,8 +259,9 @@ pub fn build_model(cfg: &RunConfig, shapes: &ModelShapes, task: TaskKind, device
     let caption_vocab = shapes.caption_vocab;
     let d = text.d_model();
     let spec = image_spec(cfg);
-    let image: ImageEncoderConfig = match &shapes.resnet {
-        Some(r) => ImageEncoderConfig::ResNet { resnet: r.clone(), d_model: d, grid: m.image_grid },
+    let image: ImageEncoderConfig = match &shapes.image {
+        Some(PretrainedImage::ResNet(r)) => ImageEncoderConfig::ResNet { resnet: r.clone(), d_model: d, grid: m.image_grid },
+        Some(PretrainedImage::Vit { vit }) => ImageEncoderConfig::Vit { vit: vit.clone(), d_model: d },
         None => ImageCnnConfig::new().with_channels(m.cnn_channels.clone()).with_d_model(d).into(),
     };
     match m.method.as_str() {
@@ -359,13 +359,13 @@ fn check_text_config(cfg: &RunConfig, b: &BertConfig) -> Result<()> {
 }
 
 /// What, beyond the config, fixes a model's shape: the text encoder (from scratch over the run's
-/// vocabulary, or a pretrained BERT's config), the pretrained ResNet's shape, MuSE's caption
+/// vocabulary, or a pretrained BERT's config), the pretrained ResNet's or ViT's shape, MuSE's caption
 /// vocabulary and CLFA's teacher dimension. A run folder stores each in its own file.
 #[derive(Clone, Debug)]
 pub struct ModelShapes {
     pub text: TextEncoderConfig,
     /// Pretrained image encoder ([`IMAGE_ENCODER_FILE`]); `None`: the CNN from scratch.
-    pub resnet: Option<ResNetConfig>,
+    pub image: Option<PretrainedImage>,
     /// Caption vocabulary size ([`CAPTION_TOKENIZER_FILE`]; 0 without the captioning decoder).
     pub caption_vocab: usize,
     /// CLFA teacher embedding size ([`TEACHER_FILE`]; 0 without alignment).
@@ -375,7 +375,7 @@ pub struct ModelShapes {
 impl ModelShapes {
     /// A from-scratch model over `vocab_size` words (the text encoder of `cfg`).
     pub fn scratch(cfg: &RunConfig, vocab_size: usize) -> Self {
-        Self { text: text_encoder_config(cfg, vocab_size, None), resnet: None, caption_vocab: 0, teacher_dim: 0 }
+        Self { text: text_encoder_config(cfg, vocab_size, None), image: None, caption_vocab: 0, teacher_dim: 0 }
     }
 
     /// The shapes saved in a run folder, whose tokenizer has `vocab_size` entries.
@@ -389,11 +389,15 @@ impl ModelShapes {
         };
         Ok(Self {
             text: text_encoder_config(cfg, vocab_size, saved_text_config(run_dir)?.as_ref()),
-            resnet: saved_image_config(run_dir)?,
+            image: saved_image_config(run_dir)?,
             caption_vocab: saved_caption_vocab(run_dir)?,
             teacher_dim,
         })
     }
+}
+
+fn path_is_vit(cfg: &RunConfig) -> bool {
+    cfg.model.image_encoder.as_ref().is_some_and(|p| p.is_dir())
 }
 
 /// The run's file holding CLFA's teacher embedding size (`{"dim": P}`).
@@ -402,8 +406,8 @@ pub const TEACHER_FILE: &str = "teacher.json";
 /// The run's file holding the pretrained image encoder's shape (absent for the CNN).
 pub const IMAGE_ENCODER_FILE: &str = "image_encoder.json";
 
-/// The ResNet shape saved in a run folder ([`IMAGE_ENCODER_FILE`]), if any.
-pub fn saved_image_config(run_dir: &Path) -> Result<Option<ResNetConfig>> {
+/// The pretrained image encoder's shape saved in a run folder ([`IMAGE_ENCODER_FILE`]), if any.
+pub fn saved_image_config(run_dir: &Path) -> Result<Option<PretrainedImage>> {
     let p = run_dir.join(IMAGE_ENCODER_FILE);
     if !p.exists() {
         return Ok(None);
@@ -493,16 +497,36 @@ pub fn run_training(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Res
     };
     // the pretrained image encoder: its shape is saved so the run folder rebuilds the model
     let image = match &cfg.model.image_encoder {
+        Some(path) if path.is_dir() => {
+            let spec = image_spec(cfg);
+            let (enc, vit) = ImageEncoder::load_vit(path, text_d_model(cfg, bert.as_ref()), &train_device)
+                .with_context(|| format!("loading model.image_encoder = {} (a Hugging Face ViT folder)", path.display()))?;
+            if spec.size as usize != vit.image_size {
+                bail!(
+                    "model.image_encoder = {} takes {}x{} images, the data pipeline gives {}x{}: set data.preprocess = \"clip\" or \"imagenet_eval\" (224) or data.image_size = {}",
+                    path.display(),
+                    vit.image_size,
+                    vit.image_size,
+                    spec.size,
+                    spec.size,
+                    vit.image_size
+                );
+            }
+            let shape = PretrainedImage::Vit { vit };
+            checkpoint::write_atomic(&run_dir.join(IMAGE_ENCODER_FILE), serde_json::to_string_pretty(&shape)?.as_bytes())?;
+            Some((enc, shape))
+        }
         Some(path) => {
             if !path.is_file() {
                 bail!(
-                    "model.image_encoder = {}: no such file — put torchvision ResNet weights there as safetensors (e.g. resnet152, saved with \
-                     safetensors.torch.save_file(torchvision.models.resnet152(weights=\"IMAGENET1K_V1\").state_dict(), path))",
+                    "model.image_encoder = {}: no such file or folder — put torchvision ResNet weights there as safetensors (e.g. resnet152, saved with \
+                     safetensors.torch.save_file(torchvision.models.resnet152(weights=\"IMAGENET1K_V1\").state_dict(), path)), or a Hugging Face ViT folder",
                     path.display()
                 );
             }
             let (enc, shape) = ImageEncoder::load_resnet(path, text_d_model(cfg, bert.as_ref()), cfg.model.image_grid, &train_device)
                 .with_context(|| format!("loading model.image_encoder = {}", path.display()))?;
+            let shape = PretrainedImage::ResNet(shape);
             checkpoint::write_atomic(&run_dir.join(IMAGE_ENCODER_FILE), serde_json::to_string_pretty(&shape)?.as_bytes())?;
             Some((enc, shape))
         }
@@ -514,14 +538,14 @@ pub fn run_training(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Res
     }
     let shapes = ModelShapes {
         text: text_encoder_config(cfg, prepared.encoder.vocab_size(), bert.as_ref()),
-        resnet: image.as_ref().map(|(_, s)| s.clone()),
+        image: image.as_ref().map(|(_, s)| s.clone()),
         caption_vocab,
         teacher_dim,
     };
     let mut model = build_model(cfg, &shapes, task, &train_device);
     if let Some((enc, _)) = image {
         model.set_image_encoder(enc);
-        tracing::info!("image encoder: pretrained ResNet from {}", cfg.model.image_encoder.as_ref().unwrap().display());
+        tracing::info!("image encoder: pretrained {} from {}", if path_is_vit(cfg) { "ViT" } else { "ResNet" }, cfg.model.image_encoder.as_ref().unwrap().display());
     }
     if let Some((dir, _)) = &pretrained_text {
         let (text, _) =

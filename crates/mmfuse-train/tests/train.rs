@@ -211,7 +211,7 @@ fn muse_with_decoders_trains_and_its_run_folder_reloads() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn flat(t: burn::tensor::Tensor<4>) -> Vec<f32> {
+fn flat<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f32> {
     t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
 }
 
@@ -234,7 +234,7 @@ fn pretrained_resnet_image_encoder_trains_with_frozen_stem() {
     let device = Device::flex();
     let task = TaskKind::Classify { n_classes: p.labels.len() };
     let rec = ModuleRecord::load(&run.join("checkpoints/last/model.bpk")).unwrap();
-    let model = build_model(&cfg, &ModelShapes { resnet: Some(shape.clone()), ..ModelShapes::scratch(&cfg, p.encoder.vocab_size()) }, task, &device)
+    let model = build_model(&cfg, &ModelShapes { image: Some(shape.clone()), ..ModelShapes::scratch(&cfg, p.encoder.vocab_size()) }, task, &device)
         .try_load_record(rec)
         .unwrap();
     let (orig, _) = mmfuse_models::encoders::ResNet::load(&fixture, &device).unwrap();
@@ -256,13 +256,45 @@ fn pretrained_resnet_image_encoder_trains_with_frozen_stem() {
     let run_eval = dir.join("run-eval");
     run_training(&cfg_eval, &run_eval, &TrainOptions { quiet: true, ..Default::default() }).unwrap();
     let rec = ModuleRecord::load(&run_eval.join("checkpoints/last/model.bpk")).unwrap();
-    let shapes_eval = ModelShapes { resnet: Some(shape.clone()), ..ModelShapes::scratch(&cfg_eval, p.encoder.vocab_size()) };
+    let shapes_eval = ModelShapes { image: Some(shape.clone()), ..ModelShapes::scratch(&cfg_eval, p.encoder.vocab_size()) };
     let model_eval = build_model(&cfg_eval, &shapes_eval, task, &device).try_load_record(rec).unwrap();
     assert_eq!(stats(&model_eval), orig_stats, "eval-mode batch norm changed its running mean");
     // a prefix that matches nothing
     let bad = config(&c, &[&img, "train.freeze=[\"image.resnet.stemm\"]"]);
     let e = run_training(&bad, &dir.join("bad"), &TrainOptions { quiet: true, ..Default::default() }).unwrap_err();
     assert!(format!("{e:#}").contains("'image.resnet.stemm' matches no parameter"), "{e:#}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A Hugging Face ViT folder as the image encoder: fine-tuned (its weights move), its shape saved
+/// (`image_encoder.json`), the run folder rebuilds the model; an image size the ViT does not
+/// take is an error that says what to set.
+#[test]
+fn a_vit_folder_trains_as_image_encoder_and_reloads() {
+    let _g = serial();
+    let dir = tmp("vit");
+    let c = corpus(&dir);
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../mmfuse-models/tests/fixtures/vit-tiny");
+    let img = format!("model.image_encoder=\"{}\"", fixture.display());
+    let cfg = config(&c, &[&img, "data.image_size=32"]);
+    let run = dir.join("run");
+    run_training(&cfg, &run, &TrainOptions { quiet: true, ..Default::default() }).unwrap();
+    let shape = mmfuse_train::run::saved_image_config(&run).unwrap().expect("image_encoder.json");
+    assert!(matches!(shape, mmfuse_models::encoders::PretrainedImage::Vit { .. }), "{shape:?}");
+    let p = prepare(&cfg, Some(&run.join("tokenizer.json"))).unwrap();
+    let device = Device::flex();
+    let shapes = ModelShapes::from_run_dir(&run, &cfg, p.encoder.vocab_size()).unwrap();
+    let rec = ModuleRecord::load(&run.join("checkpoints/last/model.bpk")).unwrap();
+    let model = build_model(&cfg, &shapes, TaskKind::Classify { n_classes: p.labels.len() }, &device).try_load_record(rec).unwrap();
+    let FusionModel::Concat(m) = &model else { panic!("not concat") };
+    let Some(mmfuse_models::encoders::ImageEncoder::Vit(v)) = &m.image else { panic!("not a ViT image encoder") };
+    let (orig, _) = mmfuse_models::encoders::VitModel::load(&fixture, &device).unwrap();
+    assert_ne!(flat(v.vit.patch_embedding.weight.val()), flat(orig.patch_embedding.weight.val()), "the ViT was not fine-tuned");
+    assert_ne!(flat(v.vit.layers[1].intermediate.weight.val()), flat(orig.layers[1].intermediate.weight.val()));
+    // the wrong input size
+    let bad = config(&c, &[&img, "data.image_size=48"]);
+    let e = run_training(&bad, &dir.join("bad"), &TrainOptions { quiet: true, ..Default::default() }).unwrap_err();
+    assert!(format!("{e:#}").contains("takes 32x32 images, the data pipeline gives 48x48"), "{e:#}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -6,6 +6,7 @@
 
 use super::image_cnn::{ImageCnn, ImageCnnConfig};
 use super::resnet::{ResNet, ResNetConfig};
+use super::vit::{VitConfig, VitModel};
 use crate::pretrained::LoadError;
 use burn::config::Config;
 use burn::module::Module;
@@ -28,6 +29,23 @@ pub enum ImageEncoderConfig {
         /// Side of the pooled token grid (MuSE: 8).
         grid: usize,
     },
+    /// A Hugging Face ViT (weights from a pretrained folder, or from a run's checkpoint): its
+    /// last hidden states (`[CLS]` + patches, CLFA: 50 tokens for ViT-B/32) projected to the
+    /// model width.
+    Vit {
+        vit: VitConfig,
+        /// Width of the image tokens.
+        d_model: usize,
+    },
+}
+
+/// The shape of a pretrained image encoder, as a run folder saves it (`image_encoder.json`): a
+/// torchvision ResNet config, or `{"vit": <HF ViT config>}`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PretrainedImage {
+    Vit { vit: VitConfig },
+    ResNet(ResNetConfig),
 }
 
 impl Config for ImageEncoderConfig {}
@@ -50,6 +68,7 @@ impl ImageEncoderConfig {
         match self {
             ImageEncoderConfig::Cnn(c) => c.d_model,
             ImageEncoderConfig::ResNet { d_model, .. } => *d_model,
+            ImageEncoderConfig::Vit { d_model, .. } => *d_model,
         }
     }
 
@@ -60,6 +79,9 @@ impl ImageEncoderConfig {
             ImageEncoderConfig::ResNet { resnet, d_model, grid } => {
                 let r = resnet.init(device);
                 ImageEncoder::ResNet(ResNetTokens { proj: LinearConfig::new(r.feature_channels, *d_model).init(device), resnet: r, grid: *grid })
+            }
+            ImageEncoderConfig::Vit { vit, d_model } => {
+                ImageEncoder::Vit(VitTokens { proj: LinearConfig::new(vit.hidden_size, *d_model).init(device), vit: vit.init(device) })
             }
         }
     }
@@ -74,11 +96,19 @@ pub struct ResNetTokens {
     pub grid: usize,
 }
 
+/// A ViT whose last hidden states become projected tokens.
+#[derive(Module, Debug)]
+pub struct VitTokens {
+    pub vit: VitModel,
+    pub proj: Linear,
+}
+
 /// An image encoder: images `[B, 3, H, W]` → tokens `[B, N, d]`.
 #[derive(Module, Debug)]
 pub enum ImageEncoder {
     Cnn(ImageCnn),
     ResNet(ResNetTokens),
+    Vit(VitTokens),
 }
 
 impl ImageEncoder {
@@ -92,10 +122,20 @@ impl ImageEncoder {
         Ok((ImageEncoder::ResNet(ResNetTokens { resnet: r, proj, grid }), c))
     }
 
+    /// Load a Hugging Face ViT folder (`config.json`, `model.safetensors`; the pooler is
+    /// dropped) as an encoder of `1 + N` tokens of width `d_model` (the projection is new).
+    pub fn load_vit(dir: &Path, d_model: usize, device: &Device) -> Result<(ImageEncoder, VitConfig), LoadError> {
+        let (mut vit, c) = VitModel::load(dir, device)?;
+        vit.pooler = None;
+        let proj = LinearConfig::new(c.hidden_size, d_model).init(device);
+        Ok((ImageEncoder::Vit(VitTokens { vit, proj }), c))
+    }
+
     /// Image tokens `[B, N, d]`.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<3> {
         match self {
             ImageEncoder::Cnn(m) => m.forward(images),
+            ImageEncoder::Vit(m) => m.proj.forward(m.vit.forward(images)),
             ImageEncoder::ResNet(m) => {
                 let f = adaptive_avg_pool2d(m.resnet.features(images), [m.grid, m.grid]);
                 let [b, c, h, w] = f.dims();

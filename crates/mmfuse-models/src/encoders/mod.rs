@@ -21,7 +21,7 @@ pub mod vit;
 
 pub use bert::{BertConfig, BertModel};
 pub use clip::{ClipConfig, ClipModel};
-pub use image::{ImageEncoder, ImageEncoderConfig};
+pub use image::{ImageEncoder, ImageEncoderConfig, PretrainedImage};
 pub use image_cnn::{ImageCnn, ImageCnnConfig};
 pub use mobilenet_v2::MobileNetV2;
 pub use resnet::{BlockKind, ResNet, ResNetConfig};

@@ -19,8 +19,8 @@
 
 use crate::pretrained::{LoadError, Weights};
 use burn::module::{Module, Param};
-use burn::nn::conv::Conv2d;
-use burn::nn::{LayerNorm, Linear};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::{gelu, gelu_approximate, relu, sigmoid, softmax};
 use burn::tensor::{Bool, Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -180,6 +180,43 @@ impl VitConfig {
     /// Patches per image, `(image_size / patch_size)²`.
     pub fn num_patches(&self) -> usize {
         (self.image_size / self.patch_size).pow(2)
+    }
+
+    /// Random weights of this shape, without pooler (the shape a run folder rebuilds before
+    /// loading its checkpoint; embeddings drawn as HF does, N(0, 0.02)).
+    pub fn init(&self, device: &Device) -> VitModel {
+        let h = self.hidden_size;
+        let lin = |i, o, bias| LinearConfig::new(i, o).with_bias(bias).init(device);
+        let norm = || LayerNormConfig::new(h).with_epsilon(self.layer_norm_eps).init(device);
+        let normal = Initializer::Normal { mean: 0.0, std: 0.02 };
+        let act = Activation::parse(&self.hidden_act).unwrap_or(Activation::Gelu);
+        let layers = (0..self.num_hidden_layers)
+            .map(|_| VitLayer {
+                norm1: norm(),
+                attention: SelfAttention {
+                    query: lin(h, h, self.qkv_bias),
+                    key: lin(h, h, self.qkv_bias),
+                    value: lin(h, h, self.qkv_bias),
+                    out: lin(h, h, true),
+                    n_heads: self.num_attention_heads,
+                    head_dim: h / self.num_attention_heads,
+                },
+                norm2: norm(),
+                intermediate: lin(h, self.intermediate_size, true),
+                output: lin(self.intermediate_size, h, true),
+                act,
+            })
+            .collect();
+        VitModel {
+            patch_embedding: Conv2dConfig::new([self.num_channels, h], [self.patch_size, self.patch_size]).with_stride([self.patch_size, self.patch_size]).init(device),
+            cls_token: normal.init([1, 1, h], device),
+            position_embeddings: normal.init([1, 1 + self.num_patches(), h], device),
+            layers,
+            layernorm: norm(),
+            pooler: None,
+            image_size: self.image_size,
+            hidden_size: h,
+        }
     }
 }
 

@@ -1,5 +1,7 @@
 //! Loading pretrained weights from `.safetensors` files (the format Hugging Face and most
-//! converted torchvision checkpoints use).
+//! converted torchvision checkpoints use), and from PyTorch checkpoints (`pytorch_model.bin`,
+//! `.pt`, `.pth`: a `state_dict` saved by `torch.save`), read by the `pytorch-reader` crate
+//! without PyTorch and without executing anything from the file.
 //!
 //! [`Weights`] is a small path-scoped loader in the spirit of candle's `VarBuilder`: open a file
 //! once with [`Weights::from_safetensors`], narrow it with [`Weights::pp`]
@@ -109,6 +111,70 @@ impl Weights {
                 .collect()
         };
         Ok(Self { store: Arc::new(Store { path, bytes, tensors }), prefix: String::new(), device: device.clone() })
+    }
+
+    /// Read a PyTorch checkpoint (`torch.save` of a `state_dict`: ZIP, legacy or TAR layout,
+    /// also a `{"state_dict": …}` / `{"model": …}` wrapper); tensors are created on `device` when
+    /// fetched. Each tensor is copied once into row-major bytes.
+    pub fn from_pytorch(path: impl AsRef<Path>, device: &Device) -> Result<Self, LoadError> {
+        use pytorch_reader::{DType as P, PytorchReader};
+        let path = path.as_ref().to_path_buf();
+        let fmt_err = |e: &dyn fmt::Display| LoadError::Format { path: path.clone(), reason: format!("not a readable PyTorch checkpoint: {e}") };
+        let mut reader = PytorchReader::new(&path).map_err(|e| fmt_err(&e))?;
+        if reader.is_empty() {
+            for key in ["state_dict", "model", "module"] {
+                if let Ok(r) = PytorchReader::with_top_level_key(&path, key)
+                    && !r.is_empty()
+                {
+                    reader = r;
+                    break;
+                }
+            }
+        }
+        let mut bytes = Vec::new();
+        let mut tensors = HashMap::new();
+        let mut names: Vec<String> = reader.keys();
+        names.sort_unstable();
+        for name in names {
+            let t = reader.get(&name).expect("a listed key");
+            let dtype = match t.dtype() {
+                P::F64 => Dtype::F64,
+                P::F32 => Dtype::F32,
+                P::F16 => Dtype::F16,
+                P::BF16 => Dtype::BF16,
+                P::I64 => Dtype::I64,
+                P::I32 => Dtype::I32,
+                P::I16 => Dtype::I16,
+                P::I8 => Dtype::I8,
+                P::U64 => Dtype::U64,
+                P::U32 => Dtype::U32,
+                P::U16 => Dtype::U16,
+                P::U8 => Dtype::U8,
+                P::Bool => Dtype::BOOL,
+            };
+            let data = t.read().map_err(|e| fmt_err(&format!("tensor '{name}': {e}")))?;
+            let start = bytes.len();
+            bytes.extend_from_slice(&data);
+            tensors.insert(name, Entry { dtype, shape: t.shape().to_vec(), start, end: bytes.len() });
+        }
+        if tensors.is_empty() {
+            return Err(LoadError::Format { path, reason: "the checkpoint holds no tensors".into() });
+        }
+        Ok(Self { store: Arc::new(Store { path, bytes, tensors }), prefix: String::new(), device: device.clone() })
+    }
+
+    /// Open weights by extension: `.safetensors`, else a PyTorch checkpoint (`.bin`, `.pt`,
+    /// `.pth`).
+    pub fn open(path: impl AsRef<Path>, device: &Device) -> Result<Self, LoadError> {
+        let path = path.as_ref();
+        if path.extension().is_some_and(|e| e == "safetensors") { Self::from_safetensors(path, device) } else { Self::from_pytorch(path, device) }
+    }
+
+    /// The weights file of a Hugging Face model folder: `model.safetensors`, else
+    /// `pytorch_model.bin`.
+    pub fn folder_file(dir: &Path) -> PathBuf {
+        let st = dir.join("model.safetensors");
+        if st.exists() || !dir.join("pytorch_model.bin").exists() { st } else { dir.join("pytorch_model.bin") }
     }
 
     /// A view whose keys are prefixed with `name.` (candle's `VarBuilder::pp`).

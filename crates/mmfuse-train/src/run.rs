@@ -334,10 +334,12 @@ fn text_d_model(cfg: &RunConfig, bert: Option<&BertConfig>) -> usize {
 pub fn pretrained_text_config(cfg: &RunConfig) -> Result<Option<(PathBuf, BertConfig)>> {
     let Some(spec) = &cfg.model.text_encoder else { return Ok(None) };
     let dir = &crate::hub::resolve_folder(spec, &["config.json", "model.safetensors", "tokenizer.json"], "model.text_encoder")?;
-    let missing: Vec<&str> = ["config.json", "model.safetensors", "tokenizer.json"].into_iter().filter(|f| !dir.join(f).is_file()).collect();
+    // a local folder may hold PyTorch's pytorch_model.bin instead of model.safetensors
+    let weights = if dir.join("pytorch_model.bin").is_file() && !dir.join("model.safetensors").is_file() { "pytorch_model.bin" } else { "model.safetensors" };
+    let missing: Vec<&str> = ["config.json", weights, "tokenizer.json"].into_iter().filter(|f| !dir.join(f).is_file()).collect();
     if !missing.is_empty() {
         bail!(
-            "model.text_encoder = {}: missing {} — put a Hugging Face BERT model there (config.json, model.safetensors, tokenizer.json, \
+            "model.text_encoder = {}: missing {} — put a Hugging Face BERT model there (config.json, model.safetensors or pytorch_model.bin, tokenizer.json, \
              e.g. the files of bert-base-uncased or sentence-transformers/all-MiniLM-L6-v2)",
             dir.display(),
             missing.join(", ")

@@ -1,7 +1,7 @@
 //! BERT text encoder (Devlin et al. 2019, "BERT: Pre-training of Deep Bidirectional Transformers
 //! for Language Understanding"), laid out like Hugging Face `transformers`' `BertModel` so that
 //! its checkpoints load unchanged: bert-base-uncased, sentence-transformers' all-MiniLM-L6-v2,
-//! and any other `BertModel` saved as `model.safetensors`.
+//! and any other `BertModel` saved as `model.safetensors` (or PyTorch's `pytorch_model.bin`).
 //!
 //! Architecture: word + absolute position + token-type embeddings → LayerNorm → dropout, then
 //! `num_hidden_layers` post-LN encoder layers (multi-head self-attention with an additive key
@@ -270,10 +270,11 @@ pub struct BertModel {
 }
 
 impl BertModel {
-    /// Load a Hugging Face BERT folder: `dir/config.json` and `dir/model.safetensors`.
+    /// Load a Hugging Face BERT folder: `dir/config.json` and `dir/model.safetensors` (else
+    /// `dir/pytorch_model.bin`).
     pub fn load(dir: &Path, device: &Device) -> Result<(BertModel, BertConfig), LoadError> {
         let config = BertConfig::from_file(dir.join("config.json"))?;
-        let weights = Weights::from_safetensors(dir.join("model.safetensors"), device)?;
+        let weights = Weights::open(Weights::folder_file(dir), device)?;
         let model = Self::from_weights(&weights, &config)?;
         Ok((model, config))
     }

@@ -351,7 +351,7 @@ impl ClipModel {
     /// Load a Hugging Face CLIP folder: `dir/config.json` and `dir/model.safetensors`.
     pub fn load(dir: &Path, device: &Device) -> Result<(Self, ClipConfig), LoadError> {
         let config = ClipConfig::from_file(dir.join("config.json"))?;
-        let weights = Weights::from_safetensors(dir.join("model.safetensors"), device)?;
+        let weights = Weights::open(Weights::folder_file(dir), device)?;
         Ok((Self::from_weights(&weights, &config)?, config))
     }
 

@@ -267,7 +267,7 @@ impl VitModel {
     /// Load a Hugging Face ViT folder: `dir/config.json` and `dir/model.safetensors`.
     pub fn load(dir: &Path, device: &Device) -> Result<(Self, VitConfig), LoadError> {
         let config = VitConfig::from_file(dir.join("config.json"))?;
-        let weights = Weights::from_safetensors(dir.join("model.safetensors"), device)?;
+        let weights = Weights::open(Weights::folder_file(dir), device)?;
         Ok((Self::from_weights(&weights, &config)?, config))
     }
 

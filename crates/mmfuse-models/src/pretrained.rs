@@ -226,10 +226,10 @@ impl Weights {
     fn entry(&self, name: &str, expected: Option<&[usize]>) -> Result<(String, &Entry), LoadError> {
         let key = self.key(name);
         let e = self.store.tensors.get(&key).ok_or_else(|| LoadError::Missing { path: self.store.path.clone(), key: key.clone() })?;
-        if let Some(expected) = expected {
-            if e.shape != expected {
-                return Err(LoadError::Shape { path: self.store.path.clone(), key, found: e.shape.clone(), expected: expected.to_vec() });
-            }
+        if let Some(expected) = expected
+            && e.shape != expected
+        {
+            return Err(LoadError::Shape { path: self.store.path.clone(), key, found: e.shape.clone(), expected: expected.to_vec() });
         }
         Ok((key, e))
     }

@@ -171,12 +171,12 @@ fn mask_quality(model: &Mim, rows: &[AlignedRow], max_len: usize, da: usize, dv:
                     continue;
                 }
                 let keep = &masks[m + 1][i];
-                for t in 0..keep.len() {
+                for (t, &kept) in keep.iter().enumerate() {
                     let p = t + 1; // gate step t is position t + 1 ([CLS] dropped)
                     if !r.mask[p] {
                         continue;
                     }
-                    let dropped = !keep[t];
+                    let dropped = !kept;
                     match (dropped, noisy[p]) {
                         (true, true) => c[m][0] += 1,
                         (true, false) => c[m][1] += 1,

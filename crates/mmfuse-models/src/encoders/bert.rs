@@ -117,7 +117,7 @@ impl BertConfig {
 
     /// Check the hyper-parameters this implementation relies on.
     pub fn validate(&self) -> Result<(), String> {
-        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+        if self.num_attention_heads == 0 || !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(format!("hidden_size {} is not a multiple of num_attention_heads {}", self.hidden_size, self.num_attention_heads));
         }
         if HiddenAct::parse(&self.hidden_act).is_none() {

@@ -1,56 +1,20 @@
 //! CLFA end to end on tiny sizes: every trainable parameter gets a gradient for each fuser and
 //! pooling, α = 0 leaves exactly β·CE, and the model overfits a tiny synthetic task.
 
-use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamWConfig, GradientsParams};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Device;
 use mmfuse_models::Targets;
 use mmfuse_models::batch::HostBatch;
 use mmfuse_models::encoders::{ImageCnnConfig, TextEncoderConfig, TextTransformerConfig};
 use mmfuse_models::fusion::clfa::{Clfa, ClfaConfig, CrossEncoderConfig, Fuser, Pooling};
 use mmfuse_models::nn_util::cross_entropy;
 use mmfuse_models::task::{Prediction, TaskKind, TaskModel};
+mod common;
+use common::{GradReport, serial};
 
 const P: usize = 6;
 
-/// burn's seed is process-wide: tests that seed and then draw run one at a time, so each sees
-/// the same random weights whatever the test order.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
-struct Check<'a> {
-    grads: &'a GradientsParams,
-    path: Vec<String>,
-    missing: Vec<String>,
-    zero: Vec<String>,
-    total: usize,
-}
-
-impl ModuleVisitor for Check<'_> {
-    fn enter_module(&mut self, name: &str, _t: &str) {
-        self.path.push(name.into());
-    }
-    fn exit_module(&mut self, _n: &str, _t: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-        if !p.is_require_grad() {
-            return;
-        }
-        self.total += 1;
-        match self.grads.get::<D>(p.id) {
-            None => self.missing.push(self.path.join(".")),
-            Some(g) => {
-                let s: f32 = g.abs().sum().into_scalar::<f32>();
-                if s.is_nan() || s <= 0.0 {
-                    self.zero.push(self.path.join("."));
-                }
-            }
-        }
-    }
-}
 
 fn text() -> TextEncoderConfig {
     TextTransformerConfig::new(20).with_d_model(16).with_n_heads(2).with_n_layers(1).with_d_ff(32).with_max_len(8).with_dropout(0.0).into()
@@ -106,8 +70,7 @@ fn every_trainable_parameter_gets_a_gradient_for_each_fuser() {
         assert_eq!(model.co_text.is_some() && model.co_image.is_some(), fuser == Fuser::CoAttention);
         let b = host_batch(4, 3).to_device(&device);
         let grads = GradientsParams::from_grads(model.loss(&b).backward(), &model);
-        let mut c = Check { grads: &grads, path: vec![], missing: vec![], zero: vec![], total: 0 };
-        model.visit(&mut c);
+        let c = GradReport::of(&model, &grads);
         assert!(c.total > 10, "{fuser:?}/{pooling:?}: too few parameters visited ({})", c.total);
         assert!(c.missing.is_empty(), "{fuser:?}/{pooling:?}: no gradient for {:?}", c.missing);
         assert!(c.zero.is_empty(), "{fuser:?}/{pooling:?}: all-zero gradient for {:?}", c.zero);
@@ -198,8 +161,7 @@ fn the_ocr_stream_and_lexicon_biases_are_read_and_trained() {
     hb.lexicon = Some((0..4 * 6).map(|k| if k % 4 == 1 { 0.8 } else { 0.0 }).collect());
     let b = hb.to_device(&device);
     let grads = GradientsParams::from_grads(model.loss(&b).backward(), &model);
-    let mut chk = Check { grads: &grads, path: vec![], missing: vec![], zero: vec![], total: 0 };
-    model.visit(&mut chk);
+    let chk = GradReport::of(&model, &grads);
     assert!(chk.missing.is_empty() && chk.zero.is_empty(), "no gradient for {:?} {:?}", chk.missing, chk.zero);
     let probs = |hb: &HostBatch| match model.predict(&hb.to_device(&device)) {
         Prediction::Classes(p) => p,

@@ -2,46 +2,16 @@
 //! training loss: a parameter that silently gets none is a wiring bug (a branch that is never
 //! used, a detached tensor).
 
-use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Device;
 use mmfuse_models::batch::HostBatch;
 use mmfuse_models::encoders::{BertConfig, ImageCnnConfig, ImageEncoderConfig, TextEncoderConfig, TextTransformerConfig, VitConfig};
 use mmfuse_models::fusion::muse::{CaptionDecoderConfig, CrossTransformerConfig, MuseConfig, PixelCnnPpConfig};
 use mmfuse_models::fusion::{ConcatFusionConfig, Modality};
 use mmfuse_models::task::{TaskKind, TaskModel};
+mod common;
+use common::GradReport;
 
-struct Check<'a> {
-    grads: &'a GradientsParams,
-    path: Vec<String>,
-    missing: Vec<String>,
-    zero: Vec<String>,
-    total: usize,
-}
-
-impl ModuleVisitor for Check<'_> {
-    fn enter_module(&mut self, name: &str, _t: &str) {
-        self.path.push(name.into());
-    }
-    fn exit_module(&mut self, _n: &str, _t: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-        if !p.is_require_grad() {
-            return;
-        }
-        self.total += 1;
-        match self.grads.get::<D>(p.id) {
-            None => self.missing.push(self.path.join(".")),
-            Some(g) => {
-                let s: f32 = g.abs().sum().into_scalar::<f32>();
-                if !(s > 0.0) {
-                    self.zero.push(self.path.join("."));
-                }
-            }
-        }
-    }
-}
 
 fn batch(task: TaskKind, device: &Device) -> mmfuse_models::Batch {
     host_batch(task).to_device(device)
@@ -86,8 +56,7 @@ fn every_trainable_parameter_gets_a_gradient() {
             let model = ConcatFusionConfig::new(modality, task, text, image.clone().into()).with_d_hidden(16).with_crf(crf).init(&device);
             let b = batch(task, &device);
             let grads = GradientsParams::from_grads(model.loss(&b).backward(), &model);
-            let mut c = Check { grads: &grads, path: vec![], missing: vec![], zero: vec![], total: 0 };
-            model.visit(&mut c);
+            let c = GradReport::of(&model, &grads);
             assert!(c.total > 4, "{task:?}/{modality:?}: too few parameters visited ({})", c.total);
             assert!(c.missing.is_empty(), "{task:?}/{modality:?}: no gradient for {:?}", c.missing);
             assert!(c.zero.is_empty(), "{task:?}/{modality:?}: all-zero gradient for {:?}", c.zero);
@@ -106,8 +75,7 @@ fn every_trainable_parameter_gets_a_gradient() {
             let image = ImageEncoderConfig::Vit { vit, d_model: 16 };
             let model = ConcatFusionConfig::new(modality, task, scratch(), image).with_d_hidden(16).init(&device);
             let grads = GradientsParams::from_grads(model.loss(&batch(task, &device)).backward(), &model);
-            let mut c = Check { grads: &grads, path: vec![], missing: vec![], zero: vec![], total: 0 };
-            model.visit(&mut c);
+            let c = GradReport::of(&model, &grads);
             assert!(c.missing.is_empty() && c.zero.is_empty(), "ViT {task:?}/{modality:?}: no gradient for {:?}, zero for {:?}", c.missing, c.zero);
         }
         // MuSE: encoders → CrossTransformer (exchange in layers 0..=1) → head (+ CRF)
@@ -137,8 +105,7 @@ fn every_trainable_parameter_gets_a_gradient() {
             let b = hb.to_device(&device);
             assert!(model.caption.is_some() && model.pixelcnn.is_some() && model.regulariser.is_some());
             let grads = GradientsParams::from_grads(model.loss(&b).backward(), &model);
-            let mut c = Check { grads: &grads, path: vec![], missing: vec![], zero: vec![], total: 0 };
-            model.visit(&mut c);
+            let c = GradReport::of(&model, &grads);
             assert!(c.missing.is_empty() && c.zero.is_empty(), "MuSE {task:?}: no gradient for {:?}, zero for {:?}", c.missing, c.zero);
         }
     }

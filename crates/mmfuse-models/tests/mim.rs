@@ -2,17 +2,14 @@
 //! step's gradient reaches only what it should, the ablations build what they say, and the
 //! gates drop a step whose features are pure noise once trained on the purification loss.
 
-use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor};
 use mmfuse_models::batch::AlignedHostBatch;
 use mmfuse_models::encoders::{TextEncoderConfig, TextTransformerConfig};
 use mmfuse_models::fusion::mim::{HardConcreteConfig, Mim, MimConfig, MimFusion};
+mod common;
+use common::{GradReport, serial};
 
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 const L: usize = 7;
 const A: usize = 3;
@@ -51,35 +48,6 @@ fn host_batch(b: usize) -> AlignedHostBatch {
     hb
 }
 
-struct Check<'a> {
-    grads: &'a GradientsParams,
-    path: Vec<String>,
-    missing: Vec<String>,
-    total: usize,
-}
-
-impl ModuleVisitor for Check<'_> {
-    fn enter_module(&mut self, name: &str, _t: &str) {
-        self.path.push(name.into());
-    }
-    fn exit_module(&mut self, _n: &str, _t: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-        if !p.is_require_grad() {
-            return;
-        }
-        self.total += 1;
-        let ok = self.grads.get::<D>(p.id).is_some_and(|g| {
-            let s: f32 = g.abs().sum().into_scalar::<f32>();
-            s.is_finite() && s > 0.0
-        });
-        if !ok {
-            let s = self.grads.get::<D>(p.id).map(|g| g.abs().sum().into_scalar::<f32>());
-            self.missing.push(format!("{} ({s:?})", self.path.join(".")));
-        }
-    }
-}
 
 #[test]
 fn every_trainable_parameter_gets_a_gradient_for_each_fusion() {
@@ -93,10 +61,9 @@ fn every_trainable_parameter_gets_a_gradient_for_each_fusion() {
         assert!(l.teacher.is_some(), "guidance on: a teacher modality is chosen");
         let loss = l.main + l.upn.expect("UPN on");
         let grads = GradientsParams::from_grads(loss.backward(), &model);
-        let mut c = Check { grads: &grads, path: vec![], missing: vec![], total: 0 };
-        model.visit(&mut c);
+        let c = GradReport::of(&model, &grads);
         assert!(c.total > 30, "{fusion:?}: only {} parameters visited", c.total);
-        assert!(c.missing.is_empty(), "{fusion:?}: no gradient for {:?}", c.missing);
+        assert!(c.bad().is_empty(), "{fusion:?}: no or zero gradient for {:?}", c.bad());
     }
 }
 

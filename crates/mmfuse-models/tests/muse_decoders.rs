@@ -3,11 +3,12 @@
 //! Show-Attend-Tell captioning decoder (loss against a manual computation, teacher-forcing
 //! causality, gradients reach every parameter, overfitting two captions).
 
-use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Bool, Device, Distribution, Int, Tensor, TensorData};
 use mmfuse_models::fusion::muse::{CaptionDecoderConfig, CaptionOutput, PixelCnnPpConfig, bits_per_dim, discretized_mix_logistic_loss};
 use std::time::Instant;
+mod common;
+use common::GradReport;
 
 fn vec4(t: Tensor<4>) -> Vec<f32> {
     t.into_data().try_to_vec::<f32>().unwrap()
@@ -326,31 +327,6 @@ fn caption_teacher_forcing_is_causal() {
     }
 }
 
-struct Check<'a> {
-    grads: &'a GradientsParams,
-    path: Vec<String>,
-    bad: Vec<String>,
-    total: usize,
-}
-
-impl ModuleVisitor for Check<'_> {
-    fn enter_module(&mut self, name: &str, _t: &str) {
-        self.path.push(name.into());
-    }
-    fn exit_module(&mut self, _n: &str, _t: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-        if !p.is_require_grad() {
-            return;
-        }
-        self.total += 1;
-        let ok = self.grads.get::<D>(p.id).is_some_and(|g| g.abs().sum().into_scalar::<f32>() > 0.0);
-        if !ok {
-            self.bad.push(self.path.join("."));
-        }
-    }
-}
 
 /// Every parameter of both decoders gets a non-zero gradient from its loss (dropout on).
 #[test]
@@ -361,20 +337,18 @@ fn every_decoder_parameter_gets_a_gradient() {
     let (ids, mask) = captions(&device);
     let image = Tensor::<3>::random([2, 3, 4], Distribution::Normal(0.0, 1.0), &device);
     let grads = GradientsParams::from_grads(dec.loss(ids, mask, image).backward(), &dec);
-    let mut c = Check { grads: &grads, path: vec![], bad: vec![], total: 0 };
-    dec.visit(&mut c);
+    let c = GradReport::of(&dec, &grads);
     println!("caption decoder: {} parameter tensors", c.total);
     assert_eq!(c.total, 19, "embedding + 9 linears with bias");
-    assert!(c.bad.is_empty(), "caption decoder: no or zero gradient for {:?}", c.bad);
+    assert!(c.bad().is_empty(), "caption decoder: no or zero gradient for {:?}", c.bad());
 
     let pcnn = PixelCnnPpConfig::new(3).with_nr_resnet(1).with_nr_filters(4).with_nr_logistic_mix(2).with_dropout(0.2).init(&device);
     let x = Tensor::<4>::random([2, 3, 8, 8], Distribution::Uniform(-1.0, 1.0), &device);
     let cond = Tensor::<2>::random([2, 3], Distribution::Normal(0.0, 1.0), &device);
     let grads = GradientsParams::from_grads(pcnn.loss(x, cond).sum().backward(), &pcnn);
-    let mut c = Check { grads: &grads, path: vec![], bad: vec![], total: 0 };
-    pcnn.visit(&mut c);
+    let c = GradReport::of(&pcnn, &grads);
     println!("PixelCNN++: {} parameter tensors", c.total);
-    assert!(c.bad.is_empty(), "PixelCNN++: no or zero gradient for {:?}", c.bad);
+    assert!(c.bad().is_empty(), "PixelCNN++: no or zero gradient for {:?}", c.bad());
 }
 
 /// A tiny decoder learns two captions (different images) by heart.

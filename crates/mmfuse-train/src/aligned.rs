@@ -10,7 +10,7 @@ use crate::evaluate::EvalResult;
 use crate::examples::epoch_order;
 use crate::optim::{WarmupLinear, adamw, clip_global_norm};
 use crate::run::{RunSummary, TEXT_ENCODER_FILE, pretrained_text_config, text_encoder_config};
-use crate::trainer::{FitOutcome, TrainOptions, append_row, metrics_path, step_seed, truncate_metrics};
+use crate::trainer::{FitOutcome, TrainOptions, append_row, metrics_path, record_eval, step_seed, truncate_metrics};
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::optim::GradientsParams;
@@ -256,11 +256,6 @@ pub fn evaluate_aligned(model: &Mim, rows: &[AlignedRow], data: &AlignedData, ba
     EvalResult { scores: scores_map(&s), detail }
 }
 
-fn better(select: &str, value: f64, best: Option<f64>) -> bool {
-    let lower = select == "mae";
-    best.is_none_or(|b| if lower { value < b } else { value > b })
-}
-
 /// The two-step loop. `device` must be an autodiff device.
 pub fn fit_mim(model: Mim, cfg: &RunConfig, data: &AlignedData, run_dir: &Path, opts: &TrainOptions, device: &Device) -> Result<(Mim, FitOutcome)> {
     let t = &cfg.train;
@@ -316,20 +311,7 @@ pub fn fit_mim(model: Mim, cfg: &RunConfig, data: &AlignedData, run_dir: &Path, 
     };
     let do_eval = |model: &Mim, state: &mut TrainState| -> Result<bool> {
         let res = evaluate_aligned(&model.valid(), &data.dev, data, t.batch_size * 2, &eval_device);
-        let value = *res.scores.get(&select).with_context(|| format!("metric '{select}' is not computed for regression"))?;
-        let improved = better(&select, value, state.best_metric);
-        state.last_eval_step = state.step;
-        if improved {
-            state.best_metric = Some(value);
-            state.best_step = state.step;
-            state.evals_since_best = 0;
-            checkpoint::save(&ckpt_root, "best", model, None, state)?;
-        } else {
-            state.evals_since_best += 1;
-        }
-        append_row(&metrics, &json!({"step": state.step, "epoch": state.epoch, "dev": res.scores, "best": improved}))?;
-        tracing::info!(step = state.step, "dev {select} = {value:.4}{}", if improved { " (best)" } else { "" });
-        Ok(t.patience > 0 && state.evals_since_best >= t.patience)
+        record_eval(model, state, &res.scores, &select, t.patience, &ckpt_root, &metrics)
     };
     let (mut early_stopped, mut interrupted) = (false, false);
     let mut steps_this_call = 0usize;

@@ -75,6 +75,37 @@ pub(crate) fn truncate_metrics(path: &Path, step: usize) -> Result<()> {
     checkpoint::write_atomic(path, body.as_bytes())
 }
 
+/// Book-keeping of one dev evaluation with `scores`: the selection metric `select` (lower is
+/// better for `mae`, higher for every other) updates the best value and the patience count,
+/// saves `model` as checkpoint `best` when it improved, and appends the row to `metrics`.
+/// Returns whether early stopping (`patience` evaluations without improvement; 0 = never) ends
+/// the run.
+pub(crate) fn record_eval<M: burn::module::Module>(
+    model: &M,
+    state: &mut TrainState,
+    scores: &std::collections::BTreeMap<String, f64>,
+    select: &str,
+    patience: usize,
+    ckpt_root: &Path,
+    metrics: &Path,
+) -> Result<bool> {
+    let value = *scores.get(select).with_context(|| format!("metric '{select}' is not computed for this task"))?;
+    let lower_is_better = select == "mae";
+    let improved = state.best_metric.is_none_or(|b| if lower_is_better { value < b } else { value > b });
+    state.last_eval_step = state.step;
+    if improved {
+        state.best_metric = Some(value);
+        state.best_step = state.step;
+        state.evals_since_best = 0;
+        checkpoint::save(ckpt_root, "best", model, None, state)?;
+    } else {
+        state.evals_since_best += 1;
+    }
+    append_row(metrics, &json!({"step": state.step, "epoch": state.epoch, "dev": scores, "best": improved}))?;
+    tracing::info!(step = state.step, "dev {select} = {value:.4}{}", if improved { " (best)" } else { "" });
+    Ok(patience > 0 && state.evals_since_best >= patience)
+}
+
 /// Per-step seed of the device RNG (dropout), so a resumed run draws the same masks.
 pub(crate) fn step_seed(seed: u64, step: usize) -> u64 {
     seed ^ (step as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03)
@@ -161,21 +192,7 @@ pub fn fit<M: TaskModel>(model: M, cfg: &RunConfig, data: &TrainData, run_dir: &
     let do_eval = |model: &M, state: &mut TrainState| -> Result<bool> {
         let valid = model.valid();
         let res: EvalResult = evaluate(&valid, data.dev.clone(), data.loader.clone(), t.batch_size * 2, &eval_device, &data.labels)?;
-        let value = *res.scores.get(&select).with_context(|| format!("metric '{select}' is not computed for this task"))?;
-        let improved = state.best_metric.is_none_or(|b| value > b);
-        state.last_eval_step = state.step;
-        if improved {
-            state.best_metric = Some(value);
-            state.best_step = state.step;
-            state.evals_since_best = 0;
-            checkpoint::save(&ckpt_root, "best", model, None, state)?;
-        } else {
-            state.evals_since_best += 1;
-        }
-        append_row(&metrics, &json!({"step": state.step, "epoch": state.epoch, "dev": res.scores, "best": improved}))?;
-        tracing::info!(step = state.step, "dev {select} = {value:.4}{}", if improved { " (best)" } else { "" });
-        let stop = t.patience > 0 && state.evals_since_best >= t.patience;
-        Ok(stop)
+        record_eval(model, state, &res.scores, &select, t.patience, &ckpt_root, &metrics)
     };
 
     'epochs: while state.epoch < t.epochs {

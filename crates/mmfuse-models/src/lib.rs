@@ -5,15 +5,19 @@
 //! [`device`]. Every component comes as a `FooConfig` (hyper-parameters, serde) and a `Foo`
 //! (`#[derive(Module)]`, learned state), built by `FooConfig::init(&device)`, as in `burn-nn`.
 //!
-//! - [`encoders`]: text and image encoders (from-scratch small Transformer and CNN).
-//! - [`fusion`]: fusion methods (late concatenation baseline).
+//! - [`encoders`]: text and image encoders (from scratch, and pretrained BERT, ResNet, ViT,
+//!   CLIP, MobileNetV2 in Hugging Face / torchvision layouts).
+//! - [`fusion`]: fusion methods (late concatenation baseline, MuSE, CLFA, MIM).
+//! - [`dropout`]: dropout with a fast, seed-reproducible mask.
 //! - [`heads`]: task heads and their losses (sequence classification, token tagging).
-//! - [`pretrained`]: path-scoped safetensors loading with errors naming tensor and shapes.
+//! - [`pretrained`]: path-scoped safetensors / PyTorch checkpoint loading with errors naming
+//!   tensor and shapes.
 //! - [`batch`]: the tensors a model consumes ([`batch::Batch`]).
 //! - [`task`]: the trait the trainer and the predictor drive ([`task::TaskModel`]).
 
 pub mod batch;
 pub mod device;
+pub mod dropout;
 pub mod encoders;
 pub mod fusion;
 pub mod heads;

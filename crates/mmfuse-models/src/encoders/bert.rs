@@ -30,6 +30,7 @@ use burn::tensor::activation::{gelu, gelu_approximate, relu, softmax};
 use burn::tensor::{Bool, Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+use crate::dropout::FastDropout;
 
 /// Hugging Face `BertConfig` (`config.json`), field names as HF spells them. Missing fields take
 /// HF's defaults (those of bert-base-uncased); unknown fields are ignored.
@@ -218,7 +219,7 @@ impl BertSelfAttention {
         let v = heads(self.value.forward(x));
         let scale = (self.head_dim as f64).powf(-0.5);
         let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale) + mask_bias; // [B, nh, L, L]
-        let probs = self.dropout.forward(softmax(scores, 3));
+        let probs = self.dropout.apply(softmax(scores, 3));
         probs.matmul(v).swap_dims(1, 2).reshape([b, l, h])
     }
 }
@@ -246,9 +247,9 @@ pub struct BertLayer {
 impl BertLayer {
     pub fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
         let a = self.attention.forward(x.clone(), mask_bias);
-        let x = self.attention_norm.forward(self.dropout.forward(self.attention_output.forward(a)) + x);
+        let x = self.attention_norm.forward(self.dropout.apply(self.attention_output.forward(a)) + x);
         let f = self.output.forward(self.act.forward(self.intermediate.forward(x.clone())));
-        self.output_norm.forward(self.dropout.forward(f) + x)
+        self.output_norm.forward(self.dropout.apply(f) + x)
     }
 }
 
@@ -330,7 +331,7 @@ impl BertModel {
         let types = token_type_ids.unwrap_or_else(|| Tensor::<2, Int>::zeros([b, l], &device));
         let e = &self.embeddings;
         let x = e.word_embeddings.forward(ids) + e.token_type_embeddings.forward(types) + e.position_embeddings.forward(positions);
-        let mut x = e.dropout.forward(e.layer_norm.forward(x));
+        let mut x = e.dropout.apply(e.layer_norm.forward(x));
         // HF: additive mask (1 - mask) * finfo(f32).min on the keys.
         let mask_bias = mask.bool_not().float().mul_scalar(f32::MIN).reshape([b, 1, 1, l]);
         for layer in &self.layers {

@@ -23,6 +23,7 @@ use burn::nn::{BatchNorm, Dropout, DropoutConfig, Linear};
 use burn::tensor::activation::relu6;
 use burn::tensor::{Device, Tensor};
 use std::path::Path;
+use crate::dropout::FastDropout;
 
 /// torchvision's BatchNorm2d epsilon.
 const BN_EPS: f64 = 1e-5;
@@ -155,6 +156,6 @@ impl MobileNetV2 {
 
     /// `x` `[B, 3, H, W]` → class logits `[B, classes]` (avg pool → flatten → dropout → linear).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        self.classifier.forward(self.dropout.forward(Self::pool(self.features(x))))
+        self.classifier.forward(self.dropout.apply(Self::pool(self.features(x))))
     }
 }

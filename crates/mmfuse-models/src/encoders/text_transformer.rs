@@ -6,6 +6,7 @@ use burn::module::Module;
 use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput};
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig};
 use burn::tensor::{Bool, Device, Int, Tensor};
+use crate::dropout::FastDropout;
 
 /// Configuration of [`TextTransformer`].
 #[derive(Config, Debug)]
@@ -66,7 +67,7 @@ impl TextTransformer {
         let device = ids.device();
         let positions = Tensor::<1, Int>::arange(0..l as i64, &device).unsqueeze_dim::<2>(0).repeat_dim(0, b);
         let x = self.token_embedding.forward(ids) + self.position_embedding.forward(positions);
-        let x = self.dropout.forward(self.embedding_norm.forward(x));
+        let x = self.dropout.apply(self.embedding_norm.forward(x));
         let x = self.encoder.forward(TransformerEncoderInput::new(x).mask_pad(mask.bool_not()));
         self.final_norm.forward(x)
     }

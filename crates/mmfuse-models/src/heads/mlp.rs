@@ -5,6 +5,7 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Gelu, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
+use crate::dropout::FastDropout;
 
 /// Configuration of [`MlpHead`].
 #[derive(Config, Debug)]
@@ -42,6 +43,6 @@ impl MlpHeadConfig {
 impl MlpHead {
     /// `[..., d_input]` → `[..., n_outputs]`.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        self.output.forward(self.dropout.forward(self.act.forward(self.hidden.forward(x))))
+        self.output.forward(self.dropout.apply(self.act.forward(self.hidden.forward(x))))
     }
 }

@@ -13,6 +13,7 @@ use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Gelu, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Device, Tensor};
+use crate::dropout::FastDropout;
 
 /// Bias added to the attention scores of masked (padding) keys.
 pub const MASK_BIAS: f32 = -1.0e9;
@@ -94,7 +95,7 @@ impl MaskedAttention {
         }
         let bias = bias.reshape([b, 1, 1, lk]);
         let weights = softmax(scores + bias, 3);
-        let ctx = self.dropout.forward(weights.clone()).matmul(v).swap_dims(1, 2).reshape([b, lq, d]);
+        let ctx = self.dropout.apply(weights.clone()).matmul(v).swap_dims(1, 2).reshape([b, lq, d]);
         (self.output.forward(ctx), weights)
     }
 }
@@ -153,16 +154,16 @@ impl CrossEncoderLayer {
         self_bias: Option<Tensor<2>>,
     ) -> Tensor<3> {
         let (a, _) = self.self_attention.forward_biased(x.clone(), x.clone(), x_mask, self_bias);
-        let x = self.norm_self.forward(x + self.dropout.forward(a));
+        let x = self.norm_self.forward(x + self.dropout.apply(a));
         let a = self.cross_attention.forward(x.clone(), other, other_mask);
-        let mut x = self.norm_cross.forward(x + self.dropout.forward(a));
+        let mut x = self.norm_cross.forward(x + self.dropout.apply(a));
         if let (Some(att), Some(norm)) = (&self.ocr_attention, &self.norm_ocr) {
             let (o, o_mask) = ocr.expect("this cross encoder has an OCR block: the batch needs OCR tokens (data with an `ocr` field)");
             let a = att.forward(x.clone(), o, o_mask);
-            x = norm.forward(x + self.dropout.forward(a));
+            x = norm.forward(x + self.dropout.apply(a));
         }
         let f = self.ffn_out.forward(self.act.forward(self.ffn_in.forward(x.clone())));
-        self.norm_ffn.forward(x + self.dropout.forward(f))
+        self.norm_ffn.forward(x + self.dropout.apply(f))
     }
 }
 

@@ -28,6 +28,7 @@ use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, Relu};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Device, Tensor};
 use serde::{Deserialize, Serialize};
+use crate::dropout::FastDropout;
 
 /// How the cross encoder's text tokens are pooled (the `CrossAttention` fuser only).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,7 +124,7 @@ pub struct ClfaHead {
 
 impl ClfaHead {
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        self.output.forward(self.dropout.forward(self.act.forward(self.hidden.forward(x))))
+        self.output.forward(self.dropout.apply(self.act.forward(self.hidden.forward(x))))
     }
 }
 

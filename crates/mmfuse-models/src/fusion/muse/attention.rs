@@ -7,6 +7,7 @@ use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Device, Tensor};
+use crate::dropout::FastDropout;
 
 /// Configuration of [`SelfAttention`].
 #[derive(Config, Debug)]
@@ -51,7 +52,7 @@ impl SelfAttention {
         let pad = mask.bool_not().reshape([b, 1, 1, l]).expand([b, h, l, l]);
         let weights = softmax(scores.mask_fill(pad, -1.0e9), 3);
         let cls_row = weights.clone().slice([0..b, 0..h, 0..1, 0..l]).mean_dim(1).reshape([b, l]);
-        let ctx = self.dropout.forward(weights).matmul(v).swap_dims(1, 2).reshape([b, l, d]);
+        let ctx = self.dropout.apply(weights).matmul(v).swap_dims(1, 2).reshape([b, l, d]);
         (self.output.forward(ctx), cls_row)
     }
 }

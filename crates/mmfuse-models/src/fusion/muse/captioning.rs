@@ -28,6 +28,7 @@ use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
 use burn::tensor::activation::{log_softmax, relu, sigmoid, softmax, tanh};
 use burn::tensor::{Bool, Device, Int, Tensor};
+use crate::dropout::FastDropout;
 
 /// Configuration of [`CaptionDecoder`] (reference values are the defaults).
 #[derive(Config, Debug)]
@@ -147,7 +148,7 @@ impl CaptionDecoder {
             let gate = sigmoid(self.f_beta.forward(h.clone()));
             let x = Tensor::cat(vec![emb.clone().narrow(1, step, 1).reshape([b, e]), gate * context], 1);
             (h, c) = self.lstm_cell(x, h, c);
-            logits.push(self.fc.forward(self.dropout.forward(h.clone())));
+            logits.push(self.fc.forward(self.dropout.apply(h.clone())));
             alphas.push(alpha);
         }
         CaptionOutput { logits: Tensor::stack(logits, 1), alphas: Tensor::stack(alphas, 1) }

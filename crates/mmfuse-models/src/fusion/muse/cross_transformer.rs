@@ -21,6 +21,7 @@ use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig, Relu};
 use burn::tensor::{Bool, Device, Distribution, Tensor};
+use crate::dropout::FastDropout;
 
 /// Configuration of [`CrossTransformer`] (paper/reference defaults in brackets).
 #[derive(Config, Debug)]
@@ -72,13 +73,13 @@ impl CrossLayer {
     /// Attention + residual + LayerNorm; also the `[CLS]` attention row.
     pub fn attention_block(&self, x: Tensor<3>, mask: Tensor<2, Bool>) -> (Tensor<3>, Tensor<2>) {
         let (a, cls) = self.attention.forward(x.clone(), mask);
-        (self.norm_1.forward(x + self.dropout.forward(a)), cls)
+        (self.norm_1.forward(x + self.dropout.apply(a)), cls)
     }
 
     /// Feed-forward + residual + LayerNorm.
     pub fn ffn_block(&self, x: Tensor<3>) -> Tensor<3> {
-        let f = self.ffn_out.forward(self.dropout.forward(self.act.forward(self.ffn_in.forward(x.clone()))));
-        self.norm_2.forward(x + self.dropout.forward(f))
+        let f = self.ffn_out.forward(self.dropout.apply(self.act.forward(self.ffn_in.forward(x.clone()))));
+        self.norm_2.forward(x + self.dropout.apply(f))
     }
 }
 

@@ -32,6 +32,7 @@ use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, Relu};
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Bool, Device, Distribution, Tensor};
+use crate::dropout::FastDropout;
 
 /// Configuration of [`Muse`].
 #[derive(Config, Debug)]
@@ -189,7 +190,7 @@ impl Muse {
                 Tensor::cat(vec![tokens, cls_i.expand([b, lt1 - 1, d])], 2)
             }
         };
-        self.head.forward(self.dropout.forward(self.act.forward(self.fuse.forward(feats))))
+        self.head.forward(self.dropout.apply(self.act.forward(self.fuse.forward(feats))))
     }
 }
 

@@ -47,6 +47,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfi
 use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::{log_softmax, sigmoid, tanh};
 use burn::tensor::{Device, Tensor};
+use crate::dropout::FastDropout;
 
 /// Configuration of [`PixelCnnPp`] (reference values are the defaults).
 #[derive(Config, Debug)]
@@ -185,7 +186,7 @@ impl GatedResnet {
         if let (Some(nin_skip), Some(a)) = (&self.nin_skip, skip) {
             c = c + nin(nin_skip, concat_elu(a));
         }
-        let c = self.conv_out.forward(self.dropout.forward(concat_elu(c)));
+        let c = self.conv_out.forward(self.dropout.apply(concat_elu(c)));
         let c = c + self.cond.forward(h).reshape([b, 2 * f, 1, 1]);
         let a = c.clone().narrow(1, 0, f);
         let gate = c.narrow(1, f, f);

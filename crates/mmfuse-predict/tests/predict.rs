@@ -59,7 +59,7 @@ fn predictions_reproduce_the_evaluated_test_scores() {
         assert!((total - 1.0).abs() < 1e-4);
     }
     let acc = cls_scores(&g, &pr, labels.len()).unwrap().accuracy;
-    assert_eq!(acc, results["test"]["accuracy"].as_f64().unwrap());
+    assert!((acc - results["test"]["accuracy"].as_f64().unwrap()).abs() < 1e-12, "accuracy {acc} vs {}", results["test"]["accuracy"]);
 
     // NER: raw text (words joined by spaces) + image path
     let results = train(&corpus, "ner", "ner", &dir.join("ner-run"));
@@ -82,8 +82,13 @@ fn predictions_reproduce_the_evaluated_test_scores() {
         pred_tags.push(tags);
     }
     let gold: Vec<Vec<String>> = samples.iter().map(|s| s.tags.clone()).collect();
-    let f1 = ner_scores(&gold, &pred_tags, ChunkMode::Strict).unwrap().micro.f1;
-    assert_eq!(f1, results["test"]["micro"]["f1"].as_f64().unwrap());
+    let m = ner_scores(&gold, &pred_tags, ChunkMode::Strict).unwrap().micro;
+    let r = &results["test"]["micro"];
+    let counts = (m.support as u64, m.predicted as u64, m.correct as u64);
+    assert_eq!(counts, (r["gold"].as_u64().unwrap(), r["predicted"].as_u64().unwrap(), r["correct"].as_u64().unwrap()), "gold, predicted, correct");
+    // serde_json parses floats to within an ulp (no `float_roundtrip`): the counts above are the
+    // exact check
+    assert!((m.f1 - r["f1"].as_f64().unwrap()).abs() < 1e-12, "F1 {} vs {}", m.f1, r["f1"]);
 
     // CSV input with a header, a missing image (placeholder) and bad rows reported by line
     let csv = dir.join("posts.csv");

@@ -97,5 +97,13 @@ fn an_interrupted_run_resumes_to_the_same_weights() {
         }
     }
     assert_eq!(a["best_step"], b["best_step"]);
+    // `mmfuse evaluate`: the run folder rebuilds the model and scores its best checkpoint again
+    let (dev, test) = mmfuse_train::run::rescore(&dir.join("whole"), None, &burn::tensor::Device::flex()).unwrap();
+    for (res, split) in [(&dev, "dev"), (&test, "test")] {
+        for k in ["mae", "corr", "acc7", "f1_non0"] {
+            let want = a[split][k].as_f64().unwrap();
+            assert!((res.scores[k] - want).abs() < 1e-9, "rescored {split}.{k} = {} vs {want}", res.scores[k]);
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

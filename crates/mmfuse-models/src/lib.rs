@@ -8,6 +8,7 @@
 //! - [`encoders`]: text and image encoders (from scratch, and pretrained BERT, ResNet, ViT,
 //!   CLIP, MobileNetV2 in Hugging Face / torchvision layouts).
 //! - [`fusion`]: fusion methods (late concatenation baseline, MuSE, CLFA, MIM).
+//! - [`attention`]: masked multi-head attention shared by the fusion methods.
 //! - [`dropout`]: dropout with a fast, seed-reproducible mask.
 //! - [`heads`]: task heads and their losses (sequence classification, token tagging).
 //! - [`pretrained`]: path-scoped safetensors / PyTorch checkpoint loading with errors naming
@@ -15,6 +16,7 @@
 //! - [`batch`]: the tensors a model consumes ([`batch::Batch`]).
 //! - [`task`]: the trait the trainer and the predictor drive ([`task::TaskModel`]).
 
+pub mod attention;
 pub mod batch;
 pub mod device;
 pub mod dropout;

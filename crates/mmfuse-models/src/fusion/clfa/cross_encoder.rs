@@ -4,19 +4,15 @@
 //! text stream is the query stream; image and OCR tokens are only read as keys/values. The
 //! text self-attention optionally adds a per-key bias (affective lexicon weights).
 //!
-//! Attention is written out here (query/key/value/output `Linear`s) with an explicit additive
-//! mask bias: padded keys get `−1e9` added to their scores, so after the softmax their weight
-//! is exactly 0 in f32 and their values cannot leak into the output.
+//! Every block's attention is the shared [`MaskedAttention`] (padded keys get exactly zero
+//! weight).
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig, Gelu, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::softmax;
-use burn::tensor::{Bool, Device, Tensor};
+pub use crate::attention::{MASK_BIAS, MaskedAttention};
 use crate::dropout::FastDropout;
-
-/// Bias added to the attention scores of masked (padding) keys.
-pub const MASK_BIAS: f32 = -1.0e9;
+use burn::nn::{Dropout, DropoutConfig, Gelu, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::tensor::{Bool, Device, Tensor};
 
 /// Configuration of [`CrossEncoder`] (paper values marked "paper:").
 #[derive(Config, Debug)]
@@ -42,62 +38,6 @@ pub struct CrossEncoderConfig {
     /// by the text encoder). Default false.
     #[config(default = false)]
     pub ocr: bool,
-}
-
-/// Multi-head attention of a query sequence over a key/value sequence with a key mask.
-#[derive(Module, Debug)]
-pub struct MaskedAttention {
-    pub query: Linear,
-    pub key: Linear,
-    pub value: Linear,
-    pub output: Linear,
-    pub dropout: Dropout,
-    pub n_heads: usize,
-}
-
-impl MaskedAttention {
-    pub fn new(d_model: usize, n_heads: usize, dropout: f64, device: &Device) -> Self {
-        assert!(n_heads > 0 && d_model.is_multiple_of(n_heads), "d_model ({d_model}) must be divisible by n_heads ({n_heads})");
-        let lin = || LinearConfig::new(d_model, d_model).init(device);
-        MaskedAttention { query: lin(), key: lin(), value: lin(), output: lin(), dropout: DropoutConfig::new(dropout).init(), n_heads }
-    }
-
-    /// `x` `[B, Lq, d]` attends over `kv` `[B, Lk, d]`; `key_mask` `[B, Lk]` is true at real keys.
-    /// Returns the output `[B, Lq, d]`.
-    pub fn forward(&self, x: Tensor<3>, kv: Tensor<3>, key_mask: Tensor<2, Bool>) -> Tensor<3> {
-        self.forward_with_weights(x, kv, key_mask).0
-    }
-
-    /// As [`MaskedAttention::forward`], also returning the attention weights `[B, H, Lq, Lk]`
-    /// (before attention dropout).
-    pub fn forward_with_weights(&self, x: Tensor<3>, kv: Tensor<3>, key_mask: Tensor<2, Bool>) -> (Tensor<3>, Tensor<4>) {
-        self.forward_biased(x, kv, key_mask, None)
-    }
-
-    /// As [`MaskedAttention::forward_with_weights`], with `key_bias` `[B, Lk]` added to every
-    /// query's score of each key (e.g. lexicon weights) before the softmax.
-    pub fn forward_biased(&self, x: Tensor<3>, kv: Tensor<3>, key_mask: Tensor<2, Bool>, key_bias: Option<Tensor<2>>) -> (Tensor<3>, Tensor<4>) {
-        let [b, lq, d] = x.dims();
-        let [bk, lk, dk_in] = kv.dims();
-        assert_eq!((b, d), (bk, dk_in), "attention: queries {:?} and keys {:?} disagree", x.dims(), kv.dims());
-        assert_eq!(key_mask.dims(), [b, lk], "attention: key mask {:?} for keys {:?}", key_mask.dims(), kv.dims());
-        let h = self.n_heads;
-        let dk = d / h;
-        let q = self.query.forward(x).reshape([b, lq, h, dk]).swap_dims(1, 2); // [B, H, Lq, dk]
-        let k = self.key.forward(kv.clone()).reshape([b, lk, h, dk]).swap_dims(1, 2); // [B, H, Lk, dk]
-        let v = self.value.forward(kv).reshape([b, lk, h, dk]).swap_dims(1, 2);
-        let scores = q.matmul(k.transpose()).div_scalar((dk as f64).sqrt()); // [B, H, Lq, Lk]
-        // additive bias: 0 at real keys, MASK_BIAS at padding
-        let mut bias = key_mask.float().neg().add_scalar(1.0).mul_scalar(MASK_BIAS);
-        if let Some(kb) = key_bias {
-            assert_eq!(kb.dims(), [b, lk], "attention: key bias {:?} for keys {:?}", kb.dims(), [b, lk]);
-            bias = bias + kb;
-        }
-        let bias = bias.reshape([b, 1, 1, lk]);
-        let weights = softmax(scores + bias, 3);
-        let ctx = self.dropout.apply(weights.clone()).matmul(v).swap_dims(1, 2).reshape([b, lq, d]);
-        (self.output.forward(ctx), weights)
-    }
 }
 
 /// One cross-encoder layer: self-attention, cross-attention, feed-forward; post-LN.
@@ -208,46 +148,8 @@ impl CrossEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::{Distribution, TensorData};
-
-    fn mask(rows: &[&[bool]], d: &Device) -> Tensor<2, Bool> {
-        let l = rows[0].len();
-        Tensor::from_data(TensorData::new(rows.concat(), [rows.len(), l]), d)
-    }
-
-    /// Overwrite positions where `m` is false with `fill`.
-    fn replace_padding(x: Tensor<3>, m: Tensor<2, Bool>, fill: Tensor<3>) -> Tensor<3> {
-        let [b, l, d] = x.dims();
-        let pad = m.bool_not().reshape([b, l, 1]).expand([b, l, d]);
-        x.mask_where(pad, fill)
-    }
-
-    #[test]
-    fn padded_keys_get_zero_weight_and_do_not_change_the_output() {
-        let d = Device::flex();
-        d.seed(11);
-        let att = MaskedAttention::new(8, 2, 0.0, &d);
-        let x = Tensor::<3>::random([2, 3, 8], Distribution::Normal(0.0, 1.0), &d);
-        let kv = Tensor::<3>::random([2, 5, 8], Distribution::Normal(0.0, 1.0), &d);
-        let m = mask(&[&[true, true, false, true, false], &[true, false, false, false, false]], &d);
-        let (out, w) = att.forward_with_weights(x.clone(), kv.clone(), m.clone());
-        let w = w.into_data().try_to_vec::<f32>().unwrap(); // [2, 2, 3, 5]
-        let mv = [[true, true, false, true, false], [true, false, false, false, false]];
-        for (i, x) in w.iter().enumerate() {
-            let (bi, k) = (i / (2 * 3 * 5), i % 5);
-            if !mv[bi][k] {
-                assert_eq!(*x, 0.0, "weight {i} of a padded key");
-            }
-        }
-        // rows still sum to 1
-        for r in w.chunks(5) {
-            assert!((r.iter().sum::<f32>() - 1.0).abs() < 1e-5);
-        }
-        // changing the padded keys' values changes nothing
-        let junk = Tensor::<3>::random([2, 5, 8], Distribution::Normal(0.0, 100.0), &d);
-        let out2 = att.forward(x, replace_padding(kv, m.clone(), junk), m);
-        assert_eq!(out.into_data().try_to_vec::<f32>().unwrap(), out2.into_data().try_to_vec::<f32>().unwrap());
-    }
+    use crate::attention::tests::{mask, replace_padding};
+    use burn::tensor::Distribution;
 
     #[test]
     fn encoder_shape_and_padding_invariance() {
@@ -268,28 +170,6 @@ mod tests {
         let (a, b) = (real(out), real(out2));
         let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
         assert!(diff < 1e-5, "max difference at real positions {diff}");
-    }
-
-    #[test]
-    fn key_bias_scales_the_weights_by_exp_bias() {
-        let d = Device::flex();
-        let att = MaskedAttention::new(8, 2, 0.0, &d);
-        let x = Tensor::<3>::random([1, 2, 8], Distribution::Normal(0.0, 1.0), &d);
-        let m = mask(&[&[true, true, true, false]], &d);
-        let kv = Tensor::<3>::random([1, 4, 8], Distribution::Normal(0.0, 1.0), &d);
-        let (_, w0) = att.forward_with_weights(x.clone(), kv.clone(), m.clone());
-        let bias = Tensor::<2>::from_data(TensorData::new(vec![0.0f32, 1.0, 2.0, 5.0], [1, 4]), &d);
-        let (_, w1) = att.forward_biased(x, kv, m, Some(bias));
-        let (a, b) = (w0.into_data().try_to_vec::<f32>().unwrap(), w1.into_data().try_to_vec::<f32>().unwrap());
-        for (r0, r1) in a.chunks(4).zip(b.chunks(4)) {
-            // w1_j / w1_0 = e^{bias_j} · w0_j / w0_0 for the real keys; the padded key stays at 0
-            for j in 1..3 {
-                let got = r1[j] / r1[0];
-                let want = (j as f32).exp() * r0[j] / r0[0];
-                assert!((got - want).abs() < 1e-4 * want, "key {j}: {got} vs {want}");
-            }
-            assert_eq!(r1[3], 0.0, "a bias does not revive a padded key");
-        }
     }
 
     #[test]

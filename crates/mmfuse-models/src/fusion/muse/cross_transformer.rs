@@ -16,7 +16,7 @@
 //! attention, selection and means. `reference_compat` reproduces the released code instead: no
 //! masks anywhere, and means over all tokens including `[CLS]` and padding.
 
-use super::attention::{SelfAttention, SelfAttentionConfig};
+use super::attention::{SelfAttention, SelfAttentionConfig, self_attention_with_cls};
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig, Relu};
@@ -72,7 +72,7 @@ pub struct CrossLayer {
 impl CrossLayer {
     /// Attention + residual + LayerNorm; also the `[CLS]` attention row.
     pub fn attention_block(&self, x: Tensor<3>, mask: Tensor<2, Bool>) -> (Tensor<3>, Tensor<2>) {
-        let (a, cls) = self.attention.forward(x.clone(), mask);
+        let (a, cls) = self_attention_with_cls(&self.attention, x.clone(), mask);
         (self.norm_1.forward(x + self.dropout.apply(a)), cls)
     }
 

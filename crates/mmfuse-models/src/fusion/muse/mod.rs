@@ -1,8 +1,8 @@
 //! MuSE — exchanging-based multimodal fusion with regularising decoders (Lu et al., 2023,
 //! <https://arxiv.org/abs/2309.02190>). One file per component:
 //!
-//! - [`attention`]: multi-head self-attention that also returns the head-averaged attention
-//!   each token receives from `[CLS]` (the exchange criterion);
+//! - [`attention`]: the shared masked attention as self-attention, with the head-averaged
+//!   attention each token receives from `[CLS]` (the exchange criterion);
 //! - [`cross_transformer`]: the CrossTransformer — layers whose weights are shared by the text
 //!   and image streams, with token exchange in layers `exchange_start_layer..=exchange_end_layer`;
 //! - [`pixelcnn`]: the text→image regulariser, a conditional PixelCNN++ with its discretised
@@ -17,7 +17,7 @@ pub mod cross_transformer;
 pub mod model;
 pub mod pixelcnn;
 
-pub use attention::{SelfAttention, SelfAttentionConfig};
+pub use attention::{SelfAttention, SelfAttentionConfig, self_attention_with_cls};
 pub use captioning::{CaptionDecoder, CaptionDecoderConfig, CaptionOutput};
 pub use cross_transformer::{CrossTransformer, CrossTransformerConfig, exchange};
 pub use model::{Muse, MuseConfig};

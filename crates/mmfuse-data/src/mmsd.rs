@@ -450,11 +450,22 @@ mod tests {
                 id: "682716753374351360".into(),
                 text: "yay , another #monday ! <user>".into(),
                 image: Some("images/682716753374351360.jpg".into()),
-                label: SARCASTIC.into(), ocr: None,
+                label: SARCASTIC.into(),
+                ocr: None,
                 line: 1
             }
         );
-        assert_eq!(s[1], ClsSample { id: "100".into(), text: "what's up".into(), image: Some("images/100.jpg".into()), label: NOT_SARCASTIC.into(), ocr: Some("SALE 50%\nOFF".into()), line: 3 });
+        assert_eq!(
+            s[1],
+            ClsSample {
+                id: "100".into(),
+                text: "what's up".into(),
+                image: Some("images/100.jpg".into()),
+                label: NOT_SARCASTIC.into(),
+                ocr: Some("SALE 50%\nOFF".into()),
+                line: 3
+            }
+        );
         // a 4-value line whose third value is an integer: the label is the last value
         assert_eq!((s[2].id.as_str(), s[2].label.as_str(), s[2].line), ("102", SARCASTIC, 5));
         let r = parse_mmsd_line("['100', \"what's up\", 'SALE 50%\\nOFF', 0]").unwrap();
@@ -522,7 +533,8 @@ mod tests {
                 id: "682716753374351360".into(),
                 text: "sure , \"great\" idea".into(),
                 image: Some("images/682716753374351360.jpg".into()),
-                label: SARCASTIC.into(), ocr: None,
+                label: SARCASTIC.into(),
+                ocr: None,
                 line: 2
             }
         );
@@ -532,7 +544,8 @@ mod tests {
                 id: "915657464401580032".into(),
                 text: "a cat".into(),
                 image: Some("images/915657464401580032.jpg".into()),
-                label: NOT_SARCASTIC.into(), ocr: None,
+                label: NOT_SARCASTIC.into(),
+                ocr: None,
                 line: 3
             }
         );

@@ -226,7 +226,8 @@ mod tests {
 
     #[test]
     fn split_is_8_1_1_and_seeded() {
-        let s: Vec<ClsSample> = (0..25).map(|i| ClsSample { id: i.to_string(), text: "t".into(), image: None, label: "neutral".into(), ocr: None, line: i }).collect();
+        let s: Vec<ClsSample> =
+            (0..25).map(|i| ClsSample { id: i.to_string(), text: "t".into(), image: None, label: "neutral".into(), ocr: None, line: i }).collect();
         let [a, b, c] = split(s.clone(), 1);
         assert_eq!((a.len(), b.len(), c.len()), (21, 2, 2));
         let [a2, ..] = split(s, 1);

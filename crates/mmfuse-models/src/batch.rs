@@ -186,10 +186,9 @@ impl HostBatch {
             .teacher
             .as_ref()
             .map(|(t, i, p)| (Tensor::from_data(TensorData::new(t.clone(), [b, *p]), device), Tensor::from_data(TensorData::new(i.clone(), [b, *p]), device)));
-        let ocr = self
-            .ocr
-            .as_ref()
-            .map(|(o, m, lo)| (Tensor::from_data(TensorData::new(o.clone(), [b, *lo]), device), Tensor::from_data(TensorData::new(m.clone(), [b, *lo]), device)));
+        let ocr = self.ocr.as_ref().map(|(o, m, lo)| {
+            (Tensor::from_data(TensorData::new(o.clone(), [b, *lo]), device), Tensor::from_data(TensorData::new(m.clone(), [b, *lo]), device))
+        });
         let lexicon = self.lexicon.as_ref().map(|w| Tensor::from_data(TensorData::new(w.clone(), [b, l]), device));
         Batch { ids, mask, images, targets, words, captions, teacher, ocr, lexicon }
     }

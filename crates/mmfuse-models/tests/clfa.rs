@@ -14,8 +14,6 @@ use common::{GradReport, serial};
 
 const P: usize = 6;
 
-
-
 fn text() -> TextEncoderConfig {
     TextTransformerConfig::new(20).with_d_model(16).with_n_heads(2).with_n_layers(1).with_d_ff(32).with_max_len(8).with_dropout(0.0).into()
 }

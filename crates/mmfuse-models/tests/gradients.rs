@@ -12,7 +12,6 @@ use mmfuse_models::task::{TaskKind, TaskModel};
 mod common;
 use common::GradReport;
 
-
 fn batch(task: TaskKind, device: &Device) -> mmfuse_models::Batch {
     host_batch(task).to_device(device)
 }

@@ -10,7 +10,6 @@ use mmfuse_models::fusion::mim::{HardConcreteConfig, Mim, MimConfig, MimFusion};
 mod common;
 use common::{GradReport, serial};
 
-
 const L: usize = 7;
 const A: usize = 3;
 const V: usize = 2;
@@ -47,7 +46,6 @@ fn host_batch(b: usize) -> AlignedHostBatch {
     hb.labels = Some((0..b).map(|i| (i as f32 - b as f32 / 2.0) / 2.0).collect());
     hb
 }
-
 
 #[test]
 fn every_trainable_parameter_gets_a_gradient_for_each_fusion() {

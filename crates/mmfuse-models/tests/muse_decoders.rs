@@ -327,7 +327,6 @@ fn caption_teacher_forcing_is_causal() {
     }
 }
 
-
 /// Every parameter of both decoders gets a non-zero gradient from its loss (dropout on).
 #[test]
 fn every_decoder_parameter_gets_a_gradient() {

@@ -173,7 +173,12 @@ fn clfa_with_ocr_and_lexicon_predicts_what_was_evaluated() {
     let mut out = Vec::new();
     predict_file(&p, &corpus.join("cls/test.jsonl"), &mut out, 5, true).unwrap();
     let (gold, _) = mmfuse_data::cls::read_jsonl(&corpus.join("cls/test.jsonl")).unwrap();
-    let right = String::from_utf8(out).unwrap().lines().zip(&gold).filter(|(l, s)| serde_json::from_str::<serde_json::Value>(l).unwrap()["label"] == s.label.as_str()).count();
+    let right = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .zip(&gold)
+        .filter(|(l, s)| serde_json::from_str::<serde_json::Value>(l).unwrap()["label"] == s.label.as_str())
+        .count();
     let acc = results["test"]["accuracy"].as_f64().unwrap();
     assert!((right as f64 / gold.len() as f64 - acc).abs() < 1e-9, "predicted {right}/{} right, the run scored {acc}", gold.len());
     // the OCR text is read: another OCR text changes a post's probabilities

@@ -118,7 +118,8 @@ async fn api_limits_errors_batching_and_parity() {
     let (s, v) = call(&app, json_req("/v1/predict", json!({"id": "p1", "text": text, "image": b64(&img)}).to_string())).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let p = Predictor::load(&run, &Device::flex()).unwrap();
-    let direct = p.predict(vec![Post { id: Some("p1".into()), text: text.into(), image: ImageInput::Path(img_path.clone()), ocr: None }]).pop().unwrap().unwrap();
+    let direct =
+        p.predict(vec![Post { id: Some("p1".into()), text: text.into(), image: ImageInput::Path(img_path.clone()), ocr: None }]).pop().unwrap().unwrap();
     assert_eq!(v, serde_json::to_value(&direct).unwrap());
 
     // multipart upload gives the same answer

@@ -547,7 +547,11 @@ pub fn run_training(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Res
     let mut model = build_model(cfg, &shapes, task, &train_device);
     if let Some((enc, _)) = image {
         model.set_image_encoder(enc);
-        tracing::info!("image encoder: pretrained {} from {}", if path_is_vit(cfg) { "ViT" } else { "ResNet" }, cfg.model.image_encoder.as_ref().unwrap().display());
+        tracing::info!(
+            "image encoder: pretrained {} from {}",
+            if path_is_vit(cfg) { "ViT" } else { "ResNet" },
+            cfg.model.image_encoder.as_ref().unwrap().display()
+        );
     }
     if let Some((dir, _)) = &pretrained_text {
         let (text, _) =

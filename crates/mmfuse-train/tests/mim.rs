@@ -52,11 +52,7 @@ fn gates_drop_the_noisy_steps_and_mim_beats_its_ablation() {
     let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("mim/results.json")).unwrap()).unwrap();
     let plain: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("plain/results.json")).unwrap()).unwrap();
     let q = &results["test"]["purification"];
-    eprintln!(
-        "MIM test MAE {mae_full:.3} ({}), no UPN/KGS {mae_plain:.3} ({}); gates: {q}",
-        results["test"]["synthetic"],
-        plain["test"]["synthetic"]
-    );
+    eprintln!("MIM test MAE {mae_full:.3} ({}), no UPN/KGS {mae_plain:.3} ({}); gates: {q}", results["test"]["synthetic"], plain["test"]["synthetic"]);
     assert!(full.fit.steps > 0 && ablation.fit.steps > 0);
     let p = q["audio"]["precision"].as_f64().unwrap();
     let r = q["audio"]["recall"].as_f64().unwrap();

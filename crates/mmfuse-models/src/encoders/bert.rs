@@ -23,6 +23,7 @@
 //! let hidden = bert.forward(ids, mask, None); // [B, L, config.hidden_size]
 //! ```
 
+use crate::dropout::FastDropout;
 use crate::pretrained::{LoadError, Weights};
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
@@ -30,7 +31,6 @@ use burn::tensor::activation::{gelu, gelu_approximate, relu, softmax};
 use burn::tensor::{Bool, Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-use crate::dropout::FastDropout;
 
 /// Hugging Face `BertConfig` (`config.json`), field names as HF spells them. Missing fields take
 /// HF's defaults (those of bert-base-uncased); unknown fields are ignored.

@@ -16,6 +16,7 @@
 //! classes is read from `classifier.1.weight`. A missing tensor or wrong shape is an error
 //! naming the file, the key and both shapes.
 
+use crate::dropout::FastDropout;
 use crate::pretrained::{LoadError, Weights};
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
@@ -23,7 +24,6 @@ use burn::nn::{BatchNorm, Dropout, DropoutConfig, Linear};
 use burn::tensor::activation::relu6;
 use burn::tensor::{Device, Tensor};
 use std::path::Path;
-use crate::dropout::FastDropout;
 
 /// torchvision's BatchNorm2d epsilon.
 const BN_EPS: f64 = 1e-5;

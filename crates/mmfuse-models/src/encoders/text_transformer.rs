@@ -1,12 +1,12 @@
 //! A small Transformer text encoder trained from scratch (token + learned position embeddings,
 //! pre-LN encoder layers from `burn-nn`): the text side of the baseline models.
 
+use crate::dropout::FastDropout;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput};
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig};
 use burn::tensor::{Bool, Device, Int, Tensor};
-use crate::dropout::FastDropout;
 
 /// Configuration of [`TextTransformer`].
 #[derive(Config, Debug)]

@@ -208,7 +208,9 @@ impl VitConfig {
             })
             .collect();
         VitModel {
-            patch_embedding: Conv2dConfig::new([self.num_channels, h], [self.patch_size, self.patch_size]).with_stride([self.patch_size, self.patch_size]).init(device),
+            patch_embedding: Conv2dConfig::new([self.num_channels, h], [self.patch_size, self.patch_size])
+                .with_stride([self.patch_size, self.patch_size])
+                .init(device),
             cls_token: normal.init([1, 1, h], device),
             position_embeddings: normal.init([1, 1 + self.num_patches(), h], device),
             layers,

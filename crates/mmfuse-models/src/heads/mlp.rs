@@ -1,11 +1,11 @@
 //! An MLP head: Linear → GELU → dropout → Linear. Applied to a pooled vector for sequence
 //! classification or to every token for tagging (softmax tagging; the CRF head comes with MuSE).
 
+use crate::dropout::FastDropout;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Gelu, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
-use crate::dropout::FastDropout;
 
 /// Configuration of [`MlpHead`].
 #[derive(Config, Debug)]

@@ -7,10 +7,10 @@
 //! Every block's attention is the shared [`MaskedAttention`] (padded keys get exactly zero
 //! weight).
 
-use burn::config::Config;
-use burn::module::Module;
 pub use crate::attention::{MASK_BIAS, MaskedAttention};
 use crate::dropout::FastDropout;
+use burn::config::Config;
+use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Gelu, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::{Bool, Device, Tensor};
 

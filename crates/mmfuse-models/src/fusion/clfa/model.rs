@@ -19,6 +19,7 @@
 use super::alignment::info_nce;
 use super::cross_encoder::{CrossEncoder, CrossEncoderConfig, CrossEncoderLayer};
 use crate::batch::{Batch, Targets};
+use crate::dropout::FastDropout;
 use crate::encoders::{ImageEncoder, ImageEncoderConfig, TextEncoder, TextEncoderConfig};
 use crate::nn_util::{cross_entropy, masked_mean};
 use crate::task::{Prediction, TaskKind, TaskModel};
@@ -28,7 +29,6 @@ use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, Relu};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Device, Tensor};
 use serde::{Deserialize, Serialize};
-use crate::dropout::FastDropout;
 
 /// How the cross encoder's text tokens are pooled (the `CrossAttention` fuser only).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -197,7 +197,15 @@ impl ClfaConfig {
                 output: LinearConfig::new(d, n_classes).init(device),
             },
             task: self.task,
-            settings: ClfaSettings { d_proj: self.d_proj, tau: self.tau, alpha: self.alpha, beta: self.beta, pooling: self.pooling, fuser: self.fuser, lexicon_weight: self.lexicon_weight },
+            settings: ClfaSettings {
+                d_proj: self.d_proj,
+                tau: self.tau,
+                alpha: self.alpha,
+                beta: self.beta,
+                pooling: self.pooling,
+                fuser: self.fuser,
+                lexicon_weight: self.lexicon_weight,
+            },
         }
     }
 }

@@ -23,12 +23,12 @@
 //! every step for every sample and masking, as here, gives the same logits at the real steps.
 //! Initialisation follows the reference: embedding and output weights U(−0.1, 0.1), output bias 0.
 
+use crate::dropout::FastDropout;
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
 use burn::tensor::activation::{log_softmax, relu, sigmoid, softmax, tanh};
 use burn::tensor::{Bool, Device, Int, Tensor};
-use crate::dropout::FastDropout;
 
 /// Configuration of [`CaptionDecoder`] (reference values are the defaults).
 #[derive(Config, Debug)]

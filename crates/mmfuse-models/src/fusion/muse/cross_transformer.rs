@@ -17,11 +17,11 @@
 //! masks anywhere, and means over all tokens including `[CLS]` and padding.
 
 use super::attention::{SelfAttention, SelfAttentionConfig, self_attention_with_cls};
+use crate::dropout::FastDropout;
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig, Relu};
 use burn::tensor::{Bool, Device, Distribution, Tensor};
-use crate::dropout::FastDropout;
 
 /// Configuration of [`CrossTransformer`] (paper/reference defaults in brackets).
 #[derive(Config, Debug)]

@@ -22,6 +22,7 @@ use super::captioning::{CaptionDecoder, CaptionDecoderConfig};
 use super::cross_transformer::{CrossTransformer, CrossTransformerConfig};
 use super::pixelcnn::{PixelCnnPp, PixelCnnPpConfig};
 use crate::batch::Batch;
+use crate::dropout::FastDropout;
 use crate::encoders::{ImageEncoder, ImageEncoderConfig, TextEncoder, TextEncoderConfig};
 use crate::heads::scores::{task_loss, task_predict};
 use crate::heads::{Crf, CrfConfig};
@@ -32,7 +33,6 @@ use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, Relu};
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Bool, Device, Distribution, Tensor};
-use crate::dropout::FastDropout;
 
 /// Configuration of [`Muse`].
 #[derive(Config, Debug)]

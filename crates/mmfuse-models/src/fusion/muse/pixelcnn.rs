@@ -41,13 +41,13 @@
 //! MuSE's released code feeds the mean/std-normalised image although the loss assumes `[−1, 1]`;
 //! callers should rescale to `[−1, 1]` (see METHODS.md §1).
 
+use crate::dropout::FastDropout;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::{log_softmax, sigmoid, tanh};
 use burn::tensor::{Device, Tensor};
-use crate::dropout::FastDropout;
 
 /// Configuration of [`PixelCnnPp`] (reference values are the defaults).
 #[derive(Config, Debug)]

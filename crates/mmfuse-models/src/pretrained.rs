@@ -79,6 +79,16 @@ struct Store {
     tensors: HashMap<String, Entry>,
 }
 
+/// Parse a Hugging Face `config.json` at `path` as a `what` config (`"BERT"`, `"ViT"`, …) and
+/// check it with `validate`; every error names the file.
+pub fn read_config<T: serde::de::DeserializeOwned>(path: &Path, what: &str, validate: impl Fn(&T) -> Result<(), String>) -> Result<T, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io { path: path.to_path_buf(), source })?;
+    let config: T =
+        serde_json::from_str(&text).map_err(|e| LoadError::Format { path: path.to_path_buf(), reason: format!("not a valid {what} config.json: {e}") })?;
+    validate(&config).map_err(|reason| LoadError::Config { path: path.to_path_buf(), reason })?;
+    Ok(config)
+}
+
 /// A scoped view of the tensors of one safetensors file (cheap to clone and to scope).
 #[derive(Clone)]
 pub struct Weights {

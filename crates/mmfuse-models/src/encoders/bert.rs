@@ -108,12 +108,7 @@ impl HiddenAct {
 impl BertConfig {
     /// Parse a Hugging Face `config.json`.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, LoadError> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io { path: path.to_path_buf(), source })?;
-        let config: Self =
-            serde_json::from_str(&text).map_err(|e| LoadError::Format { path: path.to_path_buf(), reason: format!("not a valid BERT config.json: {e}") })?;
-        config.validate().map_err(|reason| LoadError::Config { path: path.to_path_buf(), reason })?;
-        Ok(config)
+        crate::pretrained::read_config(path.as_ref(), "BERT", Self::validate)
     }
 
     /// Check the hyper-parameters this implementation relies on.

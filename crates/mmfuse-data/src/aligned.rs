@@ -35,13 +35,14 @@
 //!     noisy_video  U8  [total_steps]
 //! ```
 //!
-//! The `.safetensors` files are standard safetensors (8-byte little-endian header length, JSON
-//! header, raw little-endian data), readable from Python with `safetensors.numpy.load_file`.
+//! The `.safetensors` files are written and read with the `safetensors` crate (readable from
+//! Python with `safetensors.numpy.load_file`).
 //! Each file is written to a temporary name and renamed into place.
 
 use crate::error::{DataError, Result};
 use crate::pickle::{self, NdArray, Value};
 use crate::text::TextEncoder;
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use std::path::{Path, PathBuf};
 
 /// One segment (utterance) with word-aligned features.
@@ -463,25 +464,26 @@ fn read_split(dir: &Path, name: &str) -> Result<AlignedSplit> {
         }
         lines.push((i + 1, line));
     }
-    let tensors = read_safetensors(&sp)?;
+    let bytes = std::fs::read(&sp).map_err(|e| DataError::io(&sp, e))?;
+    let tensors = SafeTensors::deserialize(&bytes).map_err(|e| err(&sp, "safetensors", e))?;
     let total: usize = lines.iter().map(|(_, l)| l.steps).sum();
-    let get = |key: &str| tensors.iter().find(|t| t.name == key);
+    let get = |key: &str| tensors.tensor(key).ok();
     let mat = |key: &str| -> Result<(usize, Vec<f32>)> {
         let t = get(key).ok_or_else(|| err(&sp, key, "tensor missing"))?;
-        if t.dtype != "F32" || t.shape.len() != 2 || t.shape[0] != total {
-            return Err(err(&sp, key, format!("is {} {:?}, expected F32 [{total}, dim] (the steps of the jsonl lines)", t.dtype, t.shape)));
+        if t.dtype() != Dtype::F32 || t.shape().len() != 2 || t.shape()[0] != total {
+            return Err(err(&sp, key, format!("is {:?} {:?}, expected F32 [{total}, dim] (the steps of the jsonl lines)", t.dtype(), t.shape())));
         }
-        Ok((t.shape[1], t.data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect()))
+        Ok((t.shape()[1], t.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect()))
     };
     let (ad, audio) = mat("audio")?;
     let (vd, video) = mat("video")?;
     let any_noisy = lines.iter().any(|(_, l)| l.noisy);
     let flags = |key: &str| -> Result<Vec<bool>> {
         let t = get(key).ok_or_else(|| err(&sp, key, "tensor missing (some lines say \"noisy\": true)"))?;
-        if t.dtype != "U8" || t.shape != [total] {
-            return Err(err(&sp, key, format!("is {} {:?}, expected U8 [{total}]", t.dtype, t.shape)));
+        if t.dtype() != Dtype::U8 || t.shape() != [total] {
+            return Err(err(&sp, key, format!("is {:?} {:?}, expected U8 [{total}]", t.dtype(), t.shape())));
         }
-        Ok(t.data.iter().map(|&b| b != 0).collect())
+        Ok(t.data().iter().map(|&b| b != 0).collect())
     };
     let noisy = if any_noisy { Some((flags("noisy_audio")?, flags("noisy_video")?)) } else { None };
     let mut samples = Vec::with_capacity(lines.len());
@@ -554,15 +556,16 @@ pub fn write_dir(ds: &AlignedDataset, dir: &Path) -> Result<()> {
                 }
             }
         }
-        let mut tensors = vec![
-            Tensor { name: "audio".into(), dtype: "F32".into(), shape: vec![total, ad], data: audio },
-            Tensor { name: "video".into(), dtype: "F32".into(), shape: vec![total, vd], data: video },
-        ];
+        let sp = dir.join(format!("{name}.safetensors"));
+        let view = |dtype, shape, data| TensorView::new(dtype, shape, data).map_err(|e| err(&sp, "safetensors", e));
+        let mut tensors = vec![("audio", view(Dtype::F32, vec![total, ad], &audio)?), ("video", view(Dtype::F32, vec![total, vd], &video)?)];
         if any_noisy {
-            tensors.push(Tensor { name: "noisy_audio".into(), dtype: "U8".into(), shape: vec![total], data: na });
-            tensors.push(Tensor { name: "noisy_video".into(), dtype: "U8".into(), shape: vec![total], data: nv });
+            tensors.push(("noisy_audio", view(Dtype::U8, vec![total], &na)?));
+            tensors.push(("noisy_video", view(Dtype::U8, vec![total], &nv)?));
         }
-        write_atomic(&dir.join(format!("{name}.safetensors")), &safetensors_bytes(&tensors))?;
+        let meta = std::collections::HashMap::from([("format".to_string(), "mmfuse-aligned".to_string())]);
+        let bytes = safetensors::serialize(tensors, Some(meta)).map_err(|e| err(&sp, "safetensors", e))?;
+        write_atomic(&sp, &bytes)?;
         write_atomic(&dir.join(format!("{name}.jsonl")), jsonl.as_bytes())?;
     }
     Ok(())
@@ -577,85 +580,6 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         return Err(DataError::io(path, e));
     }
     Ok(())
-}
-
-/// A tensor of a safetensors file (raw little-endian bytes).
-struct Tensor {
-    name: String,
-    dtype: String,
-    shape: Vec<usize>,
-    data: Vec<u8>,
-}
-
-fn safetensors_bytes(tensors: &[Tensor]) -> Vec<u8> {
-    let mut header = serde_json::Map::new();
-    let mut meta = serde_json::Map::new();
-    meta.insert("format".into(), "mmfuse-aligned".into());
-    header.insert("__metadata__".into(), meta.into());
-    let mut off = 0;
-    for t in tensors {
-        let mut e = serde_json::Map::new();
-        e.insert("dtype".into(), t.dtype.clone().into());
-        e.insert("shape".into(), t.shape.clone().into());
-        e.insert("data_offsets".into(), vec![off, off + t.data.len()].into());
-        off += t.data.len();
-        header.insert(t.name.clone(), e.into());
-    }
-    let mut h = serde_json::Value::Object(header).to_string().into_bytes();
-    while !h.len().is_multiple_of(8) {
-        h.push(b' ');
-    }
-    let mut out = Vec::with_capacity(8 + h.len() + off);
-    out.extend((h.len() as u64).to_le_bytes());
-    out.extend(h);
-    for t in tensors {
-        out.extend(&t.data);
-    }
-    out
-}
-
-fn read_safetensors(path: &Path) -> Result<Vec<Tensor>> {
-    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    let bad = |m: String| err(path, "safetensors", m);
-    if bytes.len() < 8 {
-        return Err(bad("file shorter than its 8-byte header length".into()));
-    }
-    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
-    if n > (bytes.len() - 8) as u64 {
-        return Err(bad(format!("header length {n} runs past the end of the file")));
-    }
-    let body = &bytes[8 + n as usize..];
-    let header: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&bytes[8..8 + n as usize]).map_err(|e| bad(format!("header is not a JSON object: {e}")))?;
-    let mut out = Vec::new();
-    for (name, e) in header {
-        if name == "__metadata__" {
-            continue;
-        }
-        let dtype = e.get("dtype").and_then(|d| d.as_str()).ok_or_else(|| bad(format!("{name}: no dtype")))?.to_string();
-        let shape: Vec<usize> = e
-            .get("shape")
-            .and_then(|s| s.as_array())
-            .and_then(|s| s.iter().map(|x| x.as_u64().map(|x| x as usize)).collect())
-            .ok_or_else(|| bad(format!("{name}: bad shape")))?;
-        let offs: Vec<usize> = e
-            .get("data_offsets")
-            .and_then(|s| s.as_array())
-            .and_then(|s| s.iter().map(|x| x.as_u64().map(|x| x as usize)).collect())
-            .filter(|o: &Vec<usize>| o.len() == 2 && o[0] <= o[1] && o[1] <= body.len())
-            .ok_or_else(|| bad(format!("{name}: bad data_offsets")))?;
-        let width = match dtype.as_str() {
-            "F32" => 4,
-            "U8" => 1,
-            d => return Err(bad(format!("{name}: dtype {d} not used by this layout"))),
-        };
-        let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-        if count.and_then(|c| c.checked_mul(width)) != Some(offs[1] - offs[0]) {
-            return Err(bad(format!("{name}: {} bytes for shape {shape:?}", offs[1] - offs[0])));
-        }
-        out.push(Tensor { name, dtype, shape, data: body[offs[0]..offs[1]].to_vec() });
-    }
-    Ok(out)
 }
 
 // ---------------------------------------------------------------------------------------------

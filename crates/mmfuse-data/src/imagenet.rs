@@ -121,7 +121,7 @@ pub fn resize_normalize(img: &RgbImage, size: u32) -> (Vec<u8>, Vec<f32>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
+    use crate::preprocess::tests::read_safetensors;
     use std::path::PathBuf;
 
     fn golden_dir() -> PathBuf {
@@ -138,26 +138,6 @@ mod tests {
             );
         }
         dir
-    }
-
-    /// Minimal safetensors reader for the golden file: name → (dtype, shape, bytes).
-    fn read_safetensors(path: &std::path::Path) -> HashMap<String, (String, Vec<usize>, Vec<u8>)> {
-        let bytes = std::fs::read(path).unwrap();
-        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-        let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-        let data = &bytes[8 + n..];
-        header
-            .as_object()
-            .unwrap()
-            .iter()
-            .filter(|(k, _)| *k != "__metadata__")
-            .map(|(k, v)| {
-                let shape = v["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
-                let off = v["data_offsets"].as_array().unwrap();
-                let (a, b) = (off[0].as_u64().unwrap() as usize, off[1].as_u64().unwrap() as usize);
-                (k.clone(), (v["dtype"].as_str().unwrap().to_string(), shape, data[a..b].to_vec()))
-            })
-            .collect()
     }
 
     #[test]

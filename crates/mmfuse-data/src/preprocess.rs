@@ -288,7 +288,7 @@ impl FromStr for Preprocess {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::collections::HashMap;
     use std::path::{Path, PathBuf};
@@ -297,24 +297,11 @@ mod tests {
         PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../mmfuse-models/tests/fixtures/preprocess"))
     }
 
-    /// Minimal safetensors reader: name → (dtype, shape, bytes).
-    fn read_safetensors(path: &Path) -> HashMap<String, (String, Vec<usize>, Vec<u8>)> {
+    /// The tensors of a safetensors file: name → (dtype, shape, bytes).
+    pub(crate) fn read_safetensors(path: &Path) -> HashMap<String, (String, Vec<usize>, Vec<u8>)> {
         let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-        let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-        let data = &bytes[8 + n..];
-        header
-            .as_object()
-            .unwrap()
-            .iter()
-            .filter(|(k, _)| *k != "__metadata__")
-            .map(|(k, v)| {
-                let shape = v["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
-                let off = v["data_offsets"].as_array().unwrap();
-                let (a, b) = (off[0].as_u64().unwrap() as usize, off[1].as_u64().unwrap() as usize);
-                (k.clone(), (v["dtype"].as_str().unwrap().to_string(), shape, data[a..b].to_vec()))
-            })
-            .collect()
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        st.tensors().into_iter().map(|(k, v)| (k, (format!("{:?}", v.dtype()), v.shape().to_vec(), v.data().to_vec()))).collect()
     }
 
     fn open_rgb(path: &Path) -> RgbImage {

@@ -144,49 +144,57 @@ pub fn mim_config(cfg: &RunConfig, text: mmfuse_models::encoders::TextEncoderCon
 
 /// Predictions for `rows` in order.
 pub fn predict_rows(model: &Mim, rows: &[AlignedRow], max_len: usize, da: usize, dv: usize, batch_size: usize, device: &Device) -> Vec<f32> {
-    let mut out = Vec::with_capacity(rows.len());
+    infer(model, rows, max_len, da, dv, batch_size, device).0
+}
+
+/// Predictions for `rows` in order and, with a UPN, each row's keep masks (text, audio, video),
+/// from one forward per batch.
+#[allow(clippy::too_many_arguments)]
+fn infer(model: &Mim, rows: &[AlignedRow], max_len: usize, da: usize, dv: usize, batch_size: usize, device: &Device) -> (Vec<f32>, Vec<[Vec<bool>; 3]>) {
+    let (mut pred, mut masks) = (Vec::with_capacity(rows.len()), Vec::new());
     for chunk in rows.chunks(batch_size.max(1)) {
         let refs: Vec<&AlignedRow> = chunk.iter().collect();
-        out.extend(model.predict(&host_batch(&refs, max_len, da, dv, false).to_device(device)));
+        let (y, m) = model.predict_with_masks(&host_batch(&refs, max_len, da, dv, false).to_device(device));
+        pred.extend(y);
+        if let Some([t, a, v]) = m {
+            masks.extend(t.into_iter().zip(a).zip(v).map(|((t, a), v)| [t, a, v]));
+        }
     }
-    out
+    (pred, masks)
 }
 
 /// How well the gates find the injected noise (synthetic data): over the real steps of the
 /// samples that have noise in a modality, precision and recall of "dropped" against "noisy",
 /// and the share of clean steps kept.
-fn mask_quality(model: &Mim, rows: &[AlignedRow], max_len: usize, da: usize, dv: usize, device: &Device) -> Option<Value> {
-    if model.upn.is_none() || rows.iter().all(|r| r.noisy.is_none()) {
+/// `masks`: each row's keep masks (empty without a UPN).
+fn mask_quality(rows: &[AlignedRow], masks: &[[Vec<bool>; 3]]) -> Option<Value> {
+    if masks.len() != rows.len() || rows.iter().all(|r| r.noisy.is_none()) {
         return None;
     }
     // [modality][tp, fp, fn, clean kept, clean]
     let mut c = [[0usize; 5]; 2];
-    for chunk in rows.chunks(64) {
-        let refs: Vec<&AlignedRow> = chunk.iter().collect();
-        let masks = model.keep_masks(&host_batch(&refs, max_len, da, dv, false).to_device(device))?;
-        for (i, r) in chunk.iter().enumerate() {
-            let Some((na, nv)) = &r.noisy else { continue };
-            for (m, noisy) in [(0, na), (1, nv)] {
-                if !noisy.iter().any(|x| *x) {
+    for (r, row_masks) in rows.iter().zip(masks) {
+        let Some((na, nv)) = &r.noisy else { continue };
+        for (m, noisy) in [(0, na), (1, nv)] {
+            if !noisy.iter().any(|x| *x) {
+                continue;
+            }
+            let keep = &row_masks[m + 1];
+            for (t, &kept) in keep.iter().enumerate() {
+                let p = t + 1; // gate step t is position t + 1 ([CLS] dropped)
+                if !r.mask[p] {
                     continue;
                 }
-                let keep = &masks[m + 1][i];
-                for (t, &kept) in keep.iter().enumerate() {
-                    let p = t + 1; // gate step t is position t + 1 ([CLS] dropped)
-                    if !r.mask[p] {
-                        continue;
-                    }
-                    let dropped = !kept;
-                    match (dropped, noisy[p]) {
-                        (true, true) => c[m][0] += 1,
-                        (true, false) => c[m][1] += 1,
-                        (false, true) => c[m][2] += 1,
-                        (false, false) => {}
-                    }
-                    if !noisy[p] {
-                        c[m][4] += 1;
-                        c[m][3] += !dropped as usize;
-                    }
+                let dropped = !kept;
+                match (dropped, noisy[p]) {
+                    (true, true) => c[m][0] += 1,
+                    (true, false) => c[m][1] += 1,
+                    (false, true) => c[m][2] += 1,
+                    (false, false) => {}
+                }
+                if !noisy[p] {
+                    c[m][4] += 1;
+                    c[m][3] += !dropped as usize;
                 }
             }
         }
@@ -215,7 +223,7 @@ fn scores_map(s: &RegScores) -> BTreeMap<String, f64> {
 /// Score `model` on `rows`: the MOSI metrics, each convention named, and the gates' mask
 /// quality on synthetic data.
 pub fn evaluate_aligned(model: &Mim, rows: &[AlignedRow], data: &AlignedData, batch_size: usize, device: &Device) -> EvalResult {
-    let pred = predict_rows(model, rows, data.max_len, data.audio_dim, data.video_dim, batch_size, device);
+    let (pred, masks) = infer(model, rows, data.max_len, data.audio_dim, data.video_dim, batch_size, device);
     let gold: Vec<f32> = rows.iter().map(|r| r.label).collect();
     let s = reg_scores(&gold, &pred);
     let mut detail = json!({
@@ -240,7 +248,7 @@ pub fn evaluate_aligned(model: &Mim, rows: &[AlignedRow], data: &AlignedData, ba
             "acc2_non0": "negative vs positive (pred > 0), samples with gold != 0; f1_non0 is sklearn's weighted F1"
         }
     });
-    if let Some(q) = mask_quality(model, rows, data.max_len, data.audio_dim, data.video_dim, device) {
+    if let Some(q) = mask_quality(rows, &masks) {
         detail["purification"] = q;
     }
     // synthetic data: the error on the segments with a noisy span and on the clean ones

@@ -140,6 +140,9 @@ impl MimConfig {
     }
 }
 
+/// Keep masks `[B][T]` of the text, audio and video gates.
+pub type KeepMasks = [Vec<Vec<bool>>; 3];
+
 /// Everything one forward computes. Index 0, 1, 2 = text, audio, video.
 #[derive(Clone, Debug)]
 pub struct MimForward {
@@ -233,7 +236,21 @@ impl Mim {
 
     /// Predicted sentiment per sample (deterministic gates unless `stochastic_eval`).
     pub fn predict(&self, batch: &AlignedBatch) -> Vec<f32> {
-        self.forward(batch, false).y.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 predictions")
+        self.predict_with_masks(batch).0
+    }
+
+    /// Predictions and, with a UPN, the keep masks `[B][T]` per modality, from one forward.
+    pub fn predict_with_masks(&self, batch: &AlignedBatch) -> (Vec<f32>, Option<KeepMasks>) {
+        let f = self.forward(batch, false);
+        let y = f.y.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 predictions");
+        let masks = f.masks.map(|ms| {
+            ms.map(|m| {
+                let [b, t] = m.dims();
+                let v = m.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 mask");
+                (0..b).map(|i| v[i * t..(i + 1) * t].iter().map(|x| *x > 0.5).collect()).collect()
+            })
+        });
+        (y, masks)
     }
 
     /// The two losses of a batch with labels.
@@ -263,12 +280,7 @@ impl Mim {
     }
 
     /// Keep masks `[B][T]` per modality at evaluation (None without UPN).
-    pub fn keep_masks(&self, batch: &AlignedBatch) -> Option<[Vec<Vec<bool>>; 3]> {
-        let masks = self.forward(batch, false).masks?;
-        Some(masks.map(|m| {
-            let [b, t] = m.dims();
-            let v = m.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 mask");
-            (0..b).map(|i| v[i * t..(i + 1) * t].iter().map(|x| *x > 0.5).collect()).collect()
-        }))
+    pub fn keep_masks(&self, batch: &AlignedBatch) -> Option<KeepMasks> {
+        self.predict_with_masks(batch).1
     }
 }

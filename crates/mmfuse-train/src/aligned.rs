@@ -339,7 +339,7 @@ pub fn fit_mim(model: Mim, cfg: &RunConfig, data: &AlignedData, run_dir: &Path, 
             // step 1: the purification networks on 0.1·L0 + Σ L^p
             let mut upn_loss = 0.0;
             if model.upn.is_some() {
-                let l = model.losses(&batch).upn.expect("UPN on");
+                let l = model.upn_loss(&batch).expect("UPN on");
                 upn_loss = l.clone().into_scalar::<f32>() as f64;
                 if !upn_loss.is_finite() {
                     bail!("the purification loss is {upn_loss} at step {}; stopping with the last good checkpoint in {}", state.step + 1, ckpt_root.display());

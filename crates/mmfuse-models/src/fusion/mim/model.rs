@@ -274,9 +274,24 @@ impl Mim {
                 main = main.clone() + inter;
                 teacher = Some(t);
             }
-            f.penalty.clone().mul_scalar(self.settings.penalty_weight) + lp[0].clone() + lp[1].clone() + lp[2].clone()
+            self.upn_objective(&f, &lp)
         });
         MimLosses { upn, main, task: task_v, teacher }
+    }
+
+    /// The loss of step 1 alone, `penalty_weight·L0 + Σ_m L^p_m`, from its own forward
+    /// (`None` without UPN): what the UPN step needs, without the guidance terms and their host
+    /// reads that only step 2 uses.
+    pub fn upn_loss(&self, batch: &AlignedBatch) -> Option<Tensor<1>> {
+        self.upn.as_ref()?;
+        let y = batch.labels.clone().expect("MIM losses need labels");
+        let f = self.forward(batch, true);
+        let lp: Vec<Tensor<1>> = f.y_purified.iter().map(|p| l1(p.clone(), y.clone())).collect();
+        Some(self.upn_objective(&f, &lp))
+    }
+
+    fn upn_objective(&self, f: &MimForward, lp: &[Tensor<1>]) -> Tensor<1> {
+        f.penalty.clone().mul_scalar(self.settings.penalty_weight) + lp[0].clone() + lp[1].clone() + lp[2].clone()
     }
 
     /// Keep masks `[B][T]` per modality at evaluation (None without UPN).

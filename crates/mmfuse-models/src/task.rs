@@ -64,7 +64,7 @@ impl Prediction {
 }
 
 /// A trainable model for one task. Implemented by every fusion method.
-pub trait TaskModel: Module + 'static {
+pub trait TaskModel: Module + Sync + 'static {
     /// The task and its output size.
     fn task(&self) -> TaskKind;
     /// Scalar training loss `[1]` of a batch with targets.

@@ -14,6 +14,7 @@ use mmfuse_data::labels::LabelMap;
 use mmfuse_data::text::TextEncoder;
 use mmfuse_metrics::ner::extract_entities;
 use mmfuse_models::batch::HostBatch;
+use mmfuse_models::device::on_compute_pool;
 use mmfuse_models::fusion::FusionModel;
 use mmfuse_models::task::{Prediction, TaskModel};
 use mmfuse_train::config::RunConfig;
@@ -247,7 +248,7 @@ impl Predictor {
         if !self.model.fixed_length() {
             hb.trim_padding();
         }
-        let pred = self.model.predict(&hb.to_device(&self.device));
+        let pred = on_compute_pool(|| self.model.predict(&hb.to_device(&self.device)));
         let mut out = Vec::with_capacity(posts.len());
         match pred {
             Prediction::Classes(probs) => {

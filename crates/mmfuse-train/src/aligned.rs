@@ -20,6 +20,7 @@ use mmfuse_data::aligned::{AlignedDataset, AlignedSample, AlignedSplit, expand_w
 use mmfuse_data::text::{TextEncoder, train_word_tokenizer};
 use mmfuse_metrics::regression::{RegScores, reg_scores};
 use mmfuse_models::batch::AlignedHostBatch;
+use mmfuse_models::device::on_compute_pool;
 use mmfuse_models::encoders::{BertConfig, TextEncoder as TextModel};
 use mmfuse_models::fusion::mim::{HardConcreteConfig, Mim, MimConfig};
 use serde_json::{Value, json};
@@ -154,7 +155,7 @@ fn infer(model: &Mim, rows: &[AlignedRow], max_len: usize, da: usize, dv: usize,
     let (mut pred, mut masks) = (Vec::with_capacity(rows.len()), Vec::new());
     for chunk in rows.chunks(batch_size.max(1)) {
         let refs: Vec<&AlignedRow> = chunk.iter().collect();
-        let (y, m) = model.predict_with_masks(&host_batch(&refs, max_len, da, dv, false).to_device(device));
+        let (y, m) = on_compute_pool(|| model.predict_with_masks(&host_batch(&refs, max_len, da, dv, false).to_device(device)));
         pred.extend(y);
         if let Some([t, a, v]) = m {
             masks.extend(t.into_iter().zip(a).zip(v).map(|((t, a), v)| [t, a, v]));
@@ -339,20 +340,36 @@ pub fn fit_mim(model: Mim, cfg: &RunConfig, data: &AlignedData, run_dir: &Path, 
             // step 1: the purification networks on 0.1·L0 + Σ L^p
             let mut upn_loss = 0.0;
             if model.upn.is_some() {
-                let l = model.upn_loss(&batch).expect("UPN on");
-                upn_loss = l.clone().into_scalar::<f32>() as f64;
+                let (v, next) = on_compute_pool(|| {
+                    let l = model.upn_loss(&batch).expect("UPN on");
+                    let v = l.clone().into_scalar::<f32>() as f64;
+                    if !v.is_finite() {
+                        return (v, model);
+                    }
+                    let mut g = l.backward();
+                    let upn = model.upn.as_ref().expect("UPN on");
+                    let mut grads = GradientsParams::from_module(&mut g, upn);
+                    clip_global_norm(upn, &mut grads, t.clip_norm);
+                    (v, optim_upn.step(lr, model, grads))
+                });
+                model = next;
+                upn_loss = v;
                 if !upn_loss.is_finite() {
                     bail!("the purification loss is {upn_loss} at step {}; stopping with the last good checkpoint in {}", state.step + 1, ckpt_root.display());
                 }
-                let mut g = l.backward();
-                let upn = model.upn.as_ref().expect("UPN on");
-                let mut grads = GradientsParams::from_module(&mut g, upn);
-                clip_global_norm(upn, &mut grads, t.clip_norm);
-                model = optim_upn.step(lr, model, grads);
             }
             // step 2: a fresh forward, all parameters on Σ L^u + L_inter + L_intra + L1(ŷ, y)
-            let losses = model.losses(&batch);
-            let loss_v = losses.main.clone().into_scalar::<f32>() as f64;
+            let (loss_v, task_loss, norm, next) = on_compute_pool(|| {
+                let losses = model.losses(&batch);
+                let loss_v = losses.main.clone().into_scalar::<f32>() as f64;
+                if !loss_v.is_finite() {
+                    return (loss_v, losses.task, 0.0, model);
+                }
+                let mut grads = GradientsParams::from_grads(losses.main.backward(), &model);
+                let norm = clip_global_norm(&model, &mut grads, t.clip_norm);
+                (loss_v, losses.task, norm, optim.step(lr, model, grads))
+            });
+            model = next;
             if !loss_v.is_finite() {
                 bail!(
                     "the training loss is {loss_v} at step {} (epoch {}); stopping. The last good checkpoint is {}; try a lower train.lr",
@@ -361,13 +378,10 @@ pub fn fit_mim(model: Mim, cfg: &RunConfig, data: &AlignedData, run_dir: &Path, 
                     ckpt_root.join("last").display()
                 );
             }
-            let mut grads = GradientsParams::from_grads(losses.main.backward(), &model);
-            let norm = clip_global_norm(&model, &mut grads, t.clip_norm);
-            model = optim.step(lr, model, grads);
             state.step += 1;
             state.batch_in_epoch += 1;
             steps_this_call += 1;
-            running.0 += losses.task;
+            running.0 += task_loss;
             running.1 += upn_loss;
             running.2 += 1;
             if state.step % log_every == 0 {

@@ -9,6 +9,7 @@ use mmfuse_data::image::ImageLoader;
 use mmfuse_data::labels::LabelMap;
 use mmfuse_metrics::cls::cls_scores;
 use mmfuse_metrics::ner::{ChunkMode, ner_scores, ner_scores_wordpiece};
+use mmfuse_models::device::on_compute_pool;
 use mmfuse_models::task::{Prediction, TaskModel};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -35,7 +36,7 @@ pub fn predict_all<M: TaskModel>(
     let mut out = Vec::new();
     for hb in rx {
         let batch = hb?.to_device(device);
-        out.push(model.predict(&batch));
+        out.push(on_compute_pool(|| model.predict(&batch)));
     }
     Ok(out)
 }

@@ -14,6 +14,7 @@ use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mmfuse_data::image::ImageLoader;
 use mmfuse_data::labels::LabelMap;
+use mmfuse_models::device::on_compute_pool;
 use mmfuse_models::task::TaskModel;
 use serde_json::json;
 use std::fs::OpenOptions;
@@ -208,9 +209,11 @@ pub fn fit<M: TaskModel>(model: M, cfg: &RunConfig, data: &TrainData, run_dir: &
             let (loss_v, mut grads) = if parallel.len() > 1 {
                 data_parallel_grads(&model, &hb, &parallel)
             } else {
-                let loss = model.loss(&hb.to_device(device));
-                let v = loss.clone().into_scalar::<f32>() as f64;
-                (v, GradientsParams::from_grads(loss.backward(), &model))
+                on_compute_pool(|| {
+                    let loss = model.loss(&hb.to_device(device));
+                    let v = loss.clone().into_scalar::<f32>() as f64;
+                    (v, GradientsParams::from_grads(loss.backward(), &model))
+                })
             };
             if !loss_v.is_finite() {
                 bail!(
@@ -220,13 +223,13 @@ pub fn fit<M: TaskModel>(model: M, cfg: &RunConfig, data: &TrainData, run_dir: &
                     ckpt_root.join("last").display()
                 );
             }
-            let norm = clip_global_norm(&model, &mut grads, t.clip_norm);
+            let norm = on_compute_pool(|| clip_global_norm(&model, &mut grads, t.clip_norm));
             if !norm.is_finite() {
                 bail!("the gradient norm is {norm} at step {}; stopping with the last good checkpoint in {}", state.step + 1, ckpt_root.join("last").display());
             }
             let lr = sched.base.at(state.step);
             let lrs = sched.step();
-            model = optim.step(lrs, model, grads);
+            model = on_compute_pool(|| optim.step(lrs, model, grads));
             state.step += 1;
             state.batch_in_epoch += 1;
             steps_this_call += 1;

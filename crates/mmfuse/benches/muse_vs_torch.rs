@@ -22,6 +22,7 @@ use burn::optim::GradientsParams;
 use burn::store::ModuleRecord;
 use burn::tensor::{Device, Distribution, Tensor};
 use mmfuse_models::batch::HostBatch;
+use mmfuse_models::device::on_compute_pool;
 use mmfuse_models::encoders::{ImageCnnConfig, TextTransformerConfig};
 use mmfuse_models::fusion::muse::{CrossTransformerConfig, MuseConfig};
 use mmfuse_models::fusion::{ConcatFusionConfig, FusionModel, Modality};
@@ -247,7 +248,14 @@ fn main() {
         skip_train: args.iter().any(|a| a == "--skip-train"),
         skip_infer: args.iter().any(|a| a == "--skip-infer"),
     };
+    // as training and prediction run (`on_compute_pool`); MMFUSE_BENCH_OUTSIDE_POOL=1 runs
+    // from the main thread instead, for comparison
+    let outside = std::env::var_os("MMFUSE_BENCH_OUTSIDE_POOL").is_some();
     for m in &o.models {
-        bench_model(m, &o);
+        if outside {
+            bench_model(m, &o);
+        } else {
+            on_compute_pool(|| bench_model(m, &o));
+        }
     }
 }

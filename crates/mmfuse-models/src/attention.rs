@@ -8,6 +8,7 @@
 //! rank tokens by them (MuSE's exchange).
 
 use crate::dropout::FastDropout;
+use crate::nn_util::LinearRows;
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::tensor::activation::softmax;
@@ -55,9 +56,9 @@ impl MaskedAttention {
         assert_eq!(key_mask.dims(), [b, lk], "attention: key mask {:?} for keys {:?}", key_mask.dims(), kv.dims());
         let h = self.n_heads;
         let dk = d / h;
-        let q = self.query.forward(x).reshape([b, lq, h, dk]).swap_dims(1, 2); // [B, H, Lq, dk]
-        let k = self.key.forward(kv.clone()).reshape([b, lk, h, dk]).swap_dims(1, 2); // [B, H, Lk, dk]
-        let v = self.value.forward(kv).reshape([b, lk, h, dk]).swap_dims(1, 2);
+        let q = self.query.forward_rows(x).reshape([b, lq, h, dk]).swap_dims(1, 2); // [B, H, Lq, dk]
+        let k = self.key.forward_rows(kv.clone()).reshape([b, lk, h, dk]).swap_dims(1, 2); // [B, H, Lk, dk]
+        let v = self.value.forward_rows(kv).reshape([b, lk, h, dk]).swap_dims(1, 2);
         let scores = q.matmul(k.transpose()).div_scalar((dk as f64).sqrt()); // [B, H, Lq, Lk]
         // additive bias: 0 at real keys, MASK_BIAS at padding
         let mut bias = key_mask.float().neg().add_scalar(1.0).mul_scalar(MASK_BIAS);
@@ -68,7 +69,7 @@ impl MaskedAttention {
         let bias = bias.reshape([b, 1, 1, lk]);
         let weights = softmax(scores + bias, 3);
         let ctx = self.dropout.apply(weights.clone()).matmul(v).swap_dims(1, 2).reshape([b, lq, d]);
-        (self.output.forward(ctx), weights)
+        (self.output.forward_rows(ctx), weights)
     }
 }
 

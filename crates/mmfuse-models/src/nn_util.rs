@@ -1,7 +1,35 @@
-//! Small tensor helpers shared by the models: masked pooling and masked losses.
+//! Small tensor helpers shared by the models: masked pooling, masked losses, and `Linear`
+//! layers applied to all of a batch's tokens at once.
 
+use burn::nn::Linear;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Bool, Int, Tensor};
+
+/// A [`Linear`] layer applied to `x` `[..., d_in]` as ONE `[rows, d_in] × [d_in, d_out]` matmul
+/// over all leading positions (batch × tokens), whatever their count.
+///
+/// `Linear::forward` on a `[B, L, d]` input keeps the batch axis when `L` is a multiple of 32
+/// (burn's matmul tiling policy): the CPU backend then runs B separate `[L, d_in]` products and
+/// re-packs the weight for each of them. For the token sequences of our models (64 tokens) that
+/// is most of the cost of the packing, so the layers that run on every token use this instead.
+pub trait LinearRows {
+    fn forward_rows<const D: usize>(&self, x: Tensor<D>) -> Tensor<D>;
+}
+
+impl LinearRows for Linear {
+    fn forward_rows<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        if D <= 2 {
+            return self.forward(x);
+        }
+        let dims = x.dims();
+        let d_in = dims[D - 1];
+        let rows = dims[..D - 1].iter().product::<usize>();
+        let y = self.forward(x.reshape([rows, d_in]));
+        let mut out = dims;
+        out[D - 1] = y.dims()[1];
+        y.reshape(out)
+    }
+}
 
 /// Mean over the sequence axis of `x` `[B, L, D]` at positions where `mask` `[B, L]` is true.
 /// Rows with no true position give zeros (no division by zero).
@@ -35,6 +63,22 @@ pub fn masked_token_cross_entropy(logits: Tensor<3>, targets: Tensor<2, Int>, sc
 mod tests {
     use super::*;
     use burn::tensor::{Device, TensorData};
+
+    #[test]
+    fn forward_rows_equals_forward() {
+        use burn::nn::LinearConfig;
+        use burn::tensor::Distribution;
+        let d = Device::flex();
+        let lin = LinearConfig::new(8, 5).init(&d);
+        let x = Tensor::<3>::random([3, 64, 8], Distribution::Normal(0.0, 1.0), &d);
+        let a = lin.forward(x.clone()).into_data().try_to_vec::<f32>().unwrap();
+        let y = lin.forward_rows(x);
+        assert_eq!(y.dims(), [3, 64, 5]);
+        let b = y.into_data().try_to_vec::<f32>().unwrap();
+        for (u, v) in a.iter().zip(&b) {
+            assert!((u - v).abs() < 1e-5, "{u} vs {v}");
+        }
+    }
 
     #[test]
     fn masked_mean_ignores_padding() {

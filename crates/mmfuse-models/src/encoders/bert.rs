@@ -24,6 +24,7 @@
 //! ```
 
 use crate::dropout::FastDropout;
+use crate::nn_util::LinearRows;
 use crate::pretrained::{LoadError, Weights};
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
@@ -209,9 +210,9 @@ impl BertSelfAttention {
     pub fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
         let [b, l, h] = x.dims();
         let heads = |t: Tensor<3>| t.reshape([b, l, self.n_heads, self.head_dim]).swap_dims(1, 2); // [B, nh, L, hd]
-        let q = heads(self.query.forward(x.clone()));
-        let k = heads(self.key.forward(x.clone()));
-        let v = heads(self.value.forward(x));
+        let q = heads(self.query.forward_rows(x.clone()));
+        let k = heads(self.key.forward_rows(x.clone()));
+        let v = heads(self.value.forward_rows(x));
         let scale = (self.head_dim as f64).powf(-0.5);
         let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale) + mask_bias; // [B, nh, L, L]
         let probs = self.dropout.apply(softmax(scores, 3));
@@ -242,8 +243,8 @@ pub struct BertLayer {
 impl BertLayer {
     pub fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
         let a = self.attention.forward(x.clone(), mask_bias);
-        let x = self.attention_norm.forward(self.dropout.apply(self.attention_output.forward(a)) + x);
-        let f = self.output.forward(self.act.forward(self.intermediate.forward(x.clone())));
+        let x = self.attention_norm.forward(self.dropout.apply(self.attention_output.forward_rows(a)) + x);
+        let f = self.output.forward_rows(self.act.forward(self.intermediate.forward_rows(x.clone())));
         self.output_norm.forward(self.dropout.apply(f) + x)
     }
 }

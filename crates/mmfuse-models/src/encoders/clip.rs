@@ -21,6 +21,7 @@
 //! `<|endoftext|>`) gives the ids.
 
 use super::vit::{Activation, SelfAttention};
+use crate::nn_util::LinearRows;
 use crate::pretrained::{LoadError, Weights};
 use burn::module::{Module, Param};
 use burn::nn::conv::Conv2d;
@@ -176,7 +177,7 @@ pub struct ClipLayer {
 impl ClipLayer {
     pub fn forward(&self, x: Tensor<3>, mask: Option<Tensor<4, Bool>>) -> Tensor<3> {
         let x = x.clone() + self.self_attn.forward(self.layer_norm1.forward(x), mask);
-        let f = self.fc2.forward(self.act.forward(self.fc1.forward(self.layer_norm2.forward(x.clone()))));
+        let f = self.fc2.forward_rows(self.act.forward(self.fc1.forward_rows(self.layer_norm2.forward(x.clone()))));
         x + f
     }
 }

@@ -17,6 +17,7 @@ pub mod mobilenet_v2;
 pub mod resnet;
 pub mod text;
 pub mod text_transformer;
+pub mod transformer;
 pub mod vit;
 
 pub use bert::{BertConfig, BertModel};
@@ -27,4 +28,5 @@ pub use mobilenet_v2::MobileNetV2;
 pub use resnet::{BlockKind, ResNet, ResNetConfig};
 pub use text::{TextEncoder, TextEncoderConfig};
 pub use text_transformer::{TextTransformer, TextTransformerConfig};
+pub use transformer::{TransformerEncoder, TransformerEncoderConfig};
 pub use vit::{VitConfig, VitModel};

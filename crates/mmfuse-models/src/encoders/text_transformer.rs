@@ -1,10 +1,10 @@
 //! A small Transformer text encoder trained from scratch (token + learned position embeddings,
-//! pre-LN encoder layers from `burn-nn`): the text side of the baseline models.
+//! pre-LN [`TransformerEncoder`] layers): the text side of the baseline models.
 
+use super::transformer::{TransformerEncoder, TransformerEncoderConfig};
 use crate::dropout::FastDropout;
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput};
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig};
 use burn::tensor::{Bool, Device, Int, Tensor};
 
@@ -51,10 +51,7 @@ impl TextTransformerConfig {
             position_embedding: EmbeddingConfig::new(self.max_len, self.d_model).init(device),
             embedding_norm: LayerNormConfig::new(self.d_model).init(device),
             dropout: DropoutConfig::new(self.dropout).init(),
-            encoder: TransformerEncoderConfig::new(self.d_model, self.d_ff, self.n_heads, self.n_layers)
-                .with_dropout(self.dropout)
-                .with_norm_first(true)
-                .init(device),
+            encoder: TransformerEncoderConfig::new(self.d_model, self.d_ff, self.n_heads, self.n_layers).with_dropout(self.dropout).init(device),
             final_norm: LayerNormConfig::new(self.d_model).init(device),
         }
     }
@@ -68,7 +65,7 @@ impl TextTransformer {
         let positions = Tensor::<1, Int>::arange(0..l as i64, &device).unsqueeze_dim::<2>(0).repeat_dim(0, b);
         let x = self.token_embedding.forward(ids) + self.position_embedding.forward(positions);
         let x = self.dropout.apply(self.embedding_norm.forward(x));
-        let x = self.encoder.forward(TransformerEncoderInput::new(x).mask_pad(mask.bool_not()));
+        let x = self.encoder.forward(x, mask);
         self.final_norm.forward(x)
     }
 }

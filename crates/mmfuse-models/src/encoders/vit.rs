@@ -17,6 +17,7 @@
 //!
 //! [`Activation`] and [`SelfAttention`] are shared with the CLIP encoders ([`super::clip`]).
 
+use crate::nn_util::LinearRows;
 use crate::pretrained::{LoadError, Weights};
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -94,9 +95,9 @@ impl SelfAttention {
     pub fn forward(&self, x: Tensor<3>, mask: Option<Tensor<4, Bool>>) -> Tensor<3> {
         let [b, l, h] = x.dims();
         let heads = |t: Tensor<3>| t.reshape([b, l, self.n_heads, self.head_dim]).swap_dims(1, 2); // [B, nh, L, hd]
-        let q = heads(self.query.forward(x.clone()));
-        let k = heads(self.key.forward(x.clone()));
-        let v = heads(self.value.forward(x));
+        let q = heads(self.query.forward_rows(x.clone()));
+        let k = heads(self.key.forward_rows(x.clone()));
+        let v = heads(self.value.forward_rows(x));
         let scale = (self.head_dim as f64).powf(-0.5);
         let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale); // [B, nh, L, L]
         if let Some(mask) = mask {
@@ -104,7 +105,7 @@ impl SelfAttention {
             scores = scores.mask_fill(mask, f32::MIN);
         }
         let ctx = softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([b, l, h]);
-        self.out.forward(ctx)
+        self.out.forward_rows(ctx)
     }
 }
 
@@ -237,7 +238,7 @@ pub struct VitLayer {
 impl VitLayer {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let x = x.clone() + self.attention.forward(self.norm1.forward(x), None);
-        let f = self.output.forward(self.act.forward(self.intermediate.forward(self.norm2.forward(x.clone()))));
+        let f = self.output.forward_rows(self.act.forward(self.intermediate.forward_rows(self.norm2.forward(x.clone()))));
         x + f
     }
 }

@@ -9,6 +9,7 @@
 
 pub use crate::attention::{MASK_BIAS, MaskedAttention};
 use crate::dropout::FastDropout;
+use crate::nn_util::LinearRows;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Gelu, LayerNorm, LayerNormConfig, Linear, LinearConfig};
@@ -102,7 +103,7 @@ impl CrossEncoderLayer {
             let a = att.forward(x.clone(), o, o_mask);
             x = norm.forward(x + self.dropout.apply(a));
         }
-        let f = self.ffn_out.forward(self.act.forward(self.ffn_in.forward(x.clone())));
+        let f = self.ffn_out.forward_rows(self.act.forward(self.ffn_in.forward_rows(x.clone())));
         self.norm_ffn.forward(x + self.dropout.apply(f))
     }
 }

@@ -5,11 +5,11 @@
 //! - audio / video: Conv1d(features → d, k = 3) → sinusoidal positions → pre-LN Transformer
 //!   (3 layers, 5 heads, FFN 320).
 
+use crate::encoders::transformer::{TransformerEncoder, TransformerEncoderConfig};
 use crate::encoders::{TextEncoder, TextEncoderConfig};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv1d, Conv1dConfig};
-use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput};
 use burn::nn::{PaddingConfig1d, PositionalEncoding, PositionalEncodingConfig};
 use burn::tensor::{Bool, Device, Int, Tensor};
 
@@ -83,10 +83,7 @@ impl SequenceEncoderConfig {
         SequenceEncoder {
             conv: conv(self.d_input, self.d_model, device),
             positions: PositionalEncodingConfig::new(self.d_model).with_max_sequence_size(self.max_len.max(1)).init(device),
-            transformer: TransformerEncoderConfig::new(self.d_model, self.d_ff, self.n_heads, self.n_layers)
-                .with_dropout(self.dropout)
-                .with_norm_first(true)
-                .init(device),
+            transformer: TransformerEncoderConfig::new(self.d_model, self.d_ff, self.n_heads, self.n_layers).with_dropout(self.dropout).init(device),
         }
     }
 }
@@ -95,6 +92,6 @@ impl SequenceEncoder {
     /// `x` `[B, T, F]`, `mask` `[B, T]` true at real steps → `[B, T, d]`.
     pub fn forward(&self, x: Tensor<3>, mask: Tensor<2, Bool>) -> Tensor<3> {
         let h = self.positions.forward(conv_time(&self.conv, x));
-        self.transformer.forward(TransformerEncoderInput::new(h).mask_pad(mask.bool_not()))
+        self.transformer.forward(h, mask)
     }
 }

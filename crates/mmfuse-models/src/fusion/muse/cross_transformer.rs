@@ -18,6 +18,7 @@
 
 use super::attention::{SelfAttention, SelfAttentionConfig, self_attention_with_cls};
 use crate::dropout::FastDropout;
+use crate::nn_util::LinearRows;
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig, Relu};
@@ -78,7 +79,7 @@ impl CrossLayer {
 
     /// Feed-forward + residual + LayerNorm.
     pub fn ffn_block(&self, x: Tensor<3>) -> Tensor<3> {
-        let f = self.ffn_out.forward(self.dropout.apply(self.act.forward(self.ffn_in.forward(x.clone()))));
+        let f = self.ffn_out.forward_rows(self.dropout.apply(self.act.forward(self.ffn_in.forward_rows(x.clone()))));
         self.norm_2.forward(x + self.dropout.apply(f))
     }
 }

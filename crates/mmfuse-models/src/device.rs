@@ -103,6 +103,19 @@ pub fn on_compute_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     rayon::scope(|_| f())
 }
 
+/// Runs two independent parts of one forward pass (MuSE's text and image streams) at the same
+/// time on the compute pool when `device` is the CPU backend without autodiff (prediction), else
+/// one after the other.
+///
+/// At small batches each op is too small to split well over the pool's threads (MuSE-small at
+/// batch 1: 26.5 ms on one thread, 21 ms on two), while the streams are independent between
+/// exchanges. Training runs them in turn: its dropout masks are drawn from the process-wide
+/// device RNG, and drawing from two threads at once would make the masks depend on thread
+/// timing (no reproducible runs, no exact resume).
+pub fn join_streams<A: Send, B: Send>(device: &Device, a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B + Send) -> (A, B) {
+    if !device.is_autodiff() && *device == Device::flex() { rayon::join(a, b) } else { (a(), b()) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

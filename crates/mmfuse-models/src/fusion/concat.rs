@@ -8,6 +8,7 @@
 //! it can place tags by position but cannot read the words.
 
 use crate::batch::Batch;
+use crate::device::join_streams;
 use crate::encoders::{ImageEncoder, ImageEncoderConfig, TextEncoder, TextEncoderConfig};
 use crate::heads::scores::{task_loss, task_predict};
 use crate::heads::{Crf, CrfConfig, MlpHead, MlpHeadConfig};
@@ -116,13 +117,16 @@ impl ConcatFusion {
     /// Task scores: `[B, C]` for classification, `[B, L, T]` for tagging (as a 3-D tensor with
     /// L = 1 for classification).
     pub fn forward(&self, batch: &Batch) -> Tensor<3> {
-        let image = self.image_vector(batch);
         match self.task {
             TaskKind::Classify { .. } => {
-                let text = match (self.modality, &self.text) {
-                    (Modality::Image, _) | (_, None) => None,
-                    (_, Some(enc)) => Some(masked_mean(enc.forward(batch.ids.clone(), batch.mask.clone()), batch.mask.clone())),
-                };
+                let (text, image) = join_streams(
+                    &batch.ids.device(),
+                    || match (self.modality, &self.text) {
+                        (Modality::Image, _) | (_, None) => None,
+                        (_, Some(enc)) => Some(masked_mean(enc.forward(batch.ids.clone(), batch.mask.clone()), batch.mask.clone())),
+                    },
+                    || self.image_vector(batch),
+                );
                 let feats = match (text, image) {
                     (Some(t), Some(i)) => Tensor::cat(vec![t, i], 1),
                     (Some(t), None) => t,
@@ -133,14 +137,18 @@ impl ConcatFusion {
             }
             TaskKind::Tag { .. } => {
                 let [b, l] = batch.ids.dims();
-                let tokens = match (&self.text, &self.positions) {
-                    (Some(enc), _) => enc.forward(batch.ids.clone(), batch.mask.clone()),
-                    (None, Some(pos)) => {
-                        let ids = Tensor::<1, Int>::arange(0..l as i64, &batch.ids.device()).unsqueeze_dim::<2>(0).repeat_dim(0, b);
-                        pos.forward(ids)
-                    }
-                    (None, None) => unreachable!("a tagger has a text encoder or position embeddings"),
-                };
+                let (tokens, image) = join_streams(
+                    &batch.ids.device(),
+                    || match (&self.text, &self.positions) {
+                        (Some(enc), _) => enc.forward(batch.ids.clone(), batch.mask.clone()),
+                        (None, Some(pos)) => {
+                            let ids = Tensor::<1, Int>::arange(0..l as i64, &batch.ids.device()).unsqueeze_dim::<2>(0).repeat_dim(0, b);
+                            pos.forward(ids)
+                        }
+                        (None, None) => unreachable!("a tagger has a text encoder or position embeddings"),
+                    },
+                    || self.image_vector(batch),
+                );
                 let feats = match image {
                     Some(i) => {
                         let [_, d] = i.dims();

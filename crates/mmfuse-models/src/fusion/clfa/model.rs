@@ -19,6 +19,7 @@
 use super::alignment::info_nce;
 use super::cross_encoder::{CrossEncoder, CrossEncoderConfig, CrossEncoderLayer};
 use crate::batch::{Batch, Targets};
+use crate::device::join_streams;
 use crate::dropout::FastDropout;
 use crate::encoders::{ImageEncoder, ImageEncoderConfig, TextEncoder, TextEncoderConfig};
 use crate::nn_util::{cross_entropy, masked_mean};
@@ -221,7 +222,7 @@ fn masked_max(x: Tensor<3>, mask: Tensor<2, Bool>) -> Tensor<2> {
 impl Clfa {
     /// Encoder outputs: text tokens `[B, L, d]`, image tokens `[B, N, d]`.
     pub fn encode(&self, batch: &Batch) -> (Tensor<3>, Tensor<3>) {
-        (self.text.forward(batch.ids.clone(), batch.mask.clone()), self.image.forward(batch.images.clone()))
+        join_streams(&batch.ids.device(), || self.text.forward(batch.ids.clone(), batch.mask.clone()), || self.image.forward(batch.images.clone()))
     }
 
     /// Class logits `[B, C]` from the encoder outputs (the batch gives the text mask, and the

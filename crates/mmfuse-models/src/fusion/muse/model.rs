@@ -22,6 +22,7 @@ use super::captioning::{CaptionDecoder, CaptionDecoderConfig};
 use super::cross_transformer::{CrossTransformer, CrossTransformerConfig};
 use super::pixelcnn::{PixelCnnPp, PixelCnnPpConfig};
 use crate::batch::Batch;
+use crate::device::join_streams;
 use crate::dropout::FastDropout;
 use crate::encoders::{ImageEncoder, ImageEncoderConfig, TextEncoder, TextEncoderConfig};
 use crate::heads::scores::{task_loss, task_predict};
@@ -133,8 +134,8 @@ impl MuseConfig {
 impl Muse {
     /// Class scores `[B, 1, C]` or tag scores `[B, L, T]`.
     pub fn forward(&self, batch: &Batch) -> Tensor<3> {
-        let t = self.text.forward(batch.ids.clone(), batch.mask.clone());
-        let i = self.image.forward(batch.images.clone());
+        let (t, i) =
+            join_streams(&batch.ids.device(), || self.text.forward(batch.ids.clone(), batch.mask.clone()), || self.image.forward(batch.images.clone()));
         self.fuse_and_score(t, i, batch)
     }
 

@@ -236,7 +236,7 @@ fn main() {
     }
     let reps = num("--reps", 5);
     if args.iter().any(|a| a == "--matmul-peak") {
-        matmul_peak(reps);
+        on_compute_pool(|| matmul_peak(reps));
         return;
     }
     let o = Opts {

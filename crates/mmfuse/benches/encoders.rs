@@ -28,6 +28,11 @@ fn time<F: FnMut()>(mut f: F) -> Vec<f64> {
 }
 
 fn main() {
+    // as `mmfuse encode`, training and prediction run: on the compute pool's threads
+    mmfuse_models::device::on_compute_pool(run);
+}
+
+fn run() {
     let shared =
         std::env::var_os("MMFUSE_SHARED_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")));
     let device = Device::flex();

@@ -6,6 +6,7 @@
 use burn::optim::GradientsParams;
 use burn::tensor::Device;
 use mmfuse_models::batch::HostBatch;
+use mmfuse_models::device::on_compute_pool;
 use mmfuse_models::encoders::{ImageCnnConfig, TextTransformerConfig};
 use mmfuse_models::fusion::{ConcatFusionConfig, Modality};
 use mmfuse_models::task::{TaskKind, TaskModel};
@@ -57,6 +58,14 @@ fn main() {
     println!("| model | train steps/s | inference samples/s (batch 32) | latency batch 1 (ms) |");
     println!("|---|---|---|---|");
     for s in &sizes {
+        // as training and prediction run: on the compute pool's threads
+        on_compute_pool(|| bench_size(s));
+    }
+    println!("\n{threads} threads available");
+}
+
+fn bench_size(s: &Size) {
+    {
         let device = Device::flex().autodiff();
         device.seed(1);
         let text = TextTransformerConfig::new(1000).with_d_model(s.d).with_n_heads(s.heads).with_n_layers(s.layers).with_d_ff(s.d_ff).with_max_len(s.seq);
@@ -107,5 +116,4 @@ fn main() {
         let (lm, llo, lhi) = stats(lat);
         println!("| {} | {tm:.1} ({tlo:.1}–{thi:.1}) | {im:.0} ({ilo:.0}–{ihi:.0}) | {lm:.2} ({llo:.2}–{lhi:.2}) |", s.name);
     }
-    println!("\n{threads} threads available");
 }

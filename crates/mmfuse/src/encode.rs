@@ -12,6 +12,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mmfuse_data::image::{ImageSpec, load_image};
 use mmfuse_data::preprocess::Preprocess;
 use mmfuse_data::text::TextEncoder;
+use mmfuse_models::device::on_compute_pool;
 use mmfuse_models::encoders::bert::{BertModel, mean_pooled_normalized};
 use mmfuse_models::encoders::{MobileNetV2, ResNet};
 use mmfuse_models::nn_util::masked_mean;
@@ -82,12 +83,14 @@ pub fn encode_texts(
         let mask: Vec<bool> = enc.iter().flat_map(|e| e.mask[..l].iter().copied()).collect();
         let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [b, l]), device);
         let mask = Tensor::<2, Bool>::from_data(TensorData::new(mask, [b, l]), device);
-        let h = bert.forward(ids, mask.clone(), None);
-        let v = match pooling {
-            Pooling::Mean => masked_mean(h, mask),
-            Pooling::MeanNormalized => mean_pooled_normalized(h, mask),
-            Pooling::Cls => h.slice([0..b, 0..1, 0..d]).reshape([b, d]),
-        };
+        let v = on_compute_pool(|| {
+            let h = bert.forward(ids, mask.clone(), None);
+            match pooling {
+                Pooling::Mean => masked_mean(h, mask),
+                Pooling::MeanNormalized => mean_pooled_normalized(h, mask),
+                Pooling::Cls => h.slice([0..b, 0..1, 0..d]).reshape([b, d]),
+            }
+        });
         rows.extend(v.into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?);
         pb.inc(b as u64);
     }
@@ -141,10 +144,10 @@ pub fn encode_images(weights: &Path, images: &Path, out: &Path, preprocess: Prep
             px.extend(load_image(f, &spec)?);
         }
         let x = Tensor::<4>::from_data(TensorData::new(px, [chunk.len(), 3, s, s]), device);
-        let v = match &net {
+        let v = on_compute_pool(|| match &net {
             Net::ResNet(r) => ResNet::pool(r.features(x)),
             Net::MobileNet(m) => MobileNetV2::pool(m.features(x)),
-        };
+        });
         d = v.dims()[1];
         rows.extend(v.into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?);
         pb.inc(chunk.len() as u64);

@@ -43,7 +43,7 @@ use crate::error::{DataError, Result};
 use crate::pickle::{self, NdArray, Value};
 use crate::text::TextEncoder;
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// One segment (utterance) with word-aligned features.
 #[derive(Clone, Debug, PartialEq)]
@@ -565,19 +565,8 @@ pub fn write_dir(ds: &AlignedDataset, dir: &Path) -> Result<()> {
         }
         let meta = std::collections::HashMap::from([("format".to_string(), "mmfuse-aligned".to_string())]);
         let bytes = safetensors::serialize(tensors, Some(meta)).map_err(|e| err(&sp, "safetensors", e))?;
-        write_atomic(&sp, &bytes)?;
-        write_atomic(&dir.join(format!("{name}.jsonl")), jsonl.as_bytes())?;
-    }
-    Ok(())
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut tmp: PathBuf = path.to_path_buf();
-    tmp.set_file_name(format!(".{}.tmp-{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("file"), std::process::id()));
-    let res = std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path));
-    if let Err(e) = res {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(DataError::io(path, e));
+        crate::fsutil::write_atomic(&sp, &bytes)?;
+        crate::fsutil::write_atomic(&dir.join(format!("{name}.jsonl")), jsonl.as_bytes())?;
     }
     Ok(())
 }

@@ -27,6 +27,7 @@ pub mod aligned_synth;
 pub mod cls;
 pub mod conll;
 pub mod error;
+pub mod fsutil;
 pub mod image;
 pub mod imagenet;
 pub mod labels;

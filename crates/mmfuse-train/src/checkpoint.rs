@@ -7,9 +7,9 @@ use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use burn::store::ModuleRecord;
 use burn::tensor::Bytes;
+use mmfuse_data::fsutil;
 use serde::{Deserialize, Serialize};
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 /// Where training stands: enough to continue exactly where it stopped.
@@ -43,26 +43,13 @@ pub struct Checkpoint {
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    f.write_all(bytes).with_context(|| format!("cannot write {}", path.display()))?;
-    f.sync_all().with_context(|| format!("cannot sync {}", path.display()))?;
-    Ok(())
+    Ok(fsutil::write_synced(path, bytes)?)
 }
 
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-}
-
-/// Write a file atomically (temporary file in the same folder, fsync, rename).
+/// Write a file atomically (temporary file in the same folder, fsync, rename; see
+/// [`mmfuse_data::fsutil::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|s| s.to_str()).unwrap_or("file")));
-    write_synced(&tmp, bytes)?;
-    fs::rename(&tmp, path).with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
-    sync_dir(dir);
-    Ok(())
+    Ok(fsutil::write_atomic(path, bytes)?)
 }
 
 /// Save `model` (and `optimizer`) with `state` as checkpoint `name` under `root`.
@@ -101,7 +88,7 @@ pub fn save_with<M: Module>(
         write_synced(&tmp.join(format!("{file}.bpk")), &b)?;
     }
     write_synced(&tmp.join("state.json"), serde_json::to_string_pretty(state)?.as_bytes())?;
-    sync_dir(&tmp);
+    fsutil::sync_dir(&tmp);
     if old.exists() {
         fs::remove_dir_all(&old)?;
     }
@@ -109,7 +96,7 @@ pub fn save_with<M: Module>(
         fs::rename(&final_dir, &old)?;
     }
     fs::rename(&tmp, &final_dir)?;
-    sync_dir(root);
+    fsutil::sync_dir(root);
     if old.exists() {
         fs::remove_dir_all(&old)?;
     }

@@ -21,6 +21,7 @@
 //!   pickles, our directory layout, MAG-BERT's word-piece expansion.
 //! - [`aligned_synth`]: a synthetic MOSI-like corpus with ground-truth noisy time steps.
 //! - [`error`]: errors that name the file and, for text formats, the 1-based line.
+//! - [`fsutil`]: atomic, fsynced file writes (run folders, checkpoints, prepared datasets).
 
 pub mod aligned;
 pub mod aligned_synth;

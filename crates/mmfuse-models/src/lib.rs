@@ -10,6 +10,10 @@
 //! - [`fusion`]: fusion methods (late concatenation baseline, MuSE, CLFA, MIM).
 //! - [`attention`]: masked multi-head attention shared by the fusion methods.
 //! - [`dropout`]: dropout with a fast, seed-reproducible mask.
+//! - [`device`]: the device (and so the backend) choice, and how CPU work uses the compute pool
+//!   ([`device::on_compute_pool`], [`device::join_streams`]).
+//! - [`nn_util`]: masked pooling and losses, token-wise `Linear`s as one matmul
+//!   ([`nn_util::LinearRows`]).
 //! - [`heads`]: task heads and their losses (sequence classification, token tagging).
 //! - [`pretrained`]: path-scoped safetensors / PyTorch checkpoint loading with errors naming
 //!   tensor and shapes.

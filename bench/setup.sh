@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Prepare the PyTorch side of bench/run.sh: a virtualenv bench/.venv with torch (CPU wheels).
+# Prepare the PyTorch side of bench/run.sh and bench/encoders.sh: a virtualenv bench/.venv with torch
+# and torchvision (CPU wheels), transformers and safetensors.
 # CI never needs this. With TORCH_PYTHON=/path/to/python (an interpreter that already has
 # torch), nothing is installed: the script only checks it and prints how to run the bench.
 #
@@ -18,6 +19,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --upgrade pip
 # CPU-only wheels: the comparison is on the CPU
-.venv/bin/python -m pip install --index-url "${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}" torch
-.venv/bin/python -c 'import torch; print("torch", torch.__version__)'
+.venv/bin/python -m pip install --index-url "${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}" torch torchvision
+# bench/encoders.sh also loads MiniLM with transformers and the weights with safetensors
+.venv/bin/python -m pip install transformers safetensors numpy
+.venv/bin/python -c 'import torch, torchvision, transformers; print("torch", torch.__version__, "torchvision", torchvision.__version__, "transformers", transformers.__version__)'
 echo "use: bench/run.sh   (or TORCH_PYTHON=$(pwd)/.venv/bin/python bench/run.sh)"

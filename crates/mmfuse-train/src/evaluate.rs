@@ -118,19 +118,18 @@ pub fn evaluate<M: TaskModel>(
         }
     }
     let mut scores = BTreeMap::new();
-    let detail;
-    if !gold_tags.is_empty() {
+    let detail = if !gold_tags.is_empty() {
         let s = ner_scores(&gold_tags, &pred_tags, ChunkMode::Strict)?;
         scores.insert("precision".into(), s.micro.precision);
         scores.insert("recall".into(), s.micro.recall);
         scores.insert("f1".into(), s.micro.f1);
         let per_type: serde_json::Map<String, Value> =
             s.per_type.iter().map(|(k, v)| (k.clone(), json!({"precision": v.precision, "recall": v.recall, "f1": v.f1, "support": v.support}))).collect();
-        detail = json!({"scheme": "entity-level, exact span and type, seqeval strict (IOB2), word level",
+        json!({"scheme": "entity-level, exact span and type, seqeval strict (IOB2), word level",
                         "micro": {"precision": s.micro.precision, "recall": s.micro.recall, "f1": s.micro.f1,
                                    "gold": s.micro.support, "predicted": s.micro.predicted, "correct": s.micro.correct},
                         "per_type": per_type,
-                        "wordpiece_reference": wordpiece_detail(&wp_gold, &wp_pred)?});
+                        "wordpiece_reference": wordpiece_detail(&wp_gold, &wp_pred)?})
     } else {
         let s = cls_scores(&gold_cls, &pred_cls, labels.len())?;
         scores.insert("accuracy".into(), s.accuracy);
@@ -142,10 +141,10 @@ pub fn evaluate<M: TaskModel>(
             .enumerate()
             .map(|(k, v)| (labels.name(k).to_string(), json!({"precision": v.precision, "recall": v.recall, "f1": v.f1, "support": v.support})))
             .collect();
-        detail = json!({"accuracy": s.accuracy, "macro_precision": s.macro_p, "macro_recall": s.macro_r,
-                        "macro_f1": s.macro_f1, "weighted_f1": s.weighted_f1, "per_class": per_class,
-                        "confusion": s.confusion});
-    }
+        json!({"accuracy": s.accuracy, "macro_precision": s.macro_p, "macro_recall": s.macro_r,
+                "macro_f1": s.macro_f1, "weighted_f1": s.weighted_f1, "per_class": per_class,
+                "confusion": s.confusion})
+    };
     Ok(EvalResult { scores, detail })
 }
 

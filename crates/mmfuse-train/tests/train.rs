@@ -190,7 +190,7 @@ fn muse_with_decoders_trains_and_its_run_folder_reloads() {
     // the run folder alone rebuilds the model with its decoders and loads the best weights
     let p = prepare(&cfg, Some(&run.join("tokenizer.json"))).unwrap();
     let task = TaskKind::Classify { n_classes: p.labels.len() };
-    let rec = ModuleRecord::load(&run.join("checkpoints/best/model.bpk")).unwrap();
+    let rec = ModuleRecord::load(run.join("checkpoints/best/model.bpk")).unwrap();
     let device = Device::flex();
     let model = build_model(&cfg, &ModelShapes { caption_vocab: vocab, ..ModelShapes::scratch(&cfg, p.encoder.vocab_size()) }, task, &device)
         .try_load_record(rec)
@@ -233,7 +233,7 @@ fn pretrained_resnet_image_encoder_trains_with_frozen_stem() {
     let p = prepare(&cfg, Some(&run.join("tokenizer.json"))).unwrap();
     let device = Device::flex();
     let task = TaskKind::Classify { n_classes: p.labels.len() };
-    let rec = ModuleRecord::load(&run.join("checkpoints/last/model.bpk")).unwrap();
+    let rec = ModuleRecord::load(run.join("checkpoints/last/model.bpk")).unwrap();
     let model = build_model(&cfg, &ModelShapes { image: Some(shape.clone()), ..ModelShapes::scratch(&cfg, p.encoder.vocab_size()) }, task, &device)
         .try_load_record(rec)
         .unwrap();
@@ -255,7 +255,7 @@ fn pretrained_resnet_image_encoder_trains_with_frozen_stem() {
     let cfg_eval = config(&c, &[&img, "model.image_grid=2", "train.batch_norm=\"eval\""]);
     let run_eval = dir.join("run-eval");
     run_training(&cfg_eval, &run_eval, &TrainOptions { quiet: true, ..Default::default() }).unwrap();
-    let rec = ModuleRecord::load(&run_eval.join("checkpoints/last/model.bpk")).unwrap();
+    let rec = ModuleRecord::load(run_eval.join("checkpoints/last/model.bpk")).unwrap();
     let shapes_eval = ModelShapes { image: Some(shape.clone()), ..ModelShapes::scratch(&cfg_eval, p.encoder.vocab_size()) };
     let model_eval = build_model(&cfg_eval, &shapes_eval, task, &device).try_load_record(rec).unwrap();
     assert_eq!(stats(&model_eval), orig_stats, "eval-mode batch norm changed its running mean");
@@ -284,7 +284,7 @@ fn a_vit_folder_trains_as_image_encoder_and_reloads() {
     let p = prepare(&cfg, Some(&run.join("tokenizer.json"))).unwrap();
     let device = Device::flex();
     let shapes = ModelShapes::from_run_dir(&run, &cfg, p.encoder.vocab_size()).unwrap();
-    let rec = ModuleRecord::load(&run.join("checkpoints/last/model.bpk")).unwrap();
+    let rec = ModuleRecord::load(run.join("checkpoints/last/model.bpk")).unwrap();
     let model = build_model(&cfg, &shapes, TaskKind::Classify { n_classes: p.labels.len() }, &device).try_load_record(rec).unwrap();
     let FusionModel::Concat(m) = &model else { panic!("not concat") };
     let Some(mmfuse_models::encoders::ImageEncoder::Vit(v)) = &m.image else { panic!("not a ViT image encoder") };
@@ -327,7 +327,7 @@ fn clfa_trains_with_a_clip_teacher_cache_and_reloads() {
     let pr = prepare(&cfg, Some(&run.join("tokenizer.json"))).unwrap();
     let shapes = ModelShapes::from_run_dir(&run, &cfg, pr.encoder.vocab_size()).unwrap();
     assert_eq!(shapes.teacher_dim, 16);
-    let rec = ModuleRecord::load(&run.join("checkpoints/best/model.bpk")).unwrap();
+    let rec = ModuleRecord::load(run.join("checkpoints/best/model.bpk")).unwrap();
     let device = Device::flex();
     let model = build_model(&cfg, &shapes, TaskKind::Classify { n_classes: pr.labels.len() }, &device).try_load_record(rec).unwrap();
     let FusionModel::Clfa(m) = &model else { panic!("not a CLFA model") };

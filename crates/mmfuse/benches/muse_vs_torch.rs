@@ -15,7 +15,10 @@
 //! - `--cold-start FILE [--batch N] [--iters K]`: build MuSE-small, load FILE, predict K batches
 //!   of N (default 1 × 1) and exit — `bench/run.sh` times the whole process and reads its max
 //!   RSS; it also prints the in-process times;
-//! - `--matmul-peak`: GFLOP/s of a square f32 matmul (the backend's practical peak).
+//! - `--matmul-peak`: GFLOP/s of a square f32 matmul (the backend's practical peak);
+//! - `--breakdown`: where MuSE-small's batch-1 prediction spends its time: the text encoder,
+//!   the image encoder, both (as prediction runs them, concurrently), the CrossTransformer, and
+//!   the whole prediction (medians over `--reps` × 20 calls, ms).
 
 use burn::module::Module;
 use burn::optim::GradientsParams;
@@ -203,6 +206,39 @@ fn cold_start(path: &str, batch: usize, iters: usize, started: Instant) {
     );
 }
 
+fn breakdown(reps: usize) {
+    let device = Device::flex();
+    device.seed(1);
+    let FusionModel::Muse(m) = muse(&device) else { unreachable!("muse() builds MuSE") };
+    let b = host_batch(1).to_device(&device);
+    let image_mask = |i: &Tensor<3>| Tensor::<2, burn::tensor::Bool>::full([1, i.dims()[1]], true, &device);
+    let (t, i) = (m.text.forward(b.ids.clone(), b.mask.clone()), m.image.forward(b.images.clone()));
+    let time = |name: &str, f: &dyn Fn()| {
+        f();
+        let runs: Vec<f64> = (0..reps)
+            .map(|_| {
+                let t0 = Instant::now();
+                for _ in 0..20 {
+                    f();
+                }
+                t0.elapsed().as_secs_f64() * 1000.0 / 20.0
+            })
+            .collect();
+        emit("muse_b1", name, "ms", &runs);
+    };
+    time("text_encoder_ms", &|| drop(m.text.forward(b.ids.clone(), b.mask.clone()).into_data()));
+    time("image_encoder_ms", &|| drop(m.image.forward(b.images.clone()).into_data()));
+    time("both_encoders_ms", &|| {
+        let (t, i) = mmfuse_models::device::join_streams(&device, || m.text.forward(b.ids.clone(), b.mask.clone()), || m.image.forward(b.images.clone()));
+        drop((t.into_data(), i.into_data()));
+    });
+    time("cross_transformer_ms", &|| {
+        let (x, y) = m.cross.forward(t.clone(), b.mask.clone(), i.clone(), image_mask(&i));
+        drop((x.into_data(), y.into_data()));
+    });
+    time("prediction_ms", &|| drop(m.predict(&b)));
+}
+
 fn matmul_peak(reps: usize) {
     let device = Device::flex();
     let n = 1024;
@@ -235,6 +271,10 @@ fn main() {
         return;
     }
     let reps = num("--reps", 5);
+    if args.iter().any(|a| a == "--breakdown") {
+        on_compute_pool(|| breakdown(reps));
+        return;
+    }
     if args.iter().any(|a| a == "--matmul-peak") {
         on_compute_pool(|| matmul_peak(reps));
         return;

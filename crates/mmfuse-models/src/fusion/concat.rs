@@ -114,19 +114,28 @@ impl ConcatFusion {
         self.image.as_ref().map(|enc| enc.forward(batch.images.clone()).mean_dim(1).squeeze_dim::<2>(1))
     }
 
+    /// The text side's token features `[B, L, d]`: the text encoder's output (which an
+    /// image-only classifier ignores), or, for an image-only tagger, position embeddings.
+    fn text_tokens(&self, batch: &Batch) -> Option<Tensor<3>> {
+        match (self.task, self.modality, &self.text, &self.positions) {
+            (TaskKind::Classify { .. }, Modality::Image, _, _) => None,
+            (_, _, Some(enc), _) => Some(enc.forward(batch.ids.clone(), batch.mask.clone())),
+            (TaskKind::Tag { .. }, _, None, Some(pos)) => {
+                let [b, l] = batch.ids.dims();
+                let ids = Tensor::<1, Int>::arange(0..l as i64, &batch.ids.device()).unsqueeze_dim::<2>(0).repeat_dim(0, b);
+                Some(pos.forward(ids))
+            }
+            _ => None,
+        }
+    }
+
     /// Task scores: `[B, C]` for classification, `[B, L, T]` for tagging (as a 3-D tensor with
     /// L = 1 for classification).
     pub fn forward(&self, batch: &Batch) -> Tensor<3> {
+        let (tokens, image) = join_streams(&batch.ids.device(), || self.text_tokens(batch), || self.image_vector(batch));
         match self.task {
             TaskKind::Classify { .. } => {
-                let (text, image) = join_streams(
-                    &batch.ids.device(),
-                    || match (self.modality, &self.text) {
-                        (Modality::Image, _) | (_, None) => None,
-                        (_, Some(enc)) => Some(masked_mean(enc.forward(batch.ids.clone(), batch.mask.clone()), batch.mask.clone())),
-                    },
-                    || self.image_vector(batch),
-                );
+                let text = tokens.map(|t| masked_mean(t, batch.mask.clone()));
                 let feats = match (text, image) {
                     (Some(t), Some(i)) => Tensor::cat(vec![t, i], 1),
                     (Some(t), None) => t,
@@ -136,19 +145,8 @@ impl ConcatFusion {
                 self.head.forward(feats).unsqueeze_dim::<3>(1)
             }
             TaskKind::Tag { .. } => {
-                let [b, l] = batch.ids.dims();
-                let (tokens, image) = join_streams(
-                    &batch.ids.device(),
-                    || match (&self.text, &self.positions) {
-                        (Some(enc), _) => enc.forward(batch.ids.clone(), batch.mask.clone()),
-                        (None, Some(pos)) => {
-                            let ids = Tensor::<1, Int>::arange(0..l as i64, &batch.ids.device()).unsqueeze_dim::<2>(0).repeat_dim(0, b);
-                            pos.forward(ids)
-                        }
-                        (None, None) => unreachable!("a tagger has a text encoder or position embeddings"),
-                    },
-                    || self.image_vector(batch),
-                );
+                let tokens = tokens.expect("a tagger has a text encoder or position embeddings");
+                let [b, l, _] = tokens.dims();
                 let feats = match image {
                     Some(i) => {
                         let [_, d] = i.dims();

@@ -9,6 +9,7 @@ use crate::examples::{Example, epoch_order, stream_batches};
 use crate::optim::{Schedule, adamw, clip_global_norm};
 use crate::parallel::data_parallel_grads;
 use anyhow::{Context, Result, bail};
+use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -105,6 +106,19 @@ pub(crate) fn record_eval<M: burn::module::Module>(
     append_row(metrics, &json!({"step": state.step, "epoch": state.epoch, "dev": scores, "best": improved}))?;
     tracing::info!(step = state.step, "dev {select} = {value:.4}{}", if improved { " (best)" } else { "" });
     Ok(patience > 0 && state.evals_since_best >= patience)
+}
+
+/// Fold the batch-norm running statistics this step recorded into their value.
+///
+/// burn's `RunningState` keeps one pending update per thread and averages them at the next
+/// read on the same thread (it was built for data-parallel threads). Our steps run on whichever
+/// compute-pool thread is free, so without this a step on another thread than the previous one
+/// would read a stale value, and the saved statistics would depend on thread timing: no
+/// reproducible runs, no exact resume. Syncing after every step leaves one pending update at a
+/// time, which the sync takes as is. (`Module::valid` is the public call that syncs; its
+/// result, the model without autodiff, is dropped.)
+pub(crate) fn settle_running_stats<M: Module>(model: &M) {
+    let _ = model.valid();
 }
 
 /// Per-step seed of the device RNG (dropout), so a resumed run draws the same masks.
@@ -230,6 +244,7 @@ pub fn fit<M: TaskModel>(model: M, cfg: &RunConfig, data: &TrainData, run_dir: &
             let lr = sched.base.at(state.step);
             let lrs = sched.step();
             model = on_compute_pool(|| optim.step(lrs, model, grads));
+            settle_running_stats(&model);
             state.step += 1;
             state.batch_in_epoch += 1;
             steps_this_call += 1;
@@ -279,4 +294,40 @@ pub fn fit<M: TaskModel>(model: M, cfg: &RunConfig, data: &TrainData, run_dir: &
         tracing::info!("early stop at step {}: no dev improvement in {} evaluations", state.step, t.patience);
     }
     Ok((model, FitOutcome { steps: state.step, best_step: state.best_step, best_metric: state.best_metric, early_stopped, interrupted }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::{BatchNorm, BatchNormConfig};
+    use burn::tensor::{Distribution, Tensor};
+
+    /// Two training steps whose batch-norm forward runs on different threads (as on a compute
+    /// pool with 2 threads) leave the same running statistics as two steps on one thread, once
+    /// each step is followed by `settle_running_stats`; without it the second thread reads a
+    /// stale value and the statistics depend on which thread ran which step.
+    #[test]
+    fn running_stats_do_not_depend_on_the_thread_of_each_step() {
+        let device = Device::flex().autodiff();
+        let batches: Vec<Tensor<4>> = (0..2).map(|i| Tensor::random([4, 3, 5, 5], Distribution::Normal(i as f64, 1.0 + i as f64), &device)).collect();
+        let run = |two_threads: bool, settle: bool| -> Vec<f32> {
+            let bn: BatchNorm = BatchNormConfig::new(3).init(&device);
+            for (i, x) in batches.iter().enumerate() {
+                let step = || drop(bn.forward(x.clone()));
+                if two_threads && i == 1 {
+                    std::thread::scope(|s| s.spawn(step).join().unwrap());
+                } else {
+                    step();
+                }
+                if settle {
+                    settle_running_stats(&bn);
+                }
+            }
+            bn.valid().running_mean.value().into_data().try_to_vec::<f32>().unwrap()
+        };
+        let one_thread = run(false, true);
+        assert_eq!(run(true, true), one_thread);
+        assert_eq!(run(false, false), one_thread, "on one thread the pending update is folded at the next read");
+        assert_ne!(run(true, false), one_thread, "the thread-dependence this guards against");
+    }
 }

@@ -8,6 +8,7 @@
 //! - [`encoders`]: text and image encoders (from scratch, and pretrained BERT, ResNet, ViT,
 //!   CLIP, MobileNetV2 in Hugging Face / torchvision layouts).
 //! - [`fusion`]: fusion methods (late concatenation baseline, MuSE, CLFA, MIM).
+//! - [`activation`]: feed-forward activations by HF name; exact GELU fused on the CPU backend.
 //! - [`attention`]: masked multi-head attention shared by the fusion methods.
 //! - [`dropout`]: dropout with a fast, seed-reproducible mask.
 //! - [`device`]: the device (and so the backend) choice, and how CPU work uses the compute pool
@@ -20,6 +21,7 @@
 //! - [`batch`]: the tensors a model consumes ([`batch::Batch`]).
 //! - [`task`]: the trait the trainer and the predictor drive ([`task::TaskModel`]).
 
+pub mod activation;
 pub mod attention;
 pub mod batch;
 pub mod device;

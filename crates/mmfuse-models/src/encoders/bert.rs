@@ -28,7 +28,8 @@ use crate::nn_util::LinearRows;
 use crate::pretrained::{LoadError, Weights};
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::{gelu, gelu_approximate, relu, softmax};
+use crate::activation::Activation;
+use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -77,35 +78,6 @@ impl Default for BertConfig {
     }
 }
 
-/// The feed-forward activation of [`BertLayer`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HiddenAct {
-    /// Exact GELU, `x·Φ(x)` with erf (HF `"gelu"`).
-    Gelu,
-    /// Tanh approximation of GELU (HF `"gelu_new"`, `"gelu_pytorch_tanh"`, `"gelu_fast"`).
-    GeluTanh,
-    Relu,
-}
-
-impl HiddenAct {
-    fn parse(s: &str) -> Option<Self> {
-        match s {
-            "gelu" => Some(Self::Gelu),
-            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Some(Self::GeluTanh),
-            "relu" => Some(Self::Relu),
-            _ => None,
-        }
-    }
-
-    fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        match self {
-            Self::Gelu => gelu(x),
-            Self::GeluTanh => gelu_approximate(x),
-            Self::Relu => relu(x),
-        }
-    }
-}
-
 impl BertConfig {
     /// Parse a Hugging Face `config.json`.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, LoadError> {
@@ -117,8 +89,8 @@ impl BertConfig {
         if self.num_attention_heads == 0 || !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(format!("hidden_size {} is not a multiple of num_attention_heads {}", self.hidden_size, self.num_attention_heads));
         }
-        if HiddenAct::parse(&self.hidden_act).is_none() {
-            return Err(format!("unsupported hidden_act '{}' (supported: gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, relu)", self.hidden_act));
+        if Activation::parse(&self.hidden_act).is_none() {
+            return Err(format!("unsupported hidden_act '{}' (supported: {})", self.hidden_act, Activation::SUPPORTED));
         }
         if self.position_embedding_type != "absolute" {
             return Err(format!("unsupported position_embedding_type '{}' (only 'absolute')", self.position_embedding_type));
@@ -131,8 +103,8 @@ impl BertConfig {
         Ok(())
     }
 
-    fn act(&self) -> HiddenAct {
-        HiddenAct::parse(&self.hidden_act).unwrap_or(HiddenAct::Gelu)
+    fn act(&self) -> Activation {
+        Activation::parse(&self.hidden_act).unwrap_or(Activation::Gelu)
     }
 
     /// A randomly initialised model (weights ~ N(0, `initializer_range`), LayerNorm 1/0, as HF
@@ -237,7 +209,7 @@ pub struct BertLayer {
     /// Hidden dropout (after both output projections).
     pub dropout: Dropout,
     #[module(skip)]
-    pub act: HiddenAct,
+    pub act: Activation,
 }
 
 impl BertLayer {

@@ -20,7 +20,8 @@
 //! here: the model folder's `tokenizer.json` (CLIP's byte-level BPE, `<|startoftext|>` …
 //! `<|endoftext|>`) gives the ids.
 
-use super::vit::{Activation, SelfAttention};
+use super::vit::SelfAttention;
+use crate::activation::Activation;
 use crate::nn_util::LinearRows;
 use crate::pretrained::{LoadError, Weights};
 use burn::module::{Module, Param};

@@ -19,7 +19,7 @@ use crate::nn_util::LinearRows;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::gelu;
+use crate::activation::gelu;
 use burn::tensor::{Bool, Device, Tensor};
 
 /// Configuration of [`TransformerEncoder`].

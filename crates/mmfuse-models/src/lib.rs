@@ -15,6 +15,7 @@
 //!   ([`device::on_compute_pool`], [`device::join_streams`]).
 //! - [`nn_util`]: masked pooling and losses, token-wise `Linear`s as one matmul
 //!   ([`nn_util::LinearRows`]).
+//! - [`pooling`]: 2×2 max-pooling fused on the CPU backend.
 //! - [`heads`]: task heads and their losses (sequence classification, token tagging).
 //! - [`pretrained`]: path-scoped safetensors / PyTorch checkpoint loading with errors naming
 //!   tensor and shapes.
@@ -30,6 +31,7 @@ pub mod encoders;
 pub mod fusion;
 pub mod heads;
 pub mod nn_util;
+pub mod pooling;
 pub mod pretrained;
 pub mod task;
 

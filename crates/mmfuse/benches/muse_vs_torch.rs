@@ -18,7 +18,9 @@
 //! - `--matmul-peak`: GFLOP/s of a square f32 matmul (the backend's practical peak);
 //! - `--breakdown`: where MuSE-small's batch-1 prediction spends its time: the text encoder,
 //!   the image encoder, both (as prediction runs them, concurrently), the CrossTransformer, and
-//!   the whole prediction (medians over `--reps` × 20 calls, ms).
+//!   the whole prediction (medians over `--reps` × 20 calls, ms); `--stage NAME` times only
+//!   that one (`text_encoder`, `image_encoder`, `both_encoders`, `cross_transformer`,
+//!   `prediction`), e.g. under `perf record`.
 
 use burn::module::Module;
 use burn::optim::GradientsParams;
@@ -206,7 +208,7 @@ fn cold_start(path: &str, batch: usize, iters: usize, started: Instant) {
     );
 }
 
-fn breakdown(reps: usize) {
+fn breakdown(reps: usize, only: Option<&str>) {
     let device = Device::flex();
     device.seed(1);
     let FusionModel::Muse(m) = muse(&device) else { unreachable!("muse() builds MuSE") };
@@ -214,6 +216,9 @@ fn breakdown(reps: usize) {
     let image_mask = |i: &Tensor<3>| Tensor::<2, burn::tensor::Bool>::full([1, i.dims()[1]], true, &device);
     let (t, i) = (m.text.forward(b.ids.clone(), b.mask.clone()), m.image.forward(b.images.clone()));
     let time = |name: &str, f: &dyn Fn()| {
+        if only.is_some_and(|o| format!("{o}_ms") != name) {
+            return;
+        }
         f();
         let runs: Vec<f64> = (0..reps)
             .map(|_| {
@@ -272,7 +277,8 @@ fn main() {
     }
     let reps = num("--reps", 5);
     if args.iter().any(|a| a == "--breakdown") {
-        on_compute_pool(|| breakdown(reps));
+        let only = value("--stage");
+        on_compute_pool(|| breakdown(reps, only.as_deref()));
         return;
     }
     if args.iter().any(|a| a == "--matmul-peak") {

@@ -1,5 +1,6 @@
-//! Feed-forward activations: the HF `hidden_act` names ([`Activation`]) and an exact GELU
-//! ([`gelu`]) with a fused pass on the CPU backend.
+//! Feed-forward activations: the HF `hidden_act` names ([`Activation`]), an exact GELU
+//! ([`gelu`]) with a fused pass on the CPU backend, and the attention softmax
+//! ([`attention_softmax`]), fused the same way for prediction.
 //!
 //! burn-flex computes GELU one element at a time through a scalar `erff` (about 10 ns per
 //! element): in MuSE-small's text encoder at batch 1 that was a quarter of the encoder's time.
@@ -10,8 +11,13 @@
 //! `Φ(x) + x·φ(x)`, and the result is `y + (x − detach(x))·y'`: the value `y`, the gradient
 //! `y'`, three cheap graph nodes instead of burn's scalar `gelu_backward`. Other devices and
 //! dtypes use burn's `gelu`.
+//!
+//! [`attention_softmax`] is `softmax(scores·scale + key_bias)` over the keys. burn-flex's softmax
+//! calls a scalar `expf` per element, and the scaling and the bias are two more passes; without
+//! autodiff on the CPU backend one pass per row does all three (same `exp` as above).
 
 use burn::tensor::activation::{gelu_approximate, relu, sigmoid};
+use burn::tensor::activation::softmax;
 use burn::tensor::{DType, Device, Tensor};
 use rayon::prelude::*;
 
@@ -75,6 +81,98 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     }
     let (y, dy) = (Tensor::<D>::from_data(y, &device), Tensor::<D>::from_data(dy, &device));
     y + (x.clone() - x.detach()) * dy
+}
+
+/// `softmax(scores·scale + key_bias, keys)` for `scores` `[B, H, Lq, Lk]` and `key_bias`
+/// `[B, Lk]` (added to every head's and query's score of key k; e.g. 0 at real keys and
+/// [`MASK_BIAS`](crate::attention::MASK_BIAS) at padding, which then gets weight exactly 0).
+/// Fused on the CPU backend without autodiff (see the module docs); burn's ops otherwise.
+/// A NaN score makes its whole row NaN.
+pub fn attention_softmax(scores: Tensor<4>, scale: f64, key_bias: Tensor<2>) -> Tensor<4> {
+    let [b, h, lq, lk] = scores.dims();
+    let device = scores.device();
+    if device.is_autodiff() || device != Device::flex() || scores.dtype() != DType::F32 || key_bias.dims() != [b, lk] || lk == 0 {
+        return softmax(scores.mul_scalar(scale) + key_bias.reshape([b, 1, 1, lk]), 3);
+    }
+    let (mut data, bias) = (scores.into_data(), key_bias.into_data());
+    match (data.as_mut_slice::<f32>(), bias.as_slice::<f32>()) {
+        (Ok(x), Ok(bias)) => {
+            let rows_per_sample = h * lq;
+            let scale = scale as f32;
+            // chunks of whole samples of at least ~32K scores
+            let per_chunk = (32_768 / (rows_per_sample * lk)).max(1);
+            x.par_chunks_mut(per_chunk * rows_per_sample * lk).enumerate().for_each(|(i, chunk)| {
+                for (j, sample) in chunk.chunks_mut(rows_per_sample * lk).enumerate() {
+                    let bias = &bias[(i * per_chunk + j) * lk..(i * per_chunk + j + 1) * lk];
+                    pulp::Arch::new().dispatch(SoftmaxRows { x: sample, bias, scale, len: lk });
+                }
+            });
+            Tensor::from_data(data, &device)
+        }
+        _ => {
+            let scores = Tensor::<4>::from_data(data, &device);
+            let key_bias = Tensor::<2>::from_data(bias, &device);
+            softmax(scores.mul_scalar(scale) + key_bias.reshape([b, 1, 1, lk]), 3)
+        }
+    }
+}
+
+/// Rows of `len` scores sharing one `bias`, in place: `softmax(x·scale + bias)`.
+struct SoftmaxRows<'a> {
+    x: &'a mut [f32],
+    bias: &'a [f32],
+    scale: f32,
+    len: usize,
+}
+
+impl pulp::WithSimd for SoftmaxRows<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        // fixed 16-lane inner loops (and lane-wise max and sum) so that they vectorise
+        const LANES: usize = 16;
+        let Self { x, bias, scale, len } = self;
+        let split = len / LANES * LANES;
+        for row in x.chunks_exact_mut(len) {
+            let mut m = [f32::NEG_INFINITY; LANES];
+            for (c, bc) in row[..split].chunks_exact_mut(LANES).zip(bias[..split].chunks_exact(LANES)) {
+                for l in 0..LANES {
+                    c[l] = c[l] * scale + bc[l];
+                    m[l] = max_nan(m[l], c[l]);
+                }
+            }
+            for (l, (v, b)) in row[split..].iter_mut().zip(&bias[split..]).enumerate() {
+                *v = *v * scale + *b;
+                m[l] = max_nan(m[l], *v);
+            }
+            let max = m.iter().fold(f32::NEG_INFINITY, |a, &b| max_nan(a, b));
+            if max.is_nan() {
+                row.fill(f32::NAN);
+                continue;
+            }
+            let mut sum = [0f32; LANES];
+            for c in row[..split].chunks_exact_mut(LANES) {
+                for l in 0..LANES {
+                    c[l] = exp_neg(max - c[l]);
+                    sum[l] += c[l];
+                }
+            }
+            for (l, v) in row[split..].iter_mut().enumerate() {
+                *v = exp_neg(max - *v);
+                sum[l] += *v;
+            }
+            let inv = 1.0 / sum.iter().sum::<f32>();
+            for v in row.iter_mut() {
+                *v *= inv;
+            }
+        }
+    }
+}
+
+/// `max(a, b)` that returns NaN when either is NaN.
+#[inline(always)]
+pub(crate) fn max_nan(a: f32, b: f32) -> f32 {
+    if a.is_nan() || a > b { a } else { b }
 }
 
 /// Above this many elements the pass is split over the compute pool (a chunk is ~100 µs of
@@ -169,7 +267,7 @@ fn exp_neg(u: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::Distribution;
+    use burn::tensor::{Distribution, TensorData};
 
     fn gelu_f64(x: f64) -> f64 {
         0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2))
@@ -201,6 +299,34 @@ mod tests {
         pulp::Arch::new().dispatch(GeluInPlace(&mut special));
         assert!(special[0].is_nan(), "NaN propagates");
         assert_eq!(&special[1..], &[f32::INFINITY, 0.0, 0.0, 100.0, 0.0]);
+    }
+
+    #[test]
+    fn attention_softmax_matches_burns_ops_with_masked_keys_and_nan() {
+        let device = Device::flex();
+        let scores = Tensor::<4>::random([3, 2, 5, 37], Distribution::Normal(0.0, 4.0), &device);
+        let mut bias = vec![0f32; 3 * 37];
+        for k in 30..37 {
+            bias[37 + k] = crate::attention::MASK_BIAS; // sample 1: the last 7 keys are padding
+        }
+        bias[2 * 37] = 0.75; // a lexicon-style bias
+        let bias = Tensor::<2>::from_data(TensorData::new(bias, [3, 37]), &device);
+        let want = softmax(scores.clone().mul_scalar(0.125) + bias.clone().reshape([3, 1, 1, 37]), 3);
+        let got = attention_softmax(scores.clone(), 0.125, bias.clone());
+        let diff = (got.clone() - want).abs().max().into_scalar::<f32>();
+        assert!(diff < 1e-6, "{diff}");
+        let v = got.into_data().try_to_vec::<f32>().unwrap();
+        for row in v.chunks(37) {
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        }
+        let padded = &v[2 * 5 * 37..4 * 5 * 37];
+        assert!(padded.chunks(37).all(|r| r[30..].iter().all(|w| *w == 0.0)), "padding gets exactly 0");
+        // a NaN score: its row only
+        let mut s = scores.into_data().try_to_vec::<f32>().unwrap();
+        s[40] = f32::NAN;
+        let got = attention_softmax(Tensor::from_data(TensorData::new(s, [3, 2, 5, 37]), &device), 0.125, bias).into_data().try_to_vec::<f32>().unwrap();
+        assert!(got[37..74].iter().all(|w| w.is_nan()));
+        assert!(got[..37].iter().chain(&got[74..]).all(|w| w.is_finite()));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::dropout::FastDropout;
 use crate::nn_util::LinearRows;
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
-use burn::tensor::activation::softmax;
+use crate::activation::attention_softmax;
 use burn::tensor::{Bool, Device, Tensor};
 
 /// Bias added to the attention scores of masked (padding) keys.
@@ -59,15 +59,14 @@ impl MaskedAttention {
         let q = self.query.forward_rows(x).reshape([b, lq, h, dk]).swap_dims(1, 2); // [B, H, Lq, dk]
         let k = self.key.forward_rows(kv.clone()).reshape([b, lk, h, dk]).swap_dims(1, 2); // [B, H, Lk, dk]
         let v = self.value.forward_rows(kv).reshape([b, lk, h, dk]).swap_dims(1, 2);
-        let scores = q.matmul(k.transpose()).div_scalar((dk as f64).sqrt()); // [B, H, Lq, Lk]
+        let scores = q.matmul(k.transpose()); // [B, H, Lq, Lk]
         // additive bias: 0 at real keys, MASK_BIAS at padding
         let mut bias = key_mask.float().neg().add_scalar(1.0).mul_scalar(MASK_BIAS);
         if let Some(kb) = key_bias {
             assert_eq!(kb.dims(), [b, lk], "attention: key bias {:?} for keys {:?}", kb.dims(), [b, lk]);
             bias = bias + kb;
         }
-        let bias = bias.reshape([b, 1, 1, lk]);
-        let weights = softmax(scores + bias, 3);
+        let weights = attention_softmax(scores, 1.0 / (dk as f64).sqrt(), bias);
         let ctx = self.dropout.apply(weights.clone()).matmul(v).swap_dims(1, 2).reshape([b, lq, d]);
         (self.output.forward_rows(ctx), weights)
     }

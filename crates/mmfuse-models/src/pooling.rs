@@ -13,6 +13,7 @@
 use burn::nn::PaddingConfig2d;
 use burn::nn::pool::MaxPool2d;
 use burn::tensor::{DType, Device, Tensor, TensorData};
+use crate::activation::max_nan;
 use rayon::prelude::*;
 
 /// `pool.forward(x)` for `x` `[B, C, H, W]`, fused on the CPU backend for 2×2/stride-2 pools.
@@ -52,12 +53,6 @@ fn pool_plane(src: &[f32], w: usize, ho: usize, wo: usize, out: &mut [f32]) {
             *o = max_nan(max_nan(r0[2 * j], r0[2 * j + 1]), max_nan(r1[2 * j], r1[2 * j + 1]));
         }
     }
-}
-
-/// `max(a, b)` that returns NaN when either is NaN.
-#[inline(always)]
-fn max_nan(a: f32, b: f32) -> f32 {
-    if a.is_nan() || a > b { a } else { b }
 }
 
 #[cfg(test)]

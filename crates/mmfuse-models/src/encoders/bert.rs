@@ -28,8 +28,7 @@ use crate::nn_util::LinearRows;
 use crate::pretrained::{LoadError, Weights};
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use crate::activation::Activation;
-use burn::tensor::activation::softmax;
+use crate::activation::{Activation, attention_softmax};
 use burn::tensor::{Bool, Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -186,8 +185,8 @@ impl BertSelfAttention {
         let k = heads(self.key.forward_rows(x.clone()));
         let v = heads(self.value.forward_rows(x));
         let scale = (self.head_dim as f64).powf(-0.5);
-        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale) + mask_bias; // [B, nh, L, L]
-        let probs = self.dropout.apply(softmax(scores, 3));
+        let scores = q.matmul(k.swap_dims(2, 3)); // [B, nh, L, L]
+        let probs = self.dropout.apply(attention_softmax(scores, scale, mask_bias.reshape([b, l])));
         probs.matmul(v).swap_dims(1, 2).reshape([b, l, h])
     }
 }

@@ -10,12 +10,14 @@ use crate::evaluate::EvalResult;
 use crate::examples::epoch_order;
 use crate::optim::{WarmupLinear, adamw, clip_global_norm};
 use crate::run::{RunSummary, TEXT_ENCODER_FILE, pretrained_text_config, text_encoder_config};
-use crate::trainer::{FitOutcome, TrainOptions, append_row, metrics_path, record_eval, settle_running_stats, step_seed, truncate_metrics};
+use crate::trainer::{
+    Ending, FitOutcome, TrainOptions, after_epoch, after_step, append_row, finish, metrics_path, progress_bar, record_eval, settle_running_stats, step_seed,
+    truncate_metrics,
+};
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::Device;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mmfuse_data::aligned::{AlignedDataset, AlignedSample, AlignedSplit, expand_wordpieces, read_any};
 use mmfuse_data::text::{TextEncoder, train_word_tokenizer};
 use mmfuse_metrics::regression::{RegScores, reg_scores};
@@ -312,9 +314,7 @@ pub fn fit_mim(model: Mim, cfg: &RunConfig, data: &AlignedData, run_dir: &Path, 
     if state.finished {
         return Ok((model, outcome(&state, false, false)));
     }
-    let pb = if opts.quiet { ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::hidden()) } else { ProgressBar::new(total as u64) };
-    pb.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps {per_sec} ETA {eta} {msg}").expect("valid template"));
-    pb.set_position(state.step as u64);
+    let pb = progress_bar(total, state.step, opts.quiet);
     let save_last = |model: &Mim, optim: &_, optim_upn: &_, state: &TrainState| {
         checkpoint::save_with(&ckpt_root, "last", model, Some(optim), &[("optimizer_upn", optim_upn)], state)
     };
@@ -322,7 +322,7 @@ pub fn fit_mim(model: Mim, cfg: &RunConfig, data: &AlignedData, run_dir: &Path, 
         let res = evaluate_aligned(&model.valid(), &data.dev, data, t.batch_size * 2, &eval_device);
         record_eval(model, state, &res.scores, &select, t.patience, &ckpt_root, &metrics)
     };
-    let (mut early_stopped, mut interrupted) = (false, false);
+    let mut ending = Ending::default();
     let mut steps_this_call = 0usize;
     let mut running = (0.0f64, 0.0f64, 0usize);
     let log_every = (per_epoch / 10).clamp(1, 50);
@@ -395,43 +395,20 @@ pub fn fit_mim(model: Mim, cfg: &RunConfig, data: &AlignedData, run_dir: &Path, 
                 running = (0.0, 0.0, 0);
             }
             pb.set_position(state.step as u64);
-            if t.eval_every > 0 && state.step % t.eval_every == 0 {
-                let stop = do_eval(&model, &mut state)?;
-                save_last(&model, &optim, &optim_upn, &state)?;
-                if stop {
-                    early_stopped = true;
-                    break 'epochs;
-                }
-            }
-            if opts.stop_after.is_some_and(|s| steps_this_call >= s) {
-                save_last(&model, &optim, &optim_upn, &state)?;
-                interrupted = true;
+            let save = |m: &Mim, s: &TrainState| save_last(m, &optim, &optim_upn, s);
+            if let Some(e) = after_step(t, &mut state, steps_this_call, opts.stop_after, &model, &do_eval, &save)? {
+                ending = e;
                 break 'epochs;
             }
         }
-        state.epoch += 1;
-        state.batch_in_epoch = 0;
-        if t.eval_every == 0 {
-            let stop = do_eval(&model, &mut state)?;
-            save_last(&model, &optim, &optim_upn, &state)?;
-            if stop {
-                early_stopped = true;
-                break;
-            }
+        if let Some(e) = after_epoch(t, &mut state, &model, &do_eval, &|m: &Mim, s: &TrainState| save_last(m, &optim, &optim_upn, s))? {
+            ending = e;
+            break;
         }
     }
-    if !interrupted {
-        if state.best_metric.is_none() || state.last_eval_step != state.step {
-            do_eval(&model, &mut state)?;
-        }
-        state.finished = true;
-        save_last(&model, &optim, &optim_upn, &state)?;
-    }
+    let outcome = finish(t, state, &model, ending, &do_eval, &|m: &Mim, s: &TrainState| save_last(m, &optim, &optim_upn, s))?;
     pb.finish_and_clear();
-    if early_stopped {
-        tracing::info!("early stop at step {}: no dev improvement in {} evaluations", state.step, t.patience);
-    }
-    Ok((model, outcome(&state, early_stopped, interrupted)))
+    Ok((model, outcome))
 }
 
 /// Build the model a run folder (or a config) describes.

@@ -108,6 +108,92 @@ pub(crate) fn record_eval<M: burn::module::Module>(
     Ok(patience > 0 && state.evals_since_best >= patience)
 }
 
+/// What the training loops (`fit` here, MIM's in `aligned`) do around their steps, shared so
+/// that both stop, evaluate, checkpoint and resume alike. `eval` scores the dev split and records
+/// it (returns whether patience ran out); `save` writes the `last` checkpoint.
+///
+/// How a loop ended early: patience ran out, or `--stop-after` interrupted it.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Ending {
+    pub early_stopped: bool,
+    pub interrupted: bool,
+}
+
+/// After each optimiser step: evaluate and save every `eval_every` steps; save and stop after
+/// `stop_after` steps of this call.
+pub(crate) fn after_step<M>(
+    t: &crate::config::TrainConfig,
+    state: &mut TrainState,
+    steps_this_call: usize,
+    stop_after: Option<usize>,
+    model: &M,
+    eval: &dyn Fn(&M, &mut TrainState) -> Result<bool>,
+    save: &dyn Fn(&M, &TrainState) -> Result<()>,
+) -> Result<Option<Ending>> {
+    if t.eval_every > 0 && state.step.is_multiple_of(t.eval_every) {
+        let stop = eval(model, state)?;
+        save(model, state)?;
+        if stop {
+            return Ok(Some(Ending { early_stopped: true, interrupted: false }));
+        }
+    }
+    if stop_after.is_some_and(|s| steps_this_call >= s) {
+        save(model, state)?;
+        return Ok(Some(Ending { early_stopped: false, interrupted: true }));
+    }
+    Ok(None)
+}
+
+/// At the end of an epoch: the next epoch starts; with `eval_every = 0` evaluate and save, and
+/// stop when patience ran out.
+pub(crate) fn after_epoch<M>(
+    t: &crate::config::TrainConfig,
+    state: &mut TrainState,
+    model: &M,
+    eval: &dyn Fn(&M, &mut TrainState) -> Result<bool>,
+    save: &dyn Fn(&M, &TrainState) -> Result<()>,
+) -> Result<Option<Ending>> {
+    state.epoch += 1;
+    state.batch_in_epoch = 0;
+    if t.eval_every > 0 {
+        return Ok(None);
+    }
+    let stop = eval(model, state)?;
+    save(model, state)?;
+    Ok(stop.then_some(Ending { early_stopped: true, interrupted: false }))
+}
+
+/// After the loop: unless interrupted, a last evaluation (when the last step has none), the run
+/// marked finished, and the `last` checkpoint; then the outcome.
+pub(crate) fn finish<M>(
+    t: &crate::config::TrainConfig,
+    mut state: TrainState,
+    model: &M,
+    Ending { early_stopped, interrupted }: Ending,
+    eval: &dyn Fn(&M, &mut TrainState) -> Result<bool>,
+    save: &dyn Fn(&M, &TrainState) -> Result<()>,
+) -> Result<FitOutcome> {
+    if !interrupted {
+        if state.best_metric.is_none() || state.last_eval_step != state.step {
+            eval(model, &mut state)?;
+        }
+        state.finished = true;
+        save(model, &state)?;
+    }
+    if early_stopped {
+        tracing::info!("early stop at step {}: no dev improvement in {} evaluations", state.step, t.patience);
+    }
+    Ok(FitOutcome { steps: state.step, best_step: state.best_step, best_metric: state.best_metric, early_stopped, interrupted })
+}
+
+/// The progress bar of a training loop of `total` steps, starting at `step`.
+pub(crate) fn progress_bar(total: usize, step: usize, quiet: bool) -> ProgressBar {
+    let pb = if quiet { ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::hidden()) } else { ProgressBar::new(total as u64) };
+    pb.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps {per_sec} ETA {eta} {msg}").expect("valid template"));
+    pb.set_position(step as u64);
+    pb
+}
+
 /// Fold the batch-norm running statistics this step recorded into their value.
 ///
 /// burn's `RunningState` keeps one pending update per thread and averages them at the next
@@ -194,12 +280,9 @@ pub fn fit<M: TaskModel>(model: M, cfg: &RunConfig, data: &TrainData, run_dir: &
         ));
     }
 
-    let pb = if opts.quiet { ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::hidden()) } else { ProgressBar::new(total as u64) };
-    pb.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps {per_sec} ETA {eta} {msg}").expect("valid template"));
-    pb.set_position(state.step as u64);
+    let pb = progress_bar(total, state.step, opts.quiet);
 
-    let mut early_stopped = false;
-    let mut interrupted = false;
+    let mut ending = Ending::default();
     let mut steps_this_call = 0usize;
     let mut running = (0.0f64, 0usize);
     let log_every = (batches_per_epoch / 10).clamp(1, 50);
@@ -257,43 +340,22 @@ pub fn fit<M: TaskModel>(model: M, cfg: &RunConfig, data: &TrainData, run_dir: &
                 running = (0.0, 0);
             }
             pb.set_position(state.step as u64);
-            if t.eval_every > 0 && state.step % t.eval_every == 0 {
-                let stop = do_eval(&model, &mut state)?;
-                checkpoint::save(&ckpt_root, "last", &model, Some(&optim), &state)?;
-                if stop {
-                    early_stopped = true;
-                    break 'epochs;
-                }
-            }
-            if opts.stop_after.is_some_and(|s| steps_this_call >= s) {
-                checkpoint::save(&ckpt_root, "last", &model, Some(&optim), &state)?;
-                interrupted = true;
+            let save = |m: &M, s: &TrainState| checkpoint::save(&ckpt_root, "last", m, Some(&optim), s);
+            if let Some(e) = after_step(t, &mut state, steps_this_call, opts.stop_after, &model, &do_eval, &save)? {
+                ending = e;
                 break 'epochs;
             }
         }
-        state.epoch += 1;
-        state.batch_in_epoch = 0;
-        if t.eval_every == 0 {
-            let stop = do_eval(&model, &mut state)?;
-            checkpoint::save(&ckpt_root, "last", &model, Some(&optim), &state)?;
-            if stop {
-                early_stopped = true;
-                break;
-            }
+        if let Some(e) = after_epoch(t, &mut state, &model, &do_eval, &|m: &M, s: &TrainState| checkpoint::save(&ckpt_root, "last", m, Some(&optim), s))? {
+            ending = e;
+            break;
         }
     }
-    if !interrupted {
-        if state.best_metric.is_none() || state.last_eval_step != state.step {
-            do_eval(&model, &mut state)?;
-        }
-        state.finished = true;
-        checkpoint::save(&ckpt_root, "last", &model, Some(&optim), &state)?;
-    }
+    let outcome = finish(t, state, &model, ending, &do_eval, &|m: &M, s: &TrainState| {
+        checkpoint::save(&ckpt_root, "last", m, Some(&optim), s)
+    })?;
     pb.finish_and_clear();
-    if early_stopped {
-        tracing::info!("early stop at step {}: no dev improvement in {} evaluations", state.step, t.patience);
-    }
-    Ok((model, FitOutcome { steps: state.step, best_step: state.best_step, best_metric: state.best_metric, early_stopped, interrupted }))
+    Ok((model, outcome))
 }
 
 #[cfg(test)]

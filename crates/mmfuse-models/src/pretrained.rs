@@ -79,6 +79,18 @@ struct Store {
     tensors: HashMap<String, Entry>,
 }
 
+/// The checks every Transformer `config.json` here shares: `hidden_size` splits evenly into
+/// `num_attention_heads`, and `hidden_act` is one we implement.
+pub fn check_transformer_config(hidden_size: usize, num_attention_heads: usize, hidden_act: &str) -> Result<(), String> {
+    if num_attention_heads == 0 || !hidden_size.is_multiple_of(num_attention_heads) {
+        return Err(format!("hidden_size {hidden_size} is not a multiple of num_attention_heads {num_attention_heads}"));
+    }
+    if crate::activation::Activation::parse(hidden_act).is_none() {
+        return Err(format!("unsupported hidden_act '{hidden_act}' (supported: {})", crate::activation::Activation::SUPPORTED));
+    }
+    Ok(())
+}
+
 /// Parse a Hugging Face `config.json` at `path` as a `what` config (`"BERT"`, `"ViT"`, …) and
 /// check it with `validate`; every error names the file.
 pub fn read_config<T: serde::de::DeserializeOwned>(path: &Path, what: &str, validate: impl Fn(&T) -> Result<(), String>) -> Result<T, LoadError> {

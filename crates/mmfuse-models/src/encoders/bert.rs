@@ -85,12 +85,7 @@ impl BertConfig {
 
     /// Check the hyper-parameters this implementation relies on.
     pub fn validate(&self) -> Result<(), String> {
-        if self.num_attention_heads == 0 || !self.hidden_size.is_multiple_of(self.num_attention_heads) {
-            return Err(format!("hidden_size {} is not a multiple of num_attention_heads {}", self.hidden_size, self.num_attention_heads));
-        }
-        if Activation::parse(&self.hidden_act).is_none() {
-            return Err(format!("unsupported hidden_act '{}' (supported: {})", self.hidden_act, Activation::SUPPORTED));
-        }
+        crate::pretrained::check_transformer_config(self.hidden_size, self.num_attention_heads, &self.hidden_act)?;
         if self.position_embedding_type != "absolute" {
             return Err(format!("unsupported position_embedding_type '{}' (only 'absolute')", self.position_embedding_type));
         }

@@ -133,13 +133,7 @@ fn int_or_first<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
 }
 
 fn check_tower(name: &str, h: usize, heads: usize, act: &str) -> Result<(), String> {
-    if heads == 0 || !h.is_multiple_of(heads) {
-        return Err(format!("{name}: hidden_size {h} is not a multiple of num_attention_heads {heads}"));
-    }
-    if Activation::parse(act).is_none() {
-        return Err(format!("{name}: unsupported hidden_act '{act}' (supported: {})", Activation::SUPPORTED));
-    }
-    Ok(())
+    crate::pretrained::check_transformer_config(h, heads, act).map_err(|e| format!("{name}: {e}"))
 }
 
 impl ClipConfig {

@@ -122,14 +122,9 @@ impl VitConfig {
 
     /// Check the hyper-parameters this implementation relies on.
     pub fn validate(&self) -> Result<(), String> {
-        if self.num_attention_heads == 0 || !self.hidden_size.is_multiple_of(self.num_attention_heads) {
-            return Err(format!("hidden_size {} is not a multiple of num_attention_heads {}", self.hidden_size, self.num_attention_heads));
-        }
+        crate::pretrained::check_transformer_config(self.hidden_size, self.num_attention_heads, &self.hidden_act)?;
         if self.patch_size == 0 || !self.image_size.is_multiple_of(self.patch_size) {
             return Err(format!("image_size {} is not a multiple of patch_size {}", self.image_size, self.patch_size));
-        }
-        if Activation::parse(&self.hidden_act).is_none() {
-            return Err(format!("unsupported hidden_act '{}' (supported: {})", self.hidden_act, Activation::SUPPORTED));
         }
         if self.pooler_act != "tanh" {
             return Err(format!("unsupported pooler_act '{}' (only 'tanh')", self.pooler_act));

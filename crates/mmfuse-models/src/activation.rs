@@ -18,7 +18,8 @@
 
 use burn::tensor::activation::{gelu_approximate, relu, sigmoid};
 use burn::tensor::activation::softmax;
-use burn::tensor::{DType, Device, Tensor};
+use crate::device::{is_cpu, is_cpu_without_autodiff};
+use burn::tensor::{DType, Tensor};
 use rayon::prelude::*;
 
 /// A feed-forward activation, parsed from HF's `hidden_act`.
@@ -62,7 +63,7 @@ impl Activation {
 /// it. Fused on the CPU backend (see the module docs); burn's `gelu` elsewhere.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     let device = x.device();
-    if device.clone().inner() != Device::flex() || x.dtype() != DType::F32 {
+    if !is_cpu(&device) || x.dtype() != DType::F32 {
         return burn::tensor::activation::gelu(x);
     }
     if !device.is_autodiff() {
@@ -91,8 +92,8 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 pub fn attention_softmax(scores: Tensor<4>, scale: f64, key_bias: Tensor<2>) -> Tensor<4> {
     let [b, h, lq, lk] = scores.dims();
     let device = scores.device();
-    if device.is_autodiff() || device != Device::flex() || scores.dtype() != DType::F32 || key_bias.dims() != [b, lk] || lk == 0 {
-        return softmax(scores.mul_scalar(scale) + key_bias.reshape([b, 1, 1, lk]), 3);
+    if !is_cpu_without_autodiff(&device) || scores.dtype() != DType::F32 || key_bias.dims() != [b, lk] || lk == 0 {
+        return softmax_with_burn(scores, scale, key_bias);
     }
     let (mut data, bias) = (scores.into_data(), key_bias.into_data());
     match (data.as_mut_slice::<f32>(), bias.as_slice::<f32>()) {
@@ -109,12 +110,14 @@ pub fn attention_softmax(scores: Tensor<4>, scale: f64, key_bias: Tensor<2>) -> 
             });
             Tensor::from_data(data, &device)
         }
-        _ => {
-            let scores = Tensor::<4>::from_data(data, &device);
-            let key_bias = Tensor::<2>::from_data(bias, &device);
-            softmax(scores.mul_scalar(scale) + key_bias.reshape([b, 1, 1, lk]), 3)
-        }
+        _ => softmax_with_burn(Tensor::from_data(data, &device), scale, Tensor::from_data(bias, &device)),
     }
+}
+
+/// [`attention_softmax`] through burn's ops.
+fn softmax_with_burn(scores: Tensor<4>, scale: f64, key_bias: Tensor<2>) -> Tensor<4> {
+    let [b, lk] = key_bias.dims();
+    softmax(scores.mul_scalar(scale) + key_bias.reshape([b, 1, 1, lk]), 3)
 }
 
 /// Rows of `len` scores sharing one `bias`, in place: `softmax(x·scale + bias)`.
@@ -267,7 +270,7 @@ fn exp_neg(u: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::{Distribution, TensorData};
+    use burn::tensor::{Device, Distribution, TensorData};
 
     fn gelu_f64(x: f64) -> f64 {
         0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2))

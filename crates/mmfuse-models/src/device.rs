@@ -113,7 +113,18 @@ pub fn on_compute_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 /// device RNG, and drawing from two threads at once would make the masks depend on thread
 /// timing (no reproducible runs, no exact resume).
 pub fn join_streams<A: Send, B: Send>(device: &Device, a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B + Send) -> (A, B) {
-    if !device.is_autodiff() && *device == Device::flex() { rayon::join(a, b) } else { (a(), b()) }
+    if is_cpu_without_autodiff(device) { rayon::join(a, b) } else { (a(), b()) }
+}
+
+/// Whether `device` is the CPU backend (`flex`), with or without autodiff: where our fused CPU
+/// passes ([`crate::activation`], [`crate::pooling`]) can read and write the tensors' data.
+pub fn is_cpu(device: &Device) -> bool {
+    device.clone().inner() == Device::flex()
+}
+
+/// Whether `device` is the CPU backend without autodiff (prediction, evaluation).
+pub fn is_cpu_without_autodiff(device: &Device) -> bool {
+    !device.is_autodiff() && is_cpu(device)
 }
 
 #[cfg(test)]

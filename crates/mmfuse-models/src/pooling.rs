@@ -12,8 +12,9 @@
 
 use burn::nn::PaddingConfig2d;
 use burn::nn::pool::MaxPool2d;
-use burn::tensor::{DType, Device, Tensor, TensorData};
 use crate::activation::max_nan;
+use crate::device::is_cpu_without_autodiff;
+use burn::tensor::{DType, Tensor, TensorData};
 use rayon::prelude::*;
 
 /// `pool.forward(x)` for `x` `[B, C, H, W]`, fused on the CPU backend for 2×2/stride-2 pools.
@@ -25,7 +26,7 @@ pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
         && matches!(pool.padding, PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0));
     let [b, c, h, w] = x.dims();
     let device = x.device();
-    if !plain_2x2 || device.is_autodiff() || device != Device::flex() || x.dtype() != DType::F32 || h < 2 || w < 2 {
+    if !plain_2x2 || !is_cpu_without_autodiff(&device) || x.dtype() != DType::F32 || h < 2 || w < 2 {
         return pool.forward(x);
     }
     let (ho, wo) = (h / 2, w / 2);
@@ -59,7 +60,7 @@ fn pool_plane(src: &[f32], w: usize, ho: usize, wo: usize, out: &mut [f32]) {
 mod tests {
     use super::*;
     use burn::nn::pool::MaxPool2dConfig;
-    use burn::tensor::Distribution;
+    use burn::tensor::{Device, Distribution};
 
     fn pool() -> MaxPool2d {
         MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init()

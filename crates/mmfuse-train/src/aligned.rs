@@ -11,7 +11,7 @@ use crate::examples::epoch_order;
 use crate::optim::{WarmupLinear, adamw, clip_global_norm};
 use crate::run::{RunSummary, TEXT_ENCODER_FILE, pretrained_text_config, text_encoder_config};
 use crate::trainer::{
-    Ending, FitOutcome, TrainOptions, after_epoch, after_step, append_row, finish, metrics_path, progress_bar, record_eval, settle_running_stats, step_seed,
+    Ending, FitOutcome, TrainOptions, after_epoch, after_step, append_row, finish, metrics_path, progress_bar, record_eval, step_seed,
     truncate_metrics,
 };
 use anyhow::{Context, Result, bail};
@@ -370,7 +370,6 @@ pub fn fit_mim(model: Mim, cfg: &RunConfig, data: &AlignedData, run_dir: &Path, 
                 (loss_v, losses.task, norm, optim.step(lr, model, grads))
             });
             model = next;
-            settle_running_stats(&model);
             if !loss_v.is_finite() {
                 bail!(
                     "the training loss is {loss_v} at step {} (epoch {}); stopping. The last good checkpoint is {}; try a lower train.lr",

@@ -108,10 +108,11 @@ pub(crate) fn record_eval<M: burn::module::Module>(
     Ok(patience > 0 && state.evals_since_best >= patience)
 }
 
-/// What the training loops (`fit` here, MIM's in `aligned`) do around their steps, shared so
-/// that both stop, evaluate, checkpoint and resume alike. `eval` scores the dev split and records
-/// it (returns whether patience ran out); `save` writes the `last` checkpoint.
-///
+// What the training loops (`fit` here, MIM's in `aligned`) do around their steps, shared so that
+// both stop, evaluate, checkpoint and resume alike: `after_step`, `after_epoch`, `finish`. Their
+// `eval` scores the dev split and records it (returns whether patience ran out); `save` writes
+// the `last` checkpoint.
+
 /// How a loop ended early: patience ran out, or `--stop-after` interrupted it.
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Ending {
@@ -119,9 +120,9 @@ pub(crate) struct Ending {
     pub interrupted: bool,
 }
 
-/// After each optimiser step: evaluate and save every `eval_every` steps; save and stop after
-/// `stop_after` steps of this call.
-pub(crate) fn after_step<M>(
+/// After each optimiser step: settle the batch-norm statistics, evaluate and save every
+/// `eval_every` steps; save and stop after `stop_after` steps of this call.
+pub(crate) fn after_step<M: Module>(
     t: &crate::config::TrainConfig,
     state: &mut TrainState,
     steps_this_call: usize,
@@ -130,6 +131,7 @@ pub(crate) fn after_step<M>(
     eval: &dyn Fn(&M, &mut TrainState) -> Result<bool>,
     save: &dyn Fn(&M, &TrainState) -> Result<()>,
 ) -> Result<Option<Ending>> {
+    settle_running_stats(model);
     if t.eval_every > 0 && state.step.is_multiple_of(t.eval_every) {
         let stop = eval(model, state)?;
         save(model, state)?;
@@ -194,7 +196,7 @@ pub(crate) fn progress_bar(total: usize, step: usize, quiet: bool) -> ProgressBa
     pb
 }
 
-/// Fold the batch-norm running statistics this step recorded into their value.
+/// Fold the batch-norm running statistics a step recorded into their value.
 ///
 /// burn's `RunningState` keeps one pending update per thread and averages them at the next
 /// read on the same thread (it was built for data-parallel threads). Our steps run on whichever
@@ -203,7 +205,7 @@ pub(crate) fn progress_bar(total: usize, step: usize, quiet: bool) -> ProgressBa
 /// reproducible runs, no exact resume. Syncing after every step leaves one pending update at a
 /// time, which the sync takes as is. (`Module::valid` is the public call that syncs; its
 /// result, the model without autodiff, is dropped.)
-pub(crate) fn settle_running_stats<M: Module>(model: &M) {
+fn settle_running_stats<M: Module>(model: &M) {
     let _ = model.valid();
 }
 
@@ -327,7 +329,6 @@ pub fn fit<M: TaskModel>(model: M, cfg: &RunConfig, data: &TrainData, run_dir: &
             let lr = sched.base.at(state.step);
             let lrs = sched.step();
             model = on_compute_pool(|| optim.step(lrs, model, grads));
-            settle_running_stats(&model);
             state.step += 1;
             state.batch_in_epoch += 1;
             steps_this_call += 1;

@@ -16,6 +16,7 @@
 //! - [`nn_util`]: masked pooling and losses, token-wise `Linear`s as one matmul
 //!   ([`nn_util::LinearRows`]).
 //! - [`pooling`]: 2×2 max-pooling fused on the CPU backend.
+//! - [`convolution`]: 3×3 convolution with a CPU pass for prediction.
 //! - [`heads`]: task heads and their losses (sequence classification, token tagging).
 //! - [`pretrained`]: path-scoped safetensors / PyTorch checkpoint loading with errors naming
 //!   tensor and shapes.
@@ -25,6 +26,7 @@
 pub mod activation;
 pub mod attention;
 pub mod batch;
+pub mod convolution;
 pub mod device;
 pub mod dropout;
 pub mod encoders;

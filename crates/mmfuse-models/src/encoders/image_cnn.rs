@@ -61,7 +61,7 @@ impl ImageCnn {
     pub fn forward(&self, images: Tensor<4>) -> Tensor<3> {
         let mut x = images;
         for b in &self.blocks {
-            x = crate::pooling::max_pool2d(&b.pool, b.act.forward(b.norm.forward(b.conv.forward(x))));
+            x = crate::pooling::max_pool2d(&b.pool, b.act.forward(b.norm.forward(crate::convolution::conv2d_3x3(&b.conv, x))));
         }
         let [bs, c, h, w] = x.dims();
         let tokens = x.reshape([bs, c, h * w]).swap_dims(1, 2); // [B, hw, C]

@@ -132,7 +132,8 @@ impl ConvBn {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(self.conv.forward(x))
+        // 3×3 / stride-1 convolutions take the CPU prediction pass; the others are burn's
+        self.bn.forward(crate::convolution::conv2d_3x3(&self.conv, x))
     }
 
     fn init(c_in: usize, c_out: usize, kernel: usize, stride: usize, device: &Device) -> Self {

@@ -5,21 +5,35 @@
 //! of a whole plane per value. On MuSE-small's image CNN at batch 1 that bookkeeping took about
 //! 45 % of the encoder's time and the matmuls 20 % (`perf`, one thread).
 //!
-//! Here the columns are laid out as `[C·9, H·W]` per sample, one row per (input channel, kernel
-//! cell): each row is the input plane shifted by the cell's offset, built from contiguous row
-//! copies with zero borders, and `weight [C_out, C·9] × columns` is the output in NCHW as it
-//! comes out of the matmul. It applies on the CPU backend without autodiff (prediction,
-//! evaluation) to f32 inputs; training, other devices and dtypes, and any other kernel, stride,
-//! dilation, padding or grouping use burn's convolution.
+//! Here each sample is done in bands of output rows. A band's columns are laid out as
+//! `[C·9, rows·W]`, one row per (input channel, kernel cell), each the input plane shifted by
+//! the cell's offset: contiguous row copies with zero borders, small enough to stay in cache.
+//! One `gemm` call then multiplies `weight [C_out, C·9]` by them and adds the result straight
+//! into the band's place in the NCHW output (row stride `H·W`), on top of the bias. Samples run
+//! in parallel; a single sample lets gemm split the matmul instead. It applies on the CPU
+//! backend without autodiff (prediction, evaluation) to f32 tensors; training, other devices and
+//! dtypes, and any other kernel, stride, dilation, padding or grouping use burn's convolution, as
+//! do weights large against the output ([`MAX_WEIGHT_PER_POSITION`]).
 
 use crate::device::is_cpu_without_autodiff;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::tensor::{DType, Tensor, TensorData};
+use gemm::Parallelism;
 use rayon::prelude::*;
 
-/// Column values built per matmul at most (4 MB): a large batch is done in slices of samples.
-const MAX_COLUMN_VALUES: usize = 1 << 20;
+/// Column values per band (256 KB) when that leaves the matmul enough columns: the band's output
+/// rows are chosen to fit.
+const BAND_VALUES: usize = 64 * 1024;
+
+/// Columns (output positions) per band at least: below that the matmul re-reads the whole weight
+/// for too little work (many channels over a small plane), and a band takes more of the plane.
+const MIN_BAND_COLUMNS: usize = 256;
+
+/// Weight values per output position (`B·H·W`) at most for the pass: it copies the weight to
+/// the host on every call, which does not pay for many channels over a small plane at a small
+/// batch (ResNet's last stages at batch 1: 512 channels over 7×7 ran 3× slower than burn's).
+const MAX_WEIGHT_PER_POSITION: usize = 1024;
 
 /// `conv.forward(x)` for `x` `[B, C, H, W]`, with the pass above for 3×3 / stride 1 / padding 1.
 pub fn conv2d_3x3(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
@@ -29,53 +43,107 @@ pub fn conv2d_3x3(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         && conv.groups == 1
         && matches!(conv.padding, PaddingConfig2d::Same | PaddingConfig2d::Explicit(1, 1, 1, 1));
     let device = x.device();
-    if !plain_3x3 || !is_cpu_without_autodiff(&device) || x.dtype() != DType::F32 {
+    let dims = x.dims();
+    let c_out = conv.weight.dims()[0];
+    let [b, c, h, wd] = dims;
+    let small_weight = c_out * 9 * c <= MAX_WEIGHT_PER_POSITION * b * h * wd;
+    if !plain_3x3 || !small_weight || !is_cpu_without_autodiff(&device) || x.dtype() != DType::F32 || dims.contains(&0) {
         return conv.forward(x);
     }
-    let [b, c, h, w] = x.dims();
-    let c_out = conv.weight.dims()[0];
     let input = x.into_data();
-    let Ok(src) = input.as_slice::<f32>() else {
+    let weight = conv.weight.val().into_data();
+    let bias = conv.bias.as_ref().map(|b| b.val().into_data());
+    let (Ok(src), Ok(w)) = (input.as_slice::<f32>(), weight.as_slice::<f32>()) else {
         return conv.forward(Tensor::from_data(input, &device));
     };
-    let (hw, rows) = (h * w, 9 * c);
-    // [C_out, C, 3, 3] → [1, C_out, C·9]: column row `ch·9 + kh·3 + kw` meets its weight
-    let weight = conv.weight.val().reshape([1, c_out, rows]);
-    let per_slice = (MAX_COLUMN_VALUES / (rows * hw).max(1)).clamp(1, b.max(1));
-    let mut outputs = Vec::with_capacity(b.div_ceil(per_slice));
-    for first in (0..b).step_by(per_slice) {
-        let n = per_slice.min(b - first);
-        let mut columns = vec![0f32; n * rows * hw];
-        // one chunk per (sample, input channel): its nine shifted planes
-        columns.par_chunks_mut(9 * hw).enumerate().for_each(|(i, nine)| {
-            let plane = (first + i / c) * c + i % c;
-            shifted_planes(&src[plane * hw..(plane + 1) * hw], h, w, nine);
-        });
-        let columns = Tensor::<3>::from_data(TensorData::new(columns, [n, rows, hw]), &device);
-        outputs.push(weight.clone().matmul(columns));
-    }
-    let mut y = if outputs.len() == 1 { outputs.remove(0) } else { Tensor::cat(outputs, 0) };
-    if let Some(bias) = &conv.bias {
-        y = y + bias.val().reshape([1, c_out, 1]);
-    }
-    y.reshape([b, c_out, h, w])
+    let bias = match bias.as_ref().map(|b| b.as_slice::<f32>()) {
+        Some(Ok(values)) => Some(values),
+        Some(Err(_)) => return conv.forward(Tensor::from_data(input, &device)),
+        None => None,
+    };
+    let out = convolve(src, w, bias, dims, c_out);
+    Tensor::from_data(TensorData::new(out, [b, c_out, h, wd]), &device)
 }
 
-/// The nine shifted copies of one `[h, w]` plane as the rows `kh·3 + kw` of `nine` (`9 × h·w`,
-/// zeroed by the caller): row (kh, kw) holds `plane[i + kh − 1][j + kw − 1]` at (i, j), zero
-/// where that falls outside the plane.
-fn shifted_planes(plane: &[f32], h: usize, w: usize, nine: &mut [f32]) {
-    for (cell, shifted) in nine.chunks_mut(h * w).enumerate() {
-        let (kh, kw) = (cell / 3, cell % 3);
-        for i in 0..h {
-            // source row i + kh − 1, if inside
-            let Some(si) = (i + kh).checked_sub(1).filter(|si| *si < h) else { continue };
+/// `x` `[B, C, H, W]` (row-major) convolved with `weight` `[C_out, C, 3, 3]`, padding 1, plus
+/// `bias`: `[B, C_out, H, W]`.
+fn convolve(x: &[f32], weight: &[f32], bias: Option<&[f32]>, [b, c, h, w]: [usize; 4], c_out: usize) -> Vec<f32> {
+    let (hw, rows) = (h * w, 9 * c);
+    assert!(x.len() == b * c * hw && weight.len() == c_out * rows, "conv2d_3x3: shapes do not match the data");
+    let band = (BAND_VALUES / (rows * w)).max(MIN_BAND_COLUMNS.div_ceil(w)).clamp(1, h);
+    let mut out = vec![0f32; b * c_out * hw];
+    if let Some(bias) = bias {
+        // the matmul adds onto the bias
+        for (plane, v) in out.chunks_mut(hw).zip(bias.iter().cycle()) {
+            plane.fill(*v);
+        }
+    }
+    let parallelism = if b == 1 { Parallelism::Rayon(0) } else { Parallelism::None };
+    out.par_chunks_mut(c_out * hw).enumerate().for_each(|(s, y)| {
+        let x = &x[s * c * hw..(s + 1) * c * hw];
+        let mut columns = vec![0f32; rows * band * w];
+        for r0 in (0..h).step_by(band) {
+            let n = ((r0 + band).min(h) - r0) * w;
+            let cols = &mut columns[..rows * n];
+            band_columns(x, h, w, r0, cols);
+            let dst = &mut y[r0 * w..];
+            // SAFETY: gemm reads `weight` as c_out × rows (row stride rows) and `cols` as rows × n
+            // (row stride n), both within their slices, and adds into c_out rows of n values at
+            // stride hw from `dst`: the last one is (c_out − 1)·hw + n − 1 < c_out·hw − r0·w =
+            // dst.len(), since r0·w + n ≤ hw. The three regions are distinct allocations.
+            unsafe {
+                gemm::gemm(
+                    c_out,
+                    n,
+                    rows,
+                    dst.as_mut_ptr(),
+                    1,
+                    hw as isize,
+                    true,
+                    weight.as_ptr(),
+                    1,
+                    rows as isize,
+                    cols.as_ptr(),
+                    1,
+                    n as isize,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    parallelism,
+                );
+            }
+        }
+    });
+    out
+}
+
+/// The columns of the output rows from `r0` for one sample `x` `[C, h, w]`: `cols` holds
+/// `9·C` rows of `n` values (`n / w` output rows); row `ch·9 + kh·3 + kw` at (i, j) is
+/// `x[ch][r0 + i + kh − 1][j + kw − 1]`, zero where that falls outside the plane.
+fn band_columns(x: &[f32], h: usize, w: usize, r0: usize, cols: &mut [f32]) {
+    let n = cols.len() / (x.len() / (h * w) * 9);
+    for (row, dst_row) in cols.chunks_mut(n).enumerate() {
+        let (ch, kh, kw) = (row / 9, row % 9 / 3, row % 3);
+        let plane = &x[ch * h * w..(ch + 1) * h * w];
+        for (k, dst) in dst_row.chunks_mut(w).enumerate() {
+            // source row r0 + k + kh − 1, if inside
+            let Some(si) = (r0 + k + kh).checked_sub(1).filter(|si| *si < h) else {
+                dst.fill(0.0);
+                continue;
+            };
             let src = &plane[si * w..(si + 1) * w];
-            let dst = &mut shifted[i * w..(i + 1) * w];
             match kw {
-                0 => dst[1..].copy_from_slice(&src[..w - 1]),
+                0 => {
+                    dst[0] = 0.0;
+                    dst[1..].copy_from_slice(&src[..w - 1]);
+                }
                 1 => dst.copy_from_slice(src),
-                _ => dst[..w - 1].copy_from_slice(&src[1..]),
+                _ => {
+                    dst[w - 1] = 0.0;
+                    dst[..w - 1].copy_from_slice(&src[1..]);
+                }
             }
         }
     }
@@ -113,11 +181,15 @@ mod tests {
     }
 
     #[test]
-    fn a_large_batch_is_done_in_slices_with_the_same_result() {
+    fn a_batch_in_bands_with_a_short_last_band() {
         let device = Device::flex();
-        // 9 · 4 · 64 · 64 = 147K column values per sample: a slice of 7 samples, then one of 2
-        let k = conv(4, 8, true, PaddingConfig2d::Same, &device);
-        let x = Tensor::<4>::random([9, 4, 64, 64], Distribution::Normal(0.0, 1.0), &device);
+        // 9 · 16 rows × 40 wide = 5760 values per output row: bands of 11, 11 and 3 rows
+        let k = conv(16, 8, true, PaddingConfig2d::Same, &device);
+        let x = Tensor::<4>::random([3, 16, 25, 40], Distribution::Normal(0.0, 1.0), &device);
+        assert!(max_diff(conv2d_3x3(&k, x.clone()), k.forward(x)) < 1e-4);
+        // one sample, bands of the fewest rows that give 256 columns: 3, 3 and 1
+        let k = conv(80, 4, false, PaddingConfig2d::Same, &device);
+        let x = Tensor::<4>::random([1, 80, 7, 100], Distribution::Normal(0.0, 1.0), &device);
         assert!(max_diff(conv2d_3x3(&k, x.clone()), k.forward(x)) < 1e-4);
     }
 

@@ -1,24 +1,41 @@
-//! 3×3 convolution (stride 1, padding 1) with a CPU pass for prediction ([`conv2d_3x3`]).
+//! 3×3 convolution (stride 1, padding 1) with a CPU pass for prediction and training
+//! ([`conv2d_3x3`]).
 //!
 //! burn-flex convolves by im2col in tiles of 512 output positions: a scalar gather of every
 //! patch element, a matmul per tile, then a scatter of the tile's result into NCHW with a stride
 //! of a whole plane per value. On MuSE-small's image CNN at batch 1 that bookkeeping took about
-//! 45 % of the encoder's time and the matmuls 20 % (`perf`, one thread).
+//! 45 % of the encoder's time and the matmuls 20 % (`perf`, one thread); in a training step the
+//! convolutions' forward and backward took 19 % of the time.
 //!
 //! Here each sample is done in bands of output rows. A band's columns are laid out as
 //! `[C·9, rows·W]`, one row per (input channel, kernel cell), each the input plane shifted by
 //! the cell's offset: contiguous row copies with zero borders, small enough to stay in cache.
 //! One `gemm` call then multiplies `weight [C_out, C·9]` by them and adds the result straight
 //! into the band's place in the NCHW output (row stride `H·W`), on top of the bias. Samples run
-//! in parallel; a single sample lets gemm split the matmul instead. It applies on the CPU
-//! backend without autodiff (prediction, evaluation) to f32 tensors; training, other devices and
-//! dtypes, and any other kernel, stride, dilation, padding or grouping use burn's convolution, as
-//! do weights large against the output ([`MAX_WEIGHT_PER_POSITION`]).
+//! in parallel; a single sample lets gemm split the matmul instead.
+//!
+//! Under autodiff the pass is an operation of burn's autodiff graph with its own backward
+//! ([`cpu_autodiff`](crate::cpu_autodiff)), built from the same pieces: the input gradient is
+//! the same convolution of the output gradient with the weight flipped and its channels swapped,
+//! the weight gradient one `gemm` per band of the output gradient by the band's columns, the
+//! bias gradient a sum.
+//!
+//! It applies on the CPU backend to f32 tensors; other devices and dtypes, and any other kernel,
+//! stride, dilation, padding or grouping use burn's convolution, as do weights large against the
+//! output ([`MAX_WEIGHT_PER_POSITION`]).
 
-use crate::device::is_cpu_without_autodiff;
+use crate::cpu_autodiff::{FlexAutodiff, TrackedTensor, flex_tensor, from_plain, from_tracked, plain, tracked, values};
+use crate::device::is_cpu;
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::{BalancedCheckpointing, CheckpointStrategy, NoCheckpointing};
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::{DispatchKindConversion, DispatchTensor, Flex};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::{DType, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
@@ -30,9 +47,9 @@ const BAND_VALUES: usize = 64 * 1024;
 /// for too little work (many channels over a small plane), and a band takes more of the plane.
 const MIN_BAND_COLUMNS: usize = 256;
 
-/// Weight values per output position (`B·H·W`) at most for the pass: it copies the weight to
-/// the host on every call, which does not pay for many channels over a small plane at a small
-/// batch (ResNet's last stages at batch 1: 512 channels over 7×7 ran 3× slower than burn's).
+/// Weight values per output position (`B·H·W`) at most for the pass: many channels over a small
+/// plane at a small batch are left to burn (ResNet's last stages at batch 1, 512 channels over
+/// 7×7, ran 3× slower than burn's when the pass copied the weight on each call).
 const MAX_WEIGHT_PER_POSITION: usize = 1024;
 
 /// `conv.forward(x)` for `x` `[B, C, H, W]`, with the pass above for 3×3 / stride 1 / padding 1.
@@ -47,18 +64,190 @@ pub fn conv2d_3x3(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let c_out = conv.weight.dims()[0];
     let [b, c, h, wd] = dims;
     let small_weight = c_out * 9 * c <= MAX_WEIGHT_PER_POSITION * b * h * wd;
-    if !plain_3x3 || !small_weight || !is_cpu_without_autodiff(&device) || x.dtype() != DType::F32 || dims.contains(&0) {
+    if !plain_3x3 || !small_weight || !is_cpu(&device) || x.dtype() != DType::F32 || dims.contains(&0) {
         return conv.forward(x);
     }
-    let input = x.into_data();
-    let weight = conv.weight.val().into_data();
-    let bias = conv.bias.as_ref().map(|b| b.val().into_data());
-    let bias = bias.as_ref().map(|b| b.as_slice::<f32>()).transpose();
-    let (Ok(src), Ok(w), Ok(bias)) = (input.as_slice::<f32>(), weight.as_slice::<f32>(), bias) else {
-        return conv.forward(Tensor::from_data(input, &device));
+    let weight = conv.weight.val();
+    let bias = conv.bias.as_ref().map(|b| b.val());
+    let out = if device.is_autodiff() {
+        trained::<NoCheckpointing>(&x, &weight, bias.as_ref())
+            .or_else(|| trained::<BalancedCheckpointing>(&x, &weight, bias.as_ref()))
+    } else {
+        predicted(&x, &weight, bias.as_ref())
     };
-    let out = convolve(src, w, bias, dims, c_out);
-    Tensor::from_data(TensorData::new(out, [b, c_out, h, wd]), &device)
+    out.unwrap_or_else(|| conv.forward(x))
+}
+
+/// The pass without autodiff, if all three tensors are the CPU backend's f32 ones.
+fn predicted(x: &Tensor<4>, weight: &Tensor<4>, bias: Option<&Tensor<1>>) -> Option<Tensor<4>> {
+    let (x, weight) = (plain(x)?, plain(weight)?);
+    let bias = match bias {
+        Some(b) => Some(plain(b)?),
+        None => None,
+    };
+    Some(from_plain(forward(&x, &weight, bias.as_ref())))
+}
+
+/// The pass as an autodiff operation ([`Conv3x3Backward`]), if the tensors are the CPU
+/// backend's f32 ones under autodiff with checkpointing `C`.
+fn trained<C: CheckpointStrategy>(x: &Tensor<4>, weight: &Tensor<4>, bias: Option<&Tensor<1>>) -> Option<Tensor<4>>
+where
+    DispatchTensor: DispatchKindConversion<FlexAutodiff<C>>,
+{
+    let (x, weight) = (tracked::<C, 4>(x)?, tracked::<C, 4>(weight)?);
+    let bias = match bias {
+        Some(b) => Some(tracked::<C, 1>(b)?),
+        None => None,
+    };
+    let out = forward(x.primitive(), weight.primitive(), bias.as_ref().map(TrackedTensor::primitive));
+    let out = match bias {
+        Some(bias) => match Conv3x3Backward.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(mut prep) => {
+                let state = (prep.checkpoint(&x), prep.checkpoint(&weight));
+                prep.finish(state, out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        },
+        None => match Conv3x3Backward.prepare::<C>([x.node(), weight.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(mut prep) => {
+                let state = (prep.checkpoint(&x), prep.checkpoint(&weight));
+                prep.finish(state, out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        },
+    };
+    Some(from_tracked::<C, 4>(out))
+}
+
+/// The pass's forward on flex tensors: `x` `[B, C, H, W]`, `weight` `[C_out, C, 3, 3]`,
+/// `bias` `[C_out]`.
+fn forward(x: &FlexTensor, weight: &FlexTensor, bias: Option<&FlexTensor>) -> FlexTensor {
+    let dims = dims4(x);
+    let c_out = dims4(weight)[0];
+    let bias = bias.map(values);
+    let out = convolve(&values(x), &values(weight), bias.as_deref(), dims, c_out);
+    flex_tensor(out, [dims[0], c_out, dims[2], dims[3]])
+}
+
+fn dims4(t: &FlexTensor) -> [usize; 4] {
+    let d = t.layout().shape();
+    [d[0], d[1], d[2], d[3]]
+}
+
+/// The backward of the pass, for its 2 (input, weight) or 3 (and bias) parents. State: the
+/// checkpointed input and weight.
+#[derive(Debug)]
+struct Conv3x3Backward;
+
+impl<const N: usize> Backward<Flex, N> for Conv3x3Backward {
+    type State = (NodeId, NodeId);
+
+    fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+        let grad = grads.consume::<Flex>(&ops.node);
+        let x: FlexTensor = checkpointer.retrieve_node_output(ops.state.0);
+        let weight: FlexTensor = checkpointer.retrieve_node_output(ops.state.1);
+        let [b, c, h, w] = dims4(&x);
+        let c_out = dims4(&weight)[0];
+        let g = values(&grad);
+        let parent = |i: usize| ops.parents.get(i).cloned().flatten();
+        if let Some(node) = parent(0) {
+            let flipped = flip_swap(&values(&weight), c_out, c);
+            let gx = convolve(&g, &flipped, None, [b, c_out, h, w], c);
+            grads.register::<Flex>(node.id, flex_tensor(gx, [b, c, h, w]));
+        }
+        if let Some(node) = parent(1) {
+            let gw = weight_gradient(&values(&x), &g, [b, c, h, w], c_out);
+            grads.register::<Flex>(node.id, flex_tensor(gw, [c_out, c, 3, 3]));
+        }
+        if let Some(node) = parent(2) {
+            let hw = h * w;
+            let mut gb = vec![0f32; c_out];
+            for (plane, o) in g.chunks(hw).zip((0..c_out).cycle()) {
+                gb[o] += plane.iter().sum::<f32>();
+            }
+            grads.register::<Flex>(node.id, flex_tensor(gb, [c_out]));
+        }
+    }
+}
+
+/// `weight` `[C_out, C, 3, 3]` → `[C, C_out, 3, 3]` with each kernel turned by 180°: the weight
+/// whose padding-1 convolution of the output gradient is the input gradient,
+/// `gx[c][i][j] = Σ g[o][i + 1 − kh][j + 1 − kw] · w[o][c][kh][kw]`.
+fn flip_swap(weight: &[f32], c_out: usize, c: usize) -> Vec<f32> {
+    let mut out = vec![0f32; weight.len()];
+    for o in 0..c_out {
+        for ch in 0..c {
+            for k in 0..9 {
+                out[(ch * c_out + o) * 9 + 8 - k] = weight[(o * c + ch) * 9 + k];
+            }
+        }
+    }
+    out
+}
+
+/// The weight gradient `[C_out, C·9]`: for each sample and band of output rows, the output
+/// gradient's band `[C_out, n]` times the band's columns transposed `[n, C·9]`, summed.
+fn weight_gradient(x: &[f32], g: &[f32], [b, c, h, w]: [usize; 4], c_out: usize) -> Vec<f32> {
+    let (hw, rows) = (h * w, 9 * c);
+    let band = band_rows(rows, h, w);
+    let parallelism = if b == 1 { Parallelism::Rayon(0) } else { Parallelism::None };
+    (0..b)
+        .into_par_iter()
+        .fold(
+            || (vec![0f32; c_out * rows], vec![0f32; rows * band * w]),
+            |(mut gw, mut columns), s| {
+                let x = &x[s * c * hw..(s + 1) * c * hw];
+                let g = &g[s * c_out * hw..(s + 1) * c_out * hw];
+                for r0 in (0..h).step_by(band) {
+                    let n = ((r0 + band).min(h) - r0) * w;
+                    let cols = &mut columns[..rows * n];
+                    band_columns(x, h, w, r0, cols);
+                    let src = &g[r0 * w..];
+                    // SAFETY: gemm writes gw as c_out × rows (row stride rows), all of gw; reads
+                    // `src` as c_out rows of n values at stride hw, the last (c_out − 1)·hw + n − 1
+                    // < g.len() − r0·w = src.len() since r0·w + n ≤ hw; and reads `cols` (rows × n,
+                    // row stride n) transposed: element (k, j) at j·n + k < rows·n. The three are
+                    // distinct allocations.
+                    unsafe {
+                        gemm::gemm(
+                            c_out,
+                            rows,
+                            n,
+                            gw.as_mut_ptr(),
+                            1,
+                            rows as isize,
+                            true,
+                            src.as_ptr(),
+                            1,
+                            hw as isize,
+                            cols.as_ptr(),
+                            n as isize,
+                            1,
+                            1.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            parallelism,
+                        );
+                    }
+                }
+                (gw, columns)
+            },
+        )
+        .map(|(gw, _)| gw)
+        .reduce(
+            || vec![0f32; c_out * rows],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                a
+            },
+        )
+}
+
+/// Output rows per band: columns of about [`BAND_VALUES`], at least [`MIN_BAND_COLUMNS`] wide.
+fn band_rows(rows: usize, h: usize, w: usize) -> usize {
+    (BAND_VALUES / (rows * w)).max(MIN_BAND_COLUMNS.div_ceil(w)).clamp(1, h)
 }
 
 /// `x` `[B, C, H, W]` (row-major) convolved with `weight` `[C_out, C, 3, 3]`, padding 1, plus
@@ -66,7 +255,7 @@ pub fn conv2d_3x3(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 fn convolve(x: &[f32], weight: &[f32], bias: Option<&[f32]>, [b, c, h, w]: [usize; 4], c_out: usize) -> Vec<f32> {
     let (hw, rows) = (h * w, 9 * c);
     assert!(x.len() == b * c * hw && weight.len() == c_out * rows, "conv2d_3x3: shapes do not match the data");
-    let band = (BAND_VALUES / (rows * w)).max(MIN_BAND_COLUMNS.div_ceil(w)).clamp(1, h);
+    let band = band_rows(rows, h, w);
     let mut out = vec![0f32; b * c_out * hw];
     if let Some(bias) = bias {
         // the matmul adds onto the bias
@@ -149,7 +338,8 @@ fn band_columns(x: &[f32], h: usize, w: usize, r0: usize, cols: &mut [f32]) {
 mod tests {
     use super::*;
     use burn::nn::conv::Conv2dConfig;
-    use burn::tensor::{Device, Distribution};
+    use burn::module::Module;
+    use burn::tensor::{Device, Distribution, TensorData};
 
     fn conv(c_in: usize, c_out: usize, bias: bool, padding: PaddingConfig2d, device: &Device) -> Conv2d {
         Conv2dConfig::new([c_in, c_out], [3, 3]).with_padding(padding).with_bias(bias).init(device)
@@ -213,15 +403,71 @@ mod tests {
         assert_eq!(nan_at(&ours), nan_at(&burns));
     }
 
-    #[test]
-    fn other_convolutions_and_autodiff_use_burns() {
+    /// Output, input, weight and bias gradients of `ours` and burn's convolution under autodiff
+    /// for a loss `Σ y · r` with a fixed random `r`: the largest differences.
+    fn gradient_diffs(k: &Conv2d, shape: [usize; 4]) -> [f32; 4] {
         let device = Device::flex().autodiff();
-        let k = conv(2, 3, true, PaddingConfig2d::Same, &device);
-        let x = Tensor::<4>::random([1, 2, 5, 5], Distribution::Normal(0.0, 1.0), &device).require_grad();
-        let y = conv2d_3x3(&k, x.clone());
-        // the gradient flows: burn's op under autodiff
-        let g = y.sum().backward();
-        assert!(x.grad(&g).is_some());
+        let x = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        let c_out = k.weight.dims()[0];
+        let r = Tensor::<4>::random([shape[0], c_out, shape[2], shape[3]], Distribution::Normal(0.0, 1.0), &device);
+        let run = |ours: bool| {
+            let x = x.clone().require_grad();
+            let y = if ours { conv2d_3x3(k, x.clone()) } else { k.forward(x.clone()) };
+            let g = (y.clone() * r.clone()).sum().backward();
+            let gb = k.bias.as_ref().map(|b| b.grad(&g).expect("bias gradient").into_data());
+            (y.inner(), x.grad(&g).expect("input gradient"), k.weight.grad(&g).expect("weight gradient"), gb)
+        };
+        let (y0, gx0, gw0, gb0) = run(true);
+        let (y1, gx1, gw1, gb1) = run(false);
+        let gb = match (gb0, gb1) {
+            (Some(a), Some(b)) => {
+                let (a, b) = (a.try_to_vec::<f32>().unwrap(), b.try_to_vec::<f32>().unwrap());
+                a.iter().zip(&b).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
+            }
+            (None, None) => 0.0,
+            _ => f32::INFINITY,
+        };
+        let rel = |a: Tensor<4>, b: Tensor<4>| max_diff(a, b.clone()) / b.abs().max().into_scalar::<f32>().max(1.0);
+        [rel(y0, y1), rel(gx0, gx1), rel(gw0, gw1), gb]
+    }
+
+    #[test]
+    fn gradients_match_burns_under_autodiff() {
+        let device = Device::flex().autodiff();
+        for (shape, c_out, bias) in [
+            ([2, 3, 7, 9], 6, true),
+            ([1, 5, 1, 4], 2, false),
+            ([3, 16, 25, 40], 8, true), // bands of 11, 11 and 3 rows, three samples
+            ([1, 80, 7, 100], 4, false), // one sample in bands of 3, 3 and 1 rows
+        ] {
+            let k = Conv2dConfig::new([shape[1], c_out], [3, 3])
+                .with_padding(PaddingConfig2d::Same)
+                .with_bias(bias)
+                .init(&device);
+            let [y, gx, gw, gb] = gradient_diffs(&k, shape);
+            assert!(y < 1e-5 && gx < 1e-5 && gw < 1e-5 && gb < 1e-3, "{shape:?}: output {y}, input {gx}, weight {gw}, bias {gb}");
+        }
+    }
+
+    #[test]
+    fn untracked_inputs_under_autodiff() {
+        // a frozen convolution (no gradient for its parameters) on an untracked input: the
+        // operation is recorded as untracked and gives burn's output
+        let device = Device::flex().autodiff();
+        let k = conv(3, 4, true, PaddingConfig2d::Same, &device).no_grad();
+        let x = Tensor::<4>::random([2, 3, 5, 6], Distribution::Normal(0.0, 1.0), &device);
+        assert!(max_diff(conv2d_3x3(&k, x.clone()), k.forward(x.clone())) < 1e-5);
+        // a frozen convolution on a tracked input: only the input gets a gradient
+        let x = x.require_grad();
+        let g = conv2d_3x3(&k, x.clone()).sum().backward();
+        let g_burn = k.forward(x.clone()).sum().backward();
+        let (ours, burns) = (x.grad(&g).unwrap(), x.grad(&g_burn).unwrap());
+        assert!(max_diff(ours, burns) < 1e-5);
+        assert!(k.weight.grad(&g).is_none());
+    }
+
+    #[test]
+    fn other_convolutions_use_burns() {
         let strided = Conv2dConfig::new([2, 3], [3, 3]).with_stride([2, 2]).init(&Device::flex());
         let x = Tensor::<4>::random([1, 2, 5, 5], Distribution::Normal(0.0, 1.0), &Device::flex());
         assert_eq!(max_diff(conv2d_3x3(&strided, x.clone()), strided.forward(x)), 0.0);

@@ -27,6 +27,7 @@ pub mod activation;
 pub mod attention;
 pub mod batch;
 pub mod convolution;
+pub(crate) mod cpu_autodiff;
 pub mod device;
 pub mod dropout;
 pub mod encoders;

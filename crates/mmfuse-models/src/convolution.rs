@@ -47,6 +47,10 @@ const BAND_VALUES: usize = 64 * 1024;
 /// for too little work (many channels over a small plane), and a band takes more of the plane.
 const MIN_BAND_COLUMNS: usize = 256;
 
+/// Samples per group of the weight gradient: groups run in parallel, each sums its samples in
+/// order.
+const SAMPLES_PER_GROUP: usize = 4;
+
 /// Weight values per output position (`B·H·W`) at most for the pass: many channels over a small
 /// plane at a small batch are left to burn (ResNet's last stages at batch 1, 512 channels over
 /// 7×7, ran 3× slower than burn's when the pass copied the weight on each call).
@@ -191,11 +195,14 @@ fn weight_gradient(x: &[f32], g: &[f32], [b, c, h, w]: [usize; 4], c_out: usize)
     let (hw, rows) = (h * w, 9 * c);
     let band = band_rows(rows, h, w);
     let parallelism = if b == 1 { Parallelism::Rayon(0) } else { Parallelism::None };
-    (0..b)
+    // fixed groups of samples, each summed in order, then the groups in order: the same sums
+    // whatever the threads (training resumes exactly)
+    let partials: Vec<Vec<f32>> = (0..b.div_ceil(SAMPLES_PER_GROUP))
         .into_par_iter()
-        .fold(
-            || (vec![0f32; c_out * rows], vec![0f32; rows * band * w]),
-            |(mut gw, mut columns), s| {
+        .map(|group| {
+            let mut gw = vec![0f32; c_out * rows];
+            let mut columns = vec![0f32; rows * band * w];
+            for s in group * SAMPLES_PER_GROUP..((group + 1) * SAMPLES_PER_GROUP).min(b) {
                 let x = &x[s * c * hw..(s + 1) * c * hw];
                 let g = &g[s * c_out * hw..(s + 1) * c_out * hw];
                 for r0 in (0..h).step_by(band) {
@@ -232,17 +239,16 @@ fn weight_gradient(x: &[f32], g: &[f32], [b, c, h, w]: [usize; 4], c_out: usize)
                         );
                     }
                 }
-                (gw, columns)
-            },
-        )
-        .map(|(gw, _)| gw)
-        .reduce(
-            || vec![0f32; c_out * rows],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                a
-            },
-        )
+            }
+            gw
+        })
+        .collect();
+    let mut partials = partials.into_iter();
+    let mut gw = partials.next().unwrap_or_else(|| vec![0f32; c_out * rows]);
+    for p in partials {
+        gw.iter_mut().zip(&p).for_each(|(a, b)| *a += b);
+    }
+    gw
 }
 
 /// Output rows per band: columns of about [`BAND_VALUES`], at least [`MIN_BAND_COLUMNS`] wide.

@@ -34,6 +34,7 @@ pub mod encoders;
 pub mod fusion;
 pub mod heads;
 pub mod nn_util;
+pub mod norm;
 pub mod pooling;
 pub mod pretrained;
 pub mod task;

@@ -23,6 +23,7 @@
 //! let hidden = bert.forward(ids, mask, None); // [B, L, config.hidden_size]
 //! ```
 
+use crate::norm::FusedLayerNorm;
 use crate::dropout::FastDropout;
 use crate::nn_util::LinearRows;
 use crate::pretrained::{LoadError, Weights};
@@ -209,9 +210,9 @@ pub struct BertLayer {
 impl BertLayer {
     pub fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
         let a = self.attention.forward(x.clone(), mask_bias);
-        let x = self.attention_norm.forward(self.dropout.apply(self.attention_output.forward_rows(a)) + x);
+        let x = self.attention_norm.forward_fused(self.dropout.apply(self.attention_output.forward_rows(a)) + x);
         let f = self.output.forward_rows(self.act.forward(self.intermediate.forward_rows(x.clone())));
-        self.output_norm.forward(self.dropout.apply(f) + x)
+        self.output_norm.forward_fused(self.dropout.apply(f) + x)
     }
 }
 
@@ -293,7 +294,7 @@ impl BertModel {
         let types = token_type_ids.unwrap_or_else(|| Tensor::<2, Int>::zeros([b, l], &device));
         let e = &self.embeddings;
         let x = e.word_embeddings.forward(ids) + e.token_type_embeddings.forward(types) + e.position_embeddings.forward(positions);
-        let mut x = e.dropout.apply(e.layer_norm.forward(x));
+        let mut x = e.dropout.apply(e.layer_norm.forward_fused(x));
         // HF: additive mask (1 - mask) * finfo(f32).min on the keys.
         let mask_bias = mask.bool_not().float().mul_scalar(f32::MIN).reshape([b, 1, 1, l]);
         for layer in &self.layers {

@@ -13,6 +13,7 @@
 //! Padded keys get exactly zero attention weight (burn's layer gives them `e^-10000`, also 0 in
 //! f32).
 
+use crate::norm::FusedLayerNorm;
 use crate::attention::MaskedAttention;
 use crate::dropout::FastDropout;
 use crate::nn_util::LinearRows;
@@ -91,9 +92,9 @@ impl PositionWiseFeedForward {
 impl TransformerEncoderLayer {
     /// `x` `[B, L, d]`, `mask` `[B, L]` true at real tokens.
     pub fn forward(&self, x: Tensor<3>, mask: Tensor<2, Bool>) -> Tensor<3> {
-        let h = self.norm_2.forward(x.clone());
+        let h = self.norm_2.forward_fused(x.clone());
         let x = x + self.dropout.apply(self.mha.forward(h.clone(), h, mask));
-        let f = self.pwff.forward(self.norm_1.forward(x.clone()));
+        let f = self.pwff.forward(self.norm_1.forward_fused(x.clone()));
         x + self.dropout.apply(f)
     }
 }

@@ -17,6 +17,7 @@
 //!
 //! [`Activation`] and [`SelfAttention`] are shared with the CLIP encoders ([`super::clip`]).
 
+use crate::norm::FusedLayerNorm;
 use crate::nn_util::LinearRows;
 use crate::pretrained::{LoadError, Weights};
 use burn::module::{Module, Param};
@@ -196,8 +197,8 @@ pub struct VitLayer {
 
 impl VitLayer {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let x = x.clone() + self.attention.forward(self.norm1.forward(x), None);
-        let f = self.output.forward_rows(self.act.forward(self.intermediate.forward_rows(self.norm2.forward(x.clone()))));
+        let x = x.clone() + self.attention.forward(self.norm1.forward_fused(x), None);
+        let f = self.output.forward_rows(self.act.forward(self.intermediate.forward_rows(self.norm2.forward_fused(x.clone()))));
         x + f
     }
 }
@@ -282,7 +283,7 @@ impl VitModel {
         for layer in &self.layers {
             x = layer.forward(x);
         }
-        self.layernorm.forward(x)
+        self.layernorm.forward_fused(x)
     }
 
     /// HF's pooled output: `tanh(pooler.dense(hidden[:, 0]))` `[B, pooler_output_size]`; `None`

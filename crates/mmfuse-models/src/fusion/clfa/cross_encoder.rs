@@ -8,6 +8,7 @@
 //! weight).
 
 pub use crate::attention::{MASK_BIAS, MaskedAttention};
+use crate::norm::FusedLayerNorm;
 use crate::dropout::FastDropout;
 use crate::nn_util::LinearRows;
 use burn::config::Config;
@@ -95,16 +96,16 @@ impl CrossEncoderLayer {
         self_bias: Option<Tensor<2>>,
     ) -> Tensor<3> {
         let (a, _) = self.self_attention.forward_biased(x.clone(), x.clone(), x_mask, self_bias);
-        let x = self.norm_self.forward(x + self.dropout.apply(a));
+        let x = self.norm_self.forward_fused(x + self.dropout.apply(a));
         let a = self.cross_attention.forward(x.clone(), other, other_mask);
-        let mut x = self.norm_cross.forward(x + self.dropout.apply(a));
+        let mut x = self.norm_cross.forward_fused(x + self.dropout.apply(a));
         if let (Some(att), Some(norm)) = (&self.ocr_attention, &self.norm_ocr) {
             let (o, o_mask) = ocr.expect("this cross encoder has an OCR block: the batch needs OCR tokens (data with an `ocr` field)");
             let a = att.forward(x.clone(), o, o_mask);
-            x = norm.forward(x + self.dropout.apply(a));
+            x = norm.forward_fused(x + self.dropout.apply(a));
         }
         let f = self.ffn_out.forward_rows(self.act.forward(self.ffn_in.forward_rows(x.clone())));
-        self.norm_ffn.forward(x + self.dropout.apply(f))
+        self.norm_ffn.forward_fused(x + self.dropout.apply(f))
     }
 }
 

@@ -16,6 +16,7 @@
 //! attention, selection and means. `reference_compat` reproduces the released code instead: no
 //! masks anywhere, and means over all tokens including `[CLS]` and padding.
 
+use crate::norm::FusedLayerNorm;
 use super::attention::{SelfAttention, SelfAttentionConfig, self_attention_with_cls};
 use crate::device::join_streams;
 use crate::dropout::FastDropout;
@@ -75,13 +76,13 @@ impl CrossLayer {
     /// Attention + residual + LayerNorm; also the `[CLS]` attention row.
     pub fn attention_block(&self, x: Tensor<3>, mask: Tensor<2, Bool>) -> (Tensor<3>, Tensor<2>) {
         let (a, cls) = self_attention_with_cls(&self.attention, x.clone(), mask);
-        (self.norm_1.forward(x + self.dropout.apply(a)), cls)
+        (self.norm_1.forward_fused(x + self.dropout.apply(a)), cls)
     }
 
     /// Feed-forward + residual + LayerNorm.
     pub fn ffn_block(&self, x: Tensor<3>) -> Tensor<3> {
         let f = self.ffn_out.forward_rows(self.dropout.apply(self.act.forward(self.ffn_in.forward_rows(x.clone()))));
-        self.norm_2.forward(x + self.dropout.apply(f))
+        self.norm_2.forward_fused(x + self.dropout.apply(f))
     }
 }
 

@@ -8,17 +8,26 @@
 //! or AVX-512 picked at run time by `pulp`), with erf from Abramowitz & Stegun 7.1.26 (absolute
 //! error ≤ 1.5·10⁻⁷, the formula PyTorch's vectorised CPU `erf` uses) and a range-reduced
 //! polynomial `exp`. Under autodiff the same pass also gives the derivative
-//! `Φ(x) + x·φ(x)`, and the result is `y + (x − detach(x))·y'`: the value `y`, the gradient
-//! `y'`, three cheap graph nodes instead of burn's scalar `gelu_backward`. Other devices and
-//! dtypes use burn's `gelu`.
+//! `Φ(x) + x·φ(x)`, kept by an autodiff operation ([`cpu_autodiff`](crate::cpu_autodiff))
+//! whose backward multiplies the output gradient by it. Other devices and dtypes use burn's
+//! `gelu`.
 //!
 //! [`attention_softmax`] is `softmax(scores·scale + key_bias)` over the keys. burn-flex's softmax
-//! calls a scalar `expf` per element, and the scaling and the bias are two more passes; without
-//! autodiff on the CPU backend one pass per row does all three (same `exp` as above).
+//! calls a scalar `expf` per element, and the scaling and the bias are two more passes; on the
+//! CPU backend one pass per row does all three (same `exp` as above). Under autodiff it is one
+//! operation keeping its output `y`, whose backward is one pass per row,
+//! `dx = scale·y·(g − Σ g·y)`, instead of burn's six operations and their backwards.
 
 use burn::tensor::activation::{gelu_approximate, relu, sigmoid};
 use burn::tensor::activation::softmax;
-use crate::device::{is_cpu, is_cpu_without_autodiff};
+use crate::cpu_autodiff::{FlexAutodiff, flex_tensor, from_tracked, tracked, values};
+use crate::device::is_cpu;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::{BalancedCheckpointing, CheckpointStrategy, NoCheckpointing};
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::{DispatchKindConversion, DispatchTensor, Flex};
 use burn::tensor::{DType, Tensor};
 use rayon::prelude::*;
 
@@ -74,14 +83,55 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
         }
         return burn::tensor::activation::gelu(Tensor::from_data(data, &device));
     }
-    let mut y = x.clone().inner().into_data();
-    let mut dy = y.clone();
-    match (y.as_mut_slice::<f32>(), dy.as_mut_slice::<f32>()) {
-        (Ok(a), Ok(b)) => for_chunk_pairs(a, b, |a, b| pulp::Arch::new().dispatch(GeluWithDerivative(a, b))),
-        _ => return burn::tensor::activation::gelu(x),
+    gelu_trained::<NoCheckpointing, D>(&x)
+        .or_else(|| gelu_trained::<BalancedCheckpointing, D>(&x))
+        .unwrap_or_else(|| burn::tensor::activation::gelu(x))
+}
+
+/// GELU as an autodiff operation ([`GeluBackward`]): the pass gives `y` and `y'`, and keeps `y'`.
+fn gelu_trained<C: CheckpointStrategy, const D: usize>(x: &Tensor<D>) -> Option<Tensor<D>>
+where
+    DispatchTensor: DispatchKindConversion<FlexAutodiff<C>>,
+{
+    let x = tracked::<C, D>(x)?;
+    let dims: [usize; D] = shape_of(x.primitive()).try_into().ok()?;
+    let mut y = values(x.primitive()).into_owned();
+    let out = match GeluBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let mut dy = y.clone();
+            for_chunk_pairs(&mut y, &mut dy, |a, b| pulp::Arch::new().dispatch(GeluWithDerivative(a, b)));
+            prep.finish(flex_tensor(dy, dims), flex_tensor(y, dims))
+        }
+        OpsKind::UnTracked(prep) => {
+            for_chunks(&mut y, |c| pulp::Arch::new().dispatch(GeluInPlace(c)));
+            prep.finish(flex_tensor(y, dims))
+        }
+    };
+    Some(from_tracked::<C, D>(out))
+}
+
+fn shape_of(t: &FlexTensor) -> Vec<usize> {
+    let shape = t.layout().shape();
+    (0..shape.num_dims()).map(|i| shape[i]).collect()
+}
+
+/// GELU's backward: the output gradient times the kept derivative.
+#[derive(Debug)]
+struct GeluBackward;
+
+impl Backward<Flex, 1> for GeluBackward {
+    type State = FlexTensor;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = grads.consume::<Flex>(&ops.node);
+        let [Some(node)] = ops.parents else { return };
+        let dy = ops.state;
+        let mut g = values(&grad).into_owned();
+        let d = values(&dy);
+        g.par_chunks_mut(PARALLEL_CHUNK).zip(d.par_chunks(PARALLEL_CHUNK)).for_each(|(g, d)| g.iter_mut().zip(d).for_each(|(g, d)| *g *= d));
+        let dims = shape_of(&dy);
+        grads.register::<Flex>(node.id, FlexTensor::from_data(burn::tensor::TensorData::new(g, dims)));
     }
-    let (y, dy) = (Tensor::<D>::from_data(y, &device), Tensor::<D>::from_data(dy, &device));
-    y + (x.clone() - x.detach()) * dy
 }
 
 /// `softmax(scores·scale + key_bias, keys)` for `scores` `[B, H, Lq, Lk]` and `key_bias`
@@ -92,25 +142,84 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 pub fn attention_softmax(scores: Tensor<4>, scale: f64, key_bias: Tensor<2>) -> Tensor<4> {
     let [b, h, lq, lk] = scores.dims();
     let device = scores.device();
-    if !is_cpu_without_autodiff(&device) || scores.dtype() != DType::F32 || key_bias.dims() != [b, lk] || lk == 0 {
+    if !is_cpu(&device) || scores.dtype() != DType::F32 || key_bias.dims() != [b, lk] || lk == 0 || b * h * lq == 0 {
         return softmax_with_burn(scores, scale, key_bias);
+    }
+    if device.is_autodiff() {
+        return softmax_trained::<NoCheckpointing>(&scores, scale, &key_bias)
+            .or_else(|| softmax_trained::<BalancedCheckpointing>(&scores, scale, &key_bias))
+            .unwrap_or_else(|| softmax_with_burn(scores, scale, key_bias));
     }
     let (mut data, bias) = (scores.into_data(), key_bias.into_data());
     match (data.as_mut_slice::<f32>(), bias.as_slice::<f32>()) {
         (Ok(x), Ok(bias)) => {
-            let rows_per_sample = h * lq;
-            let scale = scale as f32;
-            // chunks of whole samples of at least ~32K scores
-            let per_chunk = (32_768 / (rows_per_sample * lk)).max(1);
-            x.par_chunks_mut(per_chunk * rows_per_sample * lk).enumerate().for_each(|(i, chunk)| {
-                for (j, sample) in chunk.chunks_mut(rows_per_sample * lk).enumerate() {
-                    let bias = &bias[(i * per_chunk + j) * lk..(i * per_chunk + j + 1) * lk];
-                    pulp::Arch::new().dispatch(SoftmaxRows { x: sample, bias, scale, len: lk });
-                }
-            });
+            softmax_in_place(x, bias, scale as f32, h * lq, lk);
             Tensor::from_data(data, &device)
         }
         _ => softmax_with_burn(Tensor::from_data(data, &device), scale, Tensor::from_data(bias, &device)),
+    }
+}
+
+/// `softmax(x·scale + bias)` over rows of `lk`, in place, for `x` `[B, rows_per_sample, lk]`
+/// and `bias` `[B, lk]`.
+fn softmax_in_place(x: &mut [f32], bias: &[f32], scale: f32, rows_per_sample: usize, lk: usize) {
+    // chunks of whole samples of at least ~32K scores
+    let per_chunk = (32_768 / (rows_per_sample * lk)).max(1);
+    x.par_chunks_mut(per_chunk * rows_per_sample * lk).enumerate().for_each(|(i, chunk)| {
+        for (j, sample) in chunk.chunks_mut(rows_per_sample * lk).enumerate() {
+            let bias = &bias[(i * per_chunk + j) * lk..(i * per_chunk + j + 1) * lk];
+            pulp::Arch::new().dispatch(SoftmaxRows { x: sample, bias, scale, len: lk });
+        }
+    });
+}
+
+/// The softmax as an autodiff operation ([`SoftmaxBackward`]) on the scores, if they are the
+/// CPU backend's under autodiff with `C`; the key bias is a constant (a tracked one is left to
+/// burn).
+fn softmax_trained<C: CheckpointStrategy>(scores: &Tensor<4>, scale: f64, key_bias: &Tensor<2>) -> Option<Tensor<4>>
+where
+    DispatchTensor: DispatchKindConversion<FlexAutodiff<C>>,
+{
+    let [b, h, lq, lk] = scores.dims();
+    let (x, bias) = (tracked::<C, 4>(scores)?, tracked::<C, 2>(key_bias)?);
+    if bias.is_tracked() {
+        return None;
+    }
+    let mut y = values(x.primitive()).into_owned();
+    softmax_in_place(&mut y, &values(bias.primitive()), scale as f32, h * lq, lk);
+    let y = flex_tensor(y, [b, h, lq, lk]);
+    let out = match SoftmaxBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish((y.clone(), scale as f32), y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    Some(from_tracked::<C, 4>(out))
+}
+
+/// The softmax's backward, per row: `dx = scale · y · (g − Σ g·y)`. State: the output and the
+/// scale.
+#[derive(Debug)]
+struct SoftmaxBackward;
+
+impl Backward<Flex, 1> for SoftmaxBackward {
+    type State = (FlexTensor, f32);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = grads.consume::<Flex>(&ops.node);
+        let [Some(node)] = ops.parents else { return };
+        let (y, scale) = ops.state;
+        let dims = shape_of(&y);
+        let lk = dims[3];
+        let y = values(&y);
+        let mut g = values(&grad).into_owned();
+        g.par_chunks_mut(lk * 64).zip(y.par_chunks(lk * 64)).for_each(|(g, y)| {
+            for (g, y) in g.chunks_exact_mut(lk).zip(y.chunks_exact(lk)) {
+                let dot: f32 = g.iter().zip(y).map(|(g, y)| g * y).sum();
+                for (g, y) in g.iter_mut().zip(y) {
+                    *g = scale * y * (*g - dot);
+                }
+            }
+        });
+        grads.register::<Flex>(node.id, FlexTensor::from_data(burn::tensor::TensorData::new(g, dims)));
     }
 }
 
@@ -330,6 +439,33 @@ mod tests {
         let got = attention_softmax(Tensor::from_data(TensorData::new(s, [3, 2, 5, 37]), &device), 0.125, bias).into_data().try_to_vec::<f32>().unwrap();
         assert!(got[37..74].iter().all(|w| w.is_nan()));
         assert!(got[..37].iter().chain(&got[74..]).all(|w| w.is_finite()));
+    }
+
+    #[test]
+    fn attention_softmax_gradient_matches_burns_under_autodiff() {
+        let ad = Device::flex().autodiff();
+        let x = Tensor::<4>::random([3, 2, 5, 37], Distribution::Normal(0.0, 4.0), &Device::flex());
+        let mut bias = vec![0f32; 3 * 37];
+        for k in 30..37 {
+            bias[37 + k] = crate::attention::MASK_BIAS;
+        }
+        bias[2 * 37] = 0.75;
+        let bias = Tensor::<2>::from_data(TensorData::new(bias, [3, 37]), &ad);
+        let w = Tensor::<4>::random([3, 2, 5, 37], Distribution::Normal(0.0, 1.0), &ad);
+        let grad_of = |ours: bool| {
+            let xa = Tensor::<4>::from_data(x.to_data(), &ad).require_grad();
+            let y = if ours { attention_softmax(xa.clone(), 0.125, bias.clone()) } else { softmax_with_burn(xa.clone(), 0.125, bias.clone()) };
+            let value = y.clone().inner();
+            let grads = (y * w.clone()).sum().backward();
+            (value, xa.grad(&grads).expect("x has a gradient"))
+        };
+        let ((v0, g0), (v1, g1)) = (grad_of(true), grad_of(false));
+        assert!((v0 - v1).abs().max().into_scalar::<f32>() < 1e-6);
+        let gd = (g0.clone() - g1).abs().max().into_scalar::<f32>();
+        assert!(gd < 1e-6, "gradient differs by {gd}");
+        // padding keys get no gradient
+        let g = g0.into_data().try_to_vec::<f32>().unwrap();
+        assert!(g[2 * 5 * 37..4 * 5 * 37].chunks(37).all(|r| r[30..].iter().all(|v| *v == 0.0)));
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub mod dropout;
 pub mod encoders;
 pub mod fusion;
 pub mod heads;
+pub(crate) mod linear;
 pub mod nn_util;
 pub mod norm;
 pub mod pooling;

@@ -3,10 +3,12 @@
 
 use burn::nn::Linear;
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{Bool, Int, Tensor};
+use crate::device::is_cpu;
+use burn::tensor::{Bool, DType, Int, Tensor};
 
 /// A [`Linear`] layer applied to `x` `[..., d_in]` as ONE `[rows, d_in] × [d_in, d_out]` matmul
-/// over all leading positions (batch × tokens), whatever their count.
+/// over all leading positions (batch × tokens), whatever their count; under autodiff on the CPU
+/// as one operation with the bias fused ([`linear`](crate::linear)).
 ///
 /// `Linear::forward` on a `[B, L, d]` input keeps the batch axis when `L` is a multiple of 32
 /// (burn's matmul tiling policy): the CPU backend then runs B separate `[L, d_in]` products and
@@ -18,13 +20,20 @@ pub trait LinearRows {
 
 impl LinearRows for Linear {
     fn forward_rows<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        if D <= 2 {
+        let device = x.device();
+        let trained = device.is_autodiff() && is_cpu(&device) && x.dtype() == DType::F32;
+        if D < 2 || (D == 2 && !trained) {
             return self.forward(x);
         }
         let dims = x.dims();
         let d_in = dims[D - 1];
         let rows = dims[..D - 1].iter().product::<usize>();
-        let y = self.forward(x.reshape([rows, d_in]));
+        let x = x.reshape([rows, d_in]);
+        // under autodiff on the CPU: one operation (crate::linear)
+        let y = match trained.then(|| crate::linear::linear_rows_trained(self, &x)).flatten() {
+            Some(y) => y,
+            None => self.forward(x),
+        };
         let mut out = dims;
         out[D - 1] = y.dims()[1];
         y.reshape(out)

@@ -20,9 +20,11 @@
 //! the weight gradient one `gemm` per band of the output gradient by the band's columns, the
 //! bias gradient a sum.
 //!
-//! It applies on the CPU backend to f32 tensors; other devices and dtypes, and any other kernel,
-//! stride, dilation, padding or grouping use burn's convolution, as do weights large against the
-//! output ([`MAX_WEIGHT_PER_POSITION`]).
+//! It applies on the CPU backend to f32 tensors, reading burn-flex's buffers in place (an earlier
+//! form copied the weight to the host on every call and lost to burn's convolution for many
+//! channels over a small plane; without the copy, 512 channels over 7×7 at batch 1 take 1.3 ms
+//! against burn's 2.9 on one thread). Other devices and dtypes, and any other kernel, stride,
+//! dilation, padding or grouping use burn's convolution.
 
 use crate::cpu_autodiff::{FlexAutodiff, TrackedTensor, flex_tensor, from_plain, from_tracked, plain, tracked, values};
 use crate::device::is_cpu;
@@ -51,11 +53,6 @@ const MIN_BAND_COLUMNS: usize = 256;
 /// order.
 const SAMPLES_PER_GROUP: usize = 4;
 
-/// Weight values per output position (`B·H·W`) at most for the pass: many channels over a small
-/// plane at a small batch are left to burn (ResNet's last stages at batch 1, 512 channels over
-/// 7×7, ran 3× slower than burn's when the pass copied the weight on each call).
-const MAX_WEIGHT_PER_POSITION: usize = 1024;
-
 /// `conv.forward(x)` for `x` `[B, C, H, W]`, with the pass above for 3×3 / stride 1 / padding 1.
 pub fn conv2d_3x3(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let plain_3x3 = conv.kernel_size == [3, 3]
@@ -65,10 +62,7 @@ pub fn conv2d_3x3(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         && matches!(conv.padding, PaddingConfig2d::Same | PaddingConfig2d::Explicit(1, 1, 1, 1));
     let device = x.device();
     let dims = x.dims();
-    let c_out = conv.weight.dims()[0];
-    let [b, c, h, wd] = dims;
-    let small_weight = c_out * 9 * c <= MAX_WEIGHT_PER_POSITION * b * h * wd;
-    if !plain_3x3 || !small_weight || !is_cpu(&device) || x.dtype() != DType::F32 || dims.contains(&0) {
+    if !plain_3x3 || !is_cpu(&device) || x.dtype() != DType::F32 || dims.contains(&0) {
         return conv.forward(x);
     }
     let weight = conv.weight.val();
@@ -477,9 +471,9 @@ mod tests {
         let strided = Conv2dConfig::new([2, 3], [3, 3]).with_stride([2, 2]).init(&Device::flex());
         let x = Tensor::<4>::random([1, 2, 5, 5], Distribution::Normal(0.0, 1.0), &Device::flex());
         assert_eq!(max_diff(conv2d_3x3(&strided, x.clone()), strided.forward(x)), 0.0);
-        // a weight large against the output: 64 · 9 · 64 = 36,864 values > 1024 × 2 × 2 × 1
+        // many channels over a tiny plane (the weight far larger than the output) takes the pass
         let large = conv(64, 64, true, PaddingConfig2d::Same, &Device::flex());
         let x = Tensor::<4>::random([1, 64, 2, 2], Distribution::Normal(0.0, 1.0), &Device::flex());
-        assert_eq!(max_diff(conv2d_3x3(&large, x.clone()), large.forward(x)), 0.0);
+        assert!(max_diff(conv2d_3x3(&large, x.clone()), large.forward(x)) < 1e-4);
     }
 }

@@ -21,7 +21,7 @@ use crate::pretrained::{LoadError, Weights};
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, Dropout, DropoutConfig, Linear};
-use burn::tensor::activation::relu6;
+use crate::activation::relu6;
 use burn::tensor::{Device, Tensor};
 use std::path::Path;
 

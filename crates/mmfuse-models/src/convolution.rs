@@ -26,13 +26,13 @@
 //! against burn's 2.9 on one thread). Other devices and dtypes, and any other kernel, stride,
 //! dilation, padding or grouping use burn's convolution.
 
-use crate::cpu_autodiff::{FlexAutodiff, TrackedTensor, flex_tensor, from_plain, from_tracked, plain, tracked, values};
+use crate::cpu_autodiff::{FlexAutodiff, TrackedTensor, flex_tensor, from_plain, from_tracked, gemm_strided, plain, record_with_optional_bias, tracked, values};
 use crate::device::is_cpu;
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::{BalancedCheckpointing, CheckpointStrategy, NoCheckpointing};
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::flex::FlexTensor;
 use burn::backend::{DispatchKindConversion, DispatchTensor, Flex};
 use burn::nn::PaddingConfig2d;
@@ -98,22 +98,7 @@ where
         None => None,
     };
     let out = forward(x.primitive(), weight.primitive(), bias.as_ref().map(TrackedTensor::primitive));
-    let out = match bias {
-        Some(bias) => match Conv3x3Backward.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(mut prep) => {
-                let state = (prep.checkpoint(&x), prep.checkpoint(&weight));
-                prep.finish(state, out)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(out),
-        },
-        None => match Conv3x3Backward.prepare::<C>([x.node(), weight.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(mut prep) => {
-                let state = (prep.checkpoint(&x), prep.checkpoint(&weight));
-                prep.finish(state, out)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(out),
-        },
-    };
+    let out = record_with_optional_bias::<C, _, _>(Conv3x3Backward, &x, &weight, bias.as_ref(), out, |x, w| (x, w));
     Some(from_tracked::<C, 4>(out))
 }
 
@@ -203,35 +188,8 @@ fn weight_gradient(x: &[f32], g: &[f32], [b, c, h, w]: [usize; 4], c_out: usize)
                     let n = ((r0 + band).min(h) - r0) * w;
                     let cols = &mut columns[..rows * n];
                     band_columns(x, h, w, r0, cols);
-                    let src = &g[r0 * w..];
-                    // SAFETY: gemm writes gw as c_out × rows (row stride rows), all of gw; reads
-                    // `src` as c_out rows of n values at stride hw, the last (c_out − 1)·hw + n − 1
-                    // < g.len() − r0·w = src.len() since r0·w + n ≤ hw; and reads `cols` (rows × n,
-                    // row stride n) transposed: element (k, j) at j·n + k < rows·n. The three are
-                    // distinct allocations.
-                    unsafe {
-                        gemm::gemm(
-                            c_out,
-                            rows,
-                            n,
-                            gw.as_mut_ptr(),
-                            1,
-                            rows as isize,
-                            true,
-                            src.as_ptr(),
-                            1,
-                            hw as isize,
-                            cols.as_ptr(),
-                            n as isize,
-                            1,
-                            1.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            parallelism,
-                        );
-                    }
+                    // gw (c_out × rows) += the band of g (c_out × n, row stride hw) · colsᵀ
+                    gemm_strided(&mut gw, rows, true, &g[r0 * w..], [hw, 1], cols, [1, n], [c_out, rows, n], parallelism);
                 }
             }
             gw
@@ -271,34 +229,8 @@ fn convolve(x: &[f32], weight: &[f32], bias: Option<&[f32]>, [b, c, h, w]: [usiz
             let n = ((r0 + band).min(h) - r0) * w;
             let cols = &mut columns[..rows * n];
             band_columns(x, h, w, r0, cols);
-            let dst = &mut y[r0 * w..];
-            // SAFETY: gemm reads `weight` as c_out × rows (row stride rows) and `cols` as rows × n
-            // (row stride n), both within their slices, and adds into c_out rows of n values at
-            // stride hw from `dst`: the last one is (c_out − 1)·hw + n − 1 < c_out·hw − r0·w =
-            // dst.len(), since r0·w + n ≤ hw. The three regions are distinct allocations.
-            unsafe {
-                gemm::gemm(
-                    c_out,
-                    n,
-                    rows,
-                    dst.as_mut_ptr(),
-                    1,
-                    hw as isize,
-                    true,
-                    weight.as_ptr(),
-                    1,
-                    rows as isize,
-                    cols.as_ptr(),
-                    1,
-                    n as isize,
-                    1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    parallelism,
-                );
-            }
+            // the band's rows of y (c_out × n at row stride hw) += weight (c_out × rows) · cols
+            gemm_strided(&mut y[r0 * w..], hw, true, weight, [rows, 1], cols, [n, 1], [c_out, n, rows], parallelism);
         }
     });
     out

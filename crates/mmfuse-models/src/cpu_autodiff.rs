@@ -7,9 +7,11 @@
 //! flex tensor plus its graph node) with autodiff, `C` being the device's gradient-checkpointing
 //! strategy. An operation with its own backward is a type implementing burn-autodiff's
 //! [`Backward`](burn::backend::autodiff::ops::Backward), registered as burn's own operations
-//! register theirs (see `convolution`).
+//! register theirs (see `convolution`). [`gemm_strided`] is the matrix product they share.
 
+use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::ops::{Backward, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, DispatchKindConversion, DispatchTensor, Flex};
@@ -69,4 +71,95 @@ pub(crate) fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
 /// A flex tensor of `shape` holding `values` (row-major).
 pub(crate) fn flex_tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+/// `dst (+)= lhs · rhs` through gemm: `dst` `[m, n]` at row stride `dst_rs` (columns
+/// contiguous), `lhs` `[m, k]` and `rhs` `[k, n]` read through their (row, column) strides, so
+/// a transposed operand is read in place. Adds onto `dst` with `accumulate`, else overwrites it.
+/// gemm splits the product by output blocks (each output is summed whole by one thread), so the
+/// result does not depend on `parallelism`.
+///
+/// # Panics
+/// If a dimension is 0 or an operand's last element falls outside its slice.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_strided(
+    dst: &mut [f32],
+    dst_rs: usize,
+    accumulate: bool,
+    lhs: &[f32],
+    [lhs_rs, lhs_cs]: [usize; 2],
+    rhs: &[f32],
+    [rhs_rs, rhs_cs]: [usize; 2],
+    [m, n, k]: [usize; 3],
+    parallelism: gemm::Parallelism,
+) {
+    let last = |rs: usize, cs: usize, rows: usize, cols: usize| (rows - 1) * rs + (cols - 1) * cs;
+    assert!(
+        m > 0 && n > 0 && k > 0
+            && last(dst_rs, 1, m, n) < dst.len()
+            && last(lhs_rs, lhs_cs, m, k) < lhs.len()
+            && last(rhs_rs, rhs_cs, k, n) < rhs.len(),
+        "gemm_strided: operand shapes do not match their data"
+    );
+    // SAFETY: gemm writes the m × n values of `dst` at (i·dst_rs + j) and reads lhs at
+    // (i·lhs_rs + p·lhs_cs) and rhs at (p·rhs_rs + j·rhs_cs) for i < m, j < n, p < k: every
+    // offset is at most the operand's last one, inside its slice (asserted above; the strides
+    // are non-negative). `dst` is exclusively borrowed, so it overlaps neither input.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// Records `out` in the graph as the output of `op` on an input `x`, a `weight` and an optional
+/// `bias` (its 2 or 3 parents), keeping `x` and `weight` (checkpointed) and what `state` makes
+/// of their ids for the backward. Untracked when none of them needs a gradient.
+pub(crate) fn record_with_optional_bias<C, O, S>(
+    op: O,
+    x: &TrackedTensor,
+    weight: &TrackedTensor,
+    bias: Option<&TrackedTensor>,
+    out: FlexTensor,
+    state: impl FnOnce(NodeId, NodeId) -> S,
+) -> TrackedTensor
+where
+    C: CheckpointStrategy,
+    O: Backward<Flex, 2, State = S> + Backward<Flex, 3, State = S>,
+    S: Clone + Send + std::fmt::Debug + 'static,
+{
+    match bias {
+        Some(bias) => match <O as Backward<Flex, 3>>::prepare::<C>(op, [x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(mut prep) => {
+                let ids = (prep.checkpoint(x), prep.checkpoint(weight));
+                prep.finish(state(ids.0, ids.1), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        },
+        None => match <O as Backward<Flex, 2>>::prepare::<C>(op, [x.node(), weight.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(mut prep) => {
+                let ids = (prep.checkpoint(x), prep.checkpoint(weight));
+                prep.finish(state(ids.0, ids.1), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        },
+    }
 }

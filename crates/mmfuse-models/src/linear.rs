@@ -11,17 +11,20 @@
 //!
 //! Without autodiff, and on other devices and dtypes, burn's `Linear` is used.
 
-use crate::cpu_autodiff::{FlexAutodiff, flex_tensor, from_tracked, tracked, values};
+use crate::cpu_autodiff::{FlexAutodiff, flex_tensor, from_tracked, gemm_strided, record_with_optional_bias, tracked, values};
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::{BalancedCheckpointing, CheckpointStrategy, NoCheckpointing};
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::flex::FlexTensor;
 use burn::backend::{DispatchKindConversion, DispatchTensor, Flex};
 use burn::nn::Linear;
 use burn::tensor::Tensor;
 use gemm::Parallelism;
+
+/// gemm on the compute pool, as many threads as it has.
+const RAYON: Parallelism = Parallelism::Rayon(0);
 
 /// `linear.forward(x)` for `x` `[rows, d_in]` as one autodiff operation, if `x` and the layer's
 /// parameters are f32 tensors of the CPU backend under autodiff; `None` otherwise.
@@ -50,67 +53,15 @@ where
         None => vec![0f32; rows * d_out],
     };
     // y (+)= x · W
-    matmul(&mut y, bias.is_some(), &values(x.primitive()), [d_in as isize, 1], &values(weight.primitive()), [d_out as isize, 1], [rows, d_out, d_in]);
+    gemm_strided(&mut y, d_out, bias.is_some(), &values(x.primitive()), [d_in, 1], &values(weight.primitive()), [d_out, 1], [rows, d_out, d_in], RAYON);
     let y = flex_tensor(y, [rows, d_out]);
-    let out = match bias {
-        Some(bias) => match LinearBackward.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(mut prep) => {
-                let state = (prep.checkpoint(&x), prep.checkpoint(&weight));
-                prep.finish(state, y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(y),
-        },
-        None => match LinearBackward.prepare::<C>([x.node(), weight.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(mut prep) => {
-                let state = (prep.checkpoint(&x), prep.checkpoint(&weight));
-                prep.finish(state, y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(y),
-        },
-    };
+    let out = record_with_optional_bias::<C, _, _>(LinearBackward, &x, &weight, bias.as_ref(), y, |x, w| (x, w));
     Some(from_tracked::<C, 2>(out))
 }
 
 fn dims2(t: &FlexTensor) -> [usize; 2] {
     let s = t.layout().shape();
     [s[0], s[1]]
-}
-
-/// `dst [m, n]` (row-major) `= lhs · rhs` (or `+=` with `accumulate`), `lhs` `[m, k]` and `rhs`
-/// `[k, n]` read through their (row, column) strides.
-#[allow(clippy::too_many_arguments)]
-fn matmul(dst: &mut [f32], accumulate: bool, lhs: &[f32], [lhs_rs, lhs_cs]: [isize; 2], rhs: &[f32], [rhs_rs, rhs_cs]: [isize; 2], [m, n, k]: [usize; 3]) {
-    let last = |rs: isize, cs: isize, r: usize, c: usize| (r - 1) as isize * rs + (c - 1) as isize * cs;
-    assert!(
-        dst.len() == m * n && last(lhs_rs, lhs_cs, m, k) < lhs.len() as isize && last(rhs_rs, rhs_cs, k, n) < rhs.len() as isize,
-        "linear: operand shapes do not match their data"
-    );
-    // SAFETY: gemm writes the m × n values of dst (row stride n) and reads m × k values of lhs
-    // and k × n of rhs at the given non-negative strides, whose last elements lie inside their
-    // slices (asserted above); dst is a distinct, exclusively borrowed allocation.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            lhs.as_ptr(),
-            lhs_cs,
-            lhs_rs,
-            rhs.as_ptr(),
-            rhs_cs,
-            rhs_rs,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            Parallelism::Rayon(0),
-        );
-    }
 }
 
 /// The backward, for 2 (input, weight) or 3 (and bias) parents. State: the checkpointed input
@@ -131,19 +82,19 @@ impl<const N: usize> Backward<Flex, N> for LinearBackward {
         if let Some(node) = parent(0) {
             // dx [rows, d_in] = g [rows, d_out] · Wᵀ (W [d_in, d_out] read by columns)
             let mut dx = vec![0f32; rows * d_in];
-            matmul(&mut dx, false, &g, [d_out as isize, 1], &values(&weight), [1, d_out as isize], [rows, d_in, d_out]);
+            gemm_strided(&mut dx, d_in, false, &g, [d_out, 1], &values(&weight), [1, d_out], [rows, d_in, d_out], RAYON);
             grads.register::<Flex>(node.id, flex_tensor(dx, [rows, d_in]));
         }
         if let Some(node) = parent(1) {
             // dW [d_in, d_out] = xᵀ (x [rows, d_in] read by columns) · g
             let mut dw = vec![0f32; d_in * d_out];
-            matmul(&mut dw, false, &values(&x), [1, d_in as isize], &g, [d_out as isize, 1], [d_in, d_out, rows]);
+            gemm_strided(&mut dw, d_out, false, &values(&x), [1, d_in], &g, [d_out, 1], [d_in, d_out, rows], RAYON);
             grads.register::<Flex>(node.id, flex_tensor(dw, [d_in, d_out]));
         }
         if let Some(node) = parent(2) {
             // db [d_out] = 1ᵀ · g
             let (ones, mut db) = (vec![1f32; rows], vec![0f32; d_out]);
-            matmul(&mut db, false, &ones, [rows as isize, 1], &g, [d_out as isize, 1], [1, d_out, rows]);
+            gemm_strided(&mut db, d_out, false, &ones, [rows, 1], &g, [d_out, 1], [1, d_out, rows], RAYON);
             grads.register::<Flex>(node.id, flex_tensor(db, [d_out]));
         }
     }

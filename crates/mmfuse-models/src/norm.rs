@@ -9,13 +9,13 @@
 //! summed over rows. Without autodiff burn-flex's layer norm is already one pass and is used
 //! as is, as it is on other devices and dtypes.
 
-use crate::cpu_autodiff::{FlexAutodiff, flex_tensor, from_tracked, tracked, values};
+use crate::cpu_autodiff::{FlexAutodiff, flex_tensor, from_tracked, record_with_optional_bias, tracked, values};
 use crate::device::is_cpu;
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::{BalancedCheckpointing, CheckpointStrategy, NoCheckpointing};
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::{DispatchKindConversion, DispatchTensor, Flex};
 use burn::module::{Content, DisplaySettings, ModuleDisplay};
 use burn::nn::LayerNorm;
@@ -80,22 +80,7 @@ where
     let beta_values = beta.as_ref().map(|b| values(b.primitive()));
     let (y, stats) = forward(&values(x.primitive()), &values(gamma.primitive()), beta_values.as_deref(), epsilon as f32);
     let y = flex_tensor::<D>(y, dims.clone().try_into().ok()?);
-    let out = match beta {
-        Some(beta) => match LayerNormBackward.prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(mut prep) => {
-                let state = (prep.checkpoint(&x), prep.checkpoint(&gamma), stats);
-                prep.finish(state, y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(y),
-        },
-        None => match LayerNormBackward.prepare::<C>([x.node(), gamma.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(mut prep) => {
-                let state = (prep.checkpoint(&x), prep.checkpoint(&gamma), stats);
-                prep.finish(state, y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(y),
-        },
-    };
+    let out = record_with_optional_bias::<C, _, _>(LayerNormBackward, &x, &gamma, beta.as_ref(), y, |x, g| (x, g, stats));
     Some(from_tracked::<C, D>(out))
 }
 

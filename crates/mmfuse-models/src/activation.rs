@@ -20,7 +20,7 @@
 
 use burn::tensor::activation::{gelu_approximate, relu, sigmoid};
 use burn::tensor::activation::softmax;
-use crate::cpu_autodiff::{FlexAutodiff, flex_tensor, from_tracked, tracked, values};
+use crate::cpu_autodiff::{FlexAutodiff, flex_tensor, from_tracked, shape, tracked, values};
 use crate::device::is_cpu;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::{BalancedCheckpointing, CheckpointStrategy, NoCheckpointing};
@@ -94,13 +94,13 @@ where
     DispatchTensor: DispatchKindConversion<FlexAutodiff<C>>,
 {
     let x = tracked::<C, D>(x)?;
-    let dims: [usize; D] = shape_of(x.primitive()).try_into().ok()?;
+    let dims = shape(x.primitive());
     let mut y = values(x.primitive()).into_owned();
     let out = match GeluBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
         OpsKind::Tracked(prep) => {
             let mut dy = y.clone();
             for_chunk_pairs(&mut y, &mut dy, |a, b| pulp::Arch::new().dispatch(GeluWithDerivative(a, b)));
-            prep.finish(flex_tensor(dy, dims), flex_tensor(y, dims))
+            prep.finish(flex_tensor(dy, dims.clone()), flex_tensor(y, dims))
         }
         OpsKind::UnTracked(prep) => {
             for_chunks(&mut y, |c| pulp::Arch::new().dispatch(GeluInPlace(c)));
@@ -108,11 +108,6 @@ where
         }
     };
     Some(from_tracked::<C, D>(out))
-}
-
-fn shape_of(t: &FlexTensor) -> Vec<usize> {
-    let shape = t.layout().shape();
-    (0..shape.num_dims()).map(|i| shape[i]).collect()
 }
 
 /// GELU's backward: the output gradient times the kept derivative.
@@ -129,8 +124,7 @@ impl Backward<Flex, 1> for GeluBackward {
         let mut g = values(&grad).into_owned();
         let d = values(&dy);
         g.par_chunks_mut(PARALLEL_CHUNK).zip(d.par_chunks(PARALLEL_CHUNK)).for_each(|(g, d)| g.iter_mut().zip(d).for_each(|(g, d)| *g *= d));
-        let dims = shape_of(&dy);
-        grads.register::<Flex>(node.id, FlexTensor::from_data(burn::tensor::TensorData::new(g, dims)));
+        grads.register::<Flex>(node.id, flex_tensor(g, shape(&dy)));
     }
 }
 
@@ -231,7 +225,7 @@ impl Backward<Flex, 1> for SoftmaxBackward {
         let grad = grads.consume::<Flex>(&ops.node);
         let [Some(node)] = ops.parents else { return };
         let (y, scale) = ops.state;
-        let dims = shape_of(&y);
+        let dims = shape(&y);
         let lk = dims[3];
         let y = values(&y);
         let mut g = values(&grad).into_owned();
@@ -243,7 +237,7 @@ impl Backward<Flex, 1> for SoftmaxBackward {
                 }
             }
         });
-        grads.register::<Flex>(node.id, FlexTensor::from_data(burn::tensor::TensorData::new(g, dims)));
+        grads.register::<Flex>(node.id, flex_tensor(g, dims));
     }
 }
 

@@ -26,7 +26,7 @@
 //! against burn's 2.9 on one thread). Other devices and dtypes, and any other kernel, stride,
 //! dilation, padding or grouping use burn's convolution.
 
-use crate::cpu_autodiff::{FlexAutodiff, TrackedTensor, flex_tensor, from_plain, from_tracked, gemm_strided, plain, record_with_optional_bias, tracked, values};
+use crate::cpu_autodiff::{FlexAutodiff, TrackedTensor, dims, flex_tensor, from_plain, from_tracked, gemm_strided, plain, record_with_optional_bias, sum_in_order, tracked, values};
 use crate::device::is_cpu;
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -105,16 +105,11 @@ where
 /// The pass's forward on flex tensors: `x` `[B, C, H, W]`, `weight` `[C_out, C, 3, 3]`,
 /// `bias` `[C_out]`.
 fn forward(x: &FlexTensor, weight: &FlexTensor, bias: Option<&FlexTensor>) -> FlexTensor {
-    let dims = dims4(x);
-    let c_out = dims4(weight)[0];
+    let [b, c, h, w] = dims(x);
+    let c_out = dims::<4>(weight)[0];
     let bias = bias.map(values);
-    let out = convolve(&values(x), &values(weight), bias.as_deref(), dims, c_out);
-    flex_tensor(out, [dims[0], c_out, dims[2], dims[3]])
-}
-
-fn dims4(t: &FlexTensor) -> [usize; 4] {
-    let d = t.layout().shape();
-    [d[0], d[1], d[2], d[3]]
+    let out = convolve(&values(x), &values(weight), bias.as_deref(), [b, c, h, w], c_out);
+    flex_tensor(out, [b, c_out, h, w])
 }
 
 /// The backward of the pass, for its 2 (input, weight) or 3 (and bias) parents. State: the
@@ -129,8 +124,8 @@ impl<const N: usize> Backward<Flex, N> for Conv3x3Backward {
         let grad = grads.consume::<Flex>(&ops.node);
         let x: FlexTensor = checkpointer.retrieve_node_output(ops.state.0);
         let weight: FlexTensor = checkpointer.retrieve_node_output(ops.state.1);
-        let [b, c, h, w] = dims4(&x);
-        let c_out = dims4(&weight)[0];
+        let [b, c, h, w] = dims(&x);
+        let c_out = dims::<4>(&weight)[0];
         let g = values(&grad);
         let parent = |i: usize| ops.parents.get(i).cloned().flatten();
         if let Some(node) = parent(0) {
@@ -174,8 +169,7 @@ fn weight_gradient(x: &[f32], g: &[f32], [b, c, h, w]: [usize; 4], c_out: usize)
     let (hw, rows) = (h * w, 9 * c);
     let band = band_rows(rows, h, w);
     let parallelism = if b == 1 { Parallelism::Rayon(0) } else { Parallelism::None };
-    // fixed groups of samples, each summed in order, then the groups in order: the same sums
-    // whatever the threads (training resumes exactly)
+    // fixed groups of samples, each summed in order, then the groups in order
     let partials: Vec<Vec<f32>> = (0..b.div_ceil(SAMPLES_PER_GROUP))
         .into_par_iter()
         .map(|group| {
@@ -195,12 +189,7 @@ fn weight_gradient(x: &[f32], g: &[f32], [b, c, h, w]: [usize; 4], c_out: usize)
             gw
         })
         .collect();
-    let mut partials = partials.into_iter();
-    let mut gw = partials.next().unwrap_or_else(|| vec![0f32; c_out * rows]);
-    for p in partials {
-        gw.iter_mut().zip(&p).for_each(|(a, b)| *a += b);
-    }
-    gw
+    sum_in_order(partials, c_out * rows)
 }
 
 /// Output rows per band: columns of about [`BAND_VALUES`], at least [`MIN_BAND_COLUMNS`] wide.

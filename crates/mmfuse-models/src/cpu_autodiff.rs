@@ -69,8 +69,30 @@ pub(crate) fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
 }
 
 /// A flex tensor of `shape` holding `values` (row-major).
-pub(crate) fn flex_tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, shape))
+pub(crate) fn flex_tensor(values: Vec<f32>, shape: impl Into<Vec<usize>>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape.into()))
+}
+
+/// The shape of a flex tensor.
+pub(crate) fn shape(t: &FlexTensor) -> Vec<usize> {
+    let s = t.layout().shape();
+    (0..s.num_dims()).map(|i| s[i]).collect()
+}
+
+/// The shape of a flex tensor of rank `D`.
+pub(crate) fn dims<const D: usize>(t: &FlexTensor) -> [usize; D] {
+    let s = t.layout().shape();
+    std::array::from_fn(|i| s[i])
+}
+
+/// The element-wise sum of `parts` (each `len` values), added in their order: with parts of
+/// fixed chunks of the work, the same sums whatever the threads (training resumes exactly).
+pub(crate) fn sum_in_order(parts: impl IntoIterator<Item = Vec<f32>>, len: usize) -> Vec<f32> {
+    let mut sum = vec![0f32; len];
+    for part in parts {
+        sum.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
+    }
+    sum
 }
 
 /// `dst (+)= lhs · rhs` through gemm: `dst` `[m, n]` at row stride `dst_rs` (columns

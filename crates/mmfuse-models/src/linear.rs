@@ -11,7 +11,7 @@
 //!
 //! Without autodiff, and on other devices and dtypes, burn's `Linear` is used.
 
-use crate::cpu_autodiff::{FlexAutodiff, flex_tensor, from_tracked, gemm_strided, record_with_optional_bias, tracked, values};
+use crate::cpu_autodiff::{FlexAutodiff, dims, flex_tensor, from_tracked, gemm_strided, record_with_optional_bias, tracked, values};
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::{BalancedCheckpointing, CheckpointStrategy, NoCheckpointing};
@@ -43,8 +43,8 @@ where
         Some(b) => Some(tracked::<C, 1>(b)?),
         None => None,
     };
-    let [rows, d_in] = dims2(x.primitive());
-    let [w_in, d_out] = dims2(weight.primitive());
+    let [rows, d_in] = dims(x.primitive());
+    let [w_in, d_out] = dims(weight.primitive());
     if w_in != d_in || rows == 0 || d_in == 0 || d_out == 0 {
         return None;
     }
@@ -59,11 +59,6 @@ where
     Some(from_tracked::<C, 2>(out))
 }
 
-fn dims2(t: &FlexTensor) -> [usize; 2] {
-    let s = t.layout().shape();
-    [s[0], s[1]]
-}
-
 /// The backward, for 2 (input, weight) or 3 (and bias) parents. State: the checkpointed input
 /// and weight.
 #[derive(Debug)]
@@ -76,7 +71,7 @@ impl<const N: usize> Backward<Flex, N> for LinearBackward {
         let grad = grads.consume::<Flex>(&ops.node);
         let x: FlexTensor = checkpointer.retrieve_node_output(ops.state.0);
         let weight: FlexTensor = checkpointer.retrieve_node_output(ops.state.1);
-        let ([rows, d_in], [_, d_out]) = (dims2(&x), dims2(&weight));
+        let ([rows, d_in], [_, d_out]) = (dims(&x), dims(&weight));
         let g = values(&grad);
         let parent = |i: usize| ops.parents.get(i).cloned().flatten();
         if let Some(node) = parent(0) {

@@ -9,7 +9,7 @@
 //! summed over rows. Without autodiff burn-flex's layer norm is already one pass and is used
 //! as is, as it is on other devices and dtypes.
 
-use crate::cpu_autodiff::{FlexAutodiff, flex_tensor, from_tracked, record_with_optional_bias, tracked, values};
+use crate::cpu_autodiff::{FlexAutodiff, flex_tensor, from_tracked, record_with_optional_bias, shape, sum_in_order, tracked, values};
 use crate::device::is_cpu;
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -75,11 +75,9 @@ where
         Some(b) => Some(tracked::<C, 1>(b)?),
         None => None,
     };
-    let shape = x.primitive().layout().shape().clone();
-    let dims: Vec<usize> = (0..shape.num_dims()).map(|i| shape[i]).collect();
     let beta_values = beta.as_ref().map(|b| values(b.primitive()));
     let (y, stats) = forward(&values(x.primitive()), &values(gamma.primitive()), beta_values.as_deref(), epsilon as f32);
-    let y = flex_tensor::<D>(y, dims.clone().try_into().ok()?);
+    let y = flex_tensor(y, shape(x.primitive()));
     let out = record_with_optional_bias::<C, _, _>(LayerNormBackward, &x, &gamma, beta.as_ref(), y, |x, g| (x, g, stats));
     Some(from_tracked::<C, D>(out))
 }
@@ -125,13 +123,14 @@ fn forward(x: &[f32], gamma: &[f32], beta: Option<&[f32]>, epsilon: f32) -> (Vec
 fn backward(x: &[f32], gamma: &[f32], g: &[f32], stats: &RowStats) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let d = gamma.len();
     let mut dx = vec![0f32; x.len()];
-    // each fixed chunk of rows sums its own parameter gradients, then the chunks are summed in
-    // order: the same sums whatever the threads (training resumes exactly)
-    let partials: Vec<(Vec<f32>, Vec<f32>)> = dx
+    // each fixed chunk of rows sums its own parameter gradients ([dγ, dβ] in one vector), then
+    // the chunks are summed in order
+    let partials: Vec<Vec<f32>> = dx
         .par_chunks_mut(d * ROWS_PER_CHUNK)
         .enumerate()
         .map(|(chunk, dx)| {
-            let (mut dgamma, mut dbeta, mut dxhat) = (vec![0f32; d], vec![0f32; d], vec![0f32; d]);
+            let (mut sums, mut dxhat) = (vec![0f32; 2 * d], vec![0f32; d]);
+            let (dgamma, dbeta) = sums.split_at_mut(d);
             let row0 = chunk * ROWS_PER_CHUNK;
             for (r, dx) in dx.chunks_mut(d).enumerate() {
                 let row = row0 + r;
@@ -152,14 +151,11 @@ fn backward(x: &[f32], gamma: &[f32], g: &[f32], stats: &RowStats) -> (Vec<f32>,
                     dx[j] = s * (dxhat[j] - sum - xhat * dot);
                 }
             }
-            (dgamma, dbeta)
+            sums
         })
         .collect();
-    let (mut dgamma, mut dbeta) = (vec![0f32; d], vec![0f32; d]);
-    for (pg, pb) in partials {
-        dgamma.iter_mut().zip(&pg).for_each(|(a, b)| *a += b);
-        dbeta.iter_mut().zip(&pb).for_each(|(a, b)| *a += b);
-    }
+    let mut dgamma = sum_in_order(partials, 2 * d);
+    let dbeta = dgamma.split_off(d);
     (dx, dgamma, dbeta)
 }
 
@@ -176,13 +172,11 @@ impl<const N: usize> Backward<Flex, N> for LayerNormBackward {
         let (x_id, gamma_id, stats) = ops.state;
         let x = checkpointer.retrieve_node_output::<burn::backend::flex::FlexTensor>(x_id);
         let gamma = checkpointer.retrieve_node_output::<burn::backend::flex::FlexTensor>(gamma_id);
-        let shape = x.layout().shape().clone();
-        let d = shape[shape.num_dims() - 1];
         let (dx, dgamma, dbeta) = backward(&values(&x), &values(&gamma), &values(&grad), &stats);
+        let d = dgamma.len();
         let parent = |i: usize| ops.parents.get(i).cloned().flatten();
         if let Some(node) = parent(0) {
-            let t = burn::backend::flex::FlexTensor::from_data(burn::tensor::TensorData::new(dx, shape));
-            grads.register::<Flex>(node.id, t);
+            grads.register::<Flex>(node.id, flex_tensor(dx, shape(&x)));
         }
         if let Some(node) = parent(1) {
             grads.register::<Flex>(node.id, flex_tensor(dgamma, [d]));

@@ -14,7 +14,7 @@
 //! Other kernels, strides, padding, dilation, `ceil_mode`, devices and dtypes use burn's pool.
 
 use crate::activation::max_nan;
-use crate::cpu_autodiff::{FlexAutodiff, flex_tensor, from_plain, from_tracked, plain, tracked, values};
+use crate::cpu_autodiff::{FlexAutodiff, dims, flex_tensor, from_plain, from_tracked, plain, tracked, values};
 use crate::device::is_cpu;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::{BalancedCheckpointing, CheckpointStrategy, NoCheckpointing};
@@ -82,8 +82,7 @@ where
     DispatchTensor: DispatchKindConversion<FlexAutodiff<C>>,
 {
     let x = tracked::<C, 4>(x)?;
-    let shape = x.primitive().layout().shape();
-    let [b, c, h, w] = [shape[0], shape[1], shape[2], shape[3]];
+    let [b, c, h, w] = dims(x.primitive());
     let (ho, wo) = (h / 2, w / 2);
     let out = match MaxPoolBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
         OpsKind::Tracked(prep) => {

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate the random-weight encoder fixtures of `crates/mmfuse-models/tests/fixtures/`.
+"""Generate the random-weight encoder fixtures of `fixtures/encoders/` (and `fixtures/preprocess/`).
 
 Tiny models with fixed seeds, built with the reference implementations (torchvision's ResNet,
 Hugging Face `ViTModel` and `CLIPModel`), saved with their reference key names, together with
@@ -42,7 +42,7 @@ from safetensors.torch import save_file
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_OUT = os.path.join(ROOT, "crates", "mmfuse-models", "tests", "fixtures")
+DEFAULT_OUT = os.path.join(ROOT, "fixtures", "encoders")
 
 
 def save_tensors(path, tensors):
@@ -414,7 +414,7 @@ def synthetic_image(w, h, seed):
 def make_preprocess(out):
     from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
-    d = os.path.join(out, "preprocess")
+    d = os.path.join(out, "..", "preprocess")
     os.makedirs(d, exist_ok=True)
     images = [synthetic_image(320, 260, 1), synthetic_image(150, 150, 2)]
     for i, im in enumerate(images):

@@ -4,7 +4,7 @@ tensors of the same weights saved as safetensors.
 
     python scripts/make_pytorch_bin_fixture.py   (needs torch and safetensors)
 
-Writes crates/mmfuse-models/tests/fixtures/bert-tiny-bin/: config.json, model.safetensors,
+Writes fixtures/encoders/bert-tiny-bin/: config.json, model.safetensors,
 pytorch_model.bin (ZIP, PyTorch >= 1.6) and pytorch_model_legacy.bin (the pre-1.6 stream).
 One Linear weight is saved as a transposed (non-contiguous) view, as some checkpoints do.
 """
@@ -14,7 +14,7 @@ import os
 import torch
 from safetensors.torch import save_file
 
-OUT = os.path.join(os.path.dirname(__file__), "..", "crates", "mmfuse-models", "tests", "fixtures", "bert-tiny-bin")
+OUT = os.path.join(os.path.dirname(__file__), "..", "fixtures", "encoders", "bert-tiny-bin")
 H, I, V, P, L = 16, 32, 30, 16, 1
 torch.manual_seed(7)
 sd = {}

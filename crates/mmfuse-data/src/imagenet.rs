@@ -28,10 +28,10 @@ pub const CROP: u32 = 224;
 
 /// Resize to `width`×`height` exactly like Pillow's `Image.resize((width, height),
 /// Image.BILINEAR)` on an RGB image (antialiased when downscaling, separable, 22-bit fixed point,
-/// horizontal pass then vertical pass, each rounded to `u8`): [`crate::preprocess::pil_resize`]
+/// horizontal pass then vertical pass, each rounded to `u8`): [`crate::resample::pil_resize`]
 /// with the bilinear filter.
 pub fn pil_resize_bilinear(img: &RgbImage, width: u32, height: u32) -> RgbImage {
-    crate::preprocess::pil_resize(img, width, height, crate::preprocess::Filter::Bilinear)
+    crate::resample::pil_resize(img, width, height, crate::resample::Filter::Bilinear)
 }
 
 /// torchvision `Resize(shorter)` output size for a `width`×`height` image: the shorter side
@@ -121,7 +121,7 @@ pub fn resize_normalize(img: &RgbImage, size: u32) -> (Vec<u8>, Vec<f32>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::preprocess::tests::read_safetensors;
+    use crate::test_util::read_safetensors;
     use std::path::PathBuf;
 
     fn golden_dir() -> PathBuf {

@@ -6,6 +6,7 @@
 //! - [`cls`]: classification JSONL (sentiment, sarcasm).
 //! - [`imagenet`]: torchvision's ImageNet eval preprocessing, Pillow-exact bilinear resize.
 //! - [`preprocess`]: named image preprocessing presets (ImageNet eval, MuSE, CLIP), Pillow-exact.
+//! - [`resample`]: Pillow-exact bilinear and bicubic resizing, which both of those use.
 //! - [`image`]: decoding with size limits, EXIF orientation, RGB conversion, resizing,
 //!   normalisation, placeholders for missing images.
 //! - [`text`]: Hugging Face `tokenizers`: word-level tokenizers trained from scratch, any
@@ -37,7 +38,10 @@ pub mod mmsd;
 pub mod mvsa;
 pub mod pickle;
 pub mod preprocess;
+pub mod resample;
 pub mod synth;
+#[cfg(test)]
+mod test_util;
 pub mod text;
 
 pub use error::{DataError, Result};

@@ -15,8 +15,9 @@
 
 use burn::module::{Param, RunningState};
 use burn::nn::conv::Conv2d;
-use burn::nn::{BatchNorm, BatchNormConfig, Embedding, LayerNorm, LayerNormConfig, Linear, PaddingConfig2d};
+use burn::nn::{BatchNorm, BatchNormConfig, Embedding, PaddingConfig2d};
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use mmfuse_kernels::{LayerNorm, LayerNormConfig, Linear};
 use safetensors::{Dtype, SafeTensors};
 use std::collections::HashMap;
 use std::fmt;
@@ -85,8 +86,8 @@ pub fn check_transformer_config(hidden_size: usize, num_attention_heads: usize, 
     if num_attention_heads == 0 || !hidden_size.is_multiple_of(num_attention_heads) {
         return Err(format!("hidden_size {hidden_size} is not a multiple of num_attention_heads {num_attention_heads}"));
     }
-    if crate::activation::Activation::parse(hidden_act).is_none() {
-        return Err(format!("unsupported hidden_act '{hidden_act}' (supported: {})", crate::activation::Activation::SUPPORTED));
+    if crate::layers::Activation::parse(hidden_act).is_none() {
+        return Err(format!("unsupported hidden_act '{hidden_act}' (supported: {})", crate::layers::Activation::SUPPORTED));
     }
     Ok(())
 }

@@ -7,7 +7,7 @@ use mmfuse_models::Targets;
 use mmfuse_models::batch::HostBatch;
 use mmfuse_models::encoders::{ImageCnnConfig, TextEncoderConfig, TextTransformerConfig};
 use mmfuse_models::fusion::clfa::{Clfa, ClfaConfig, CrossEncoderConfig, Fuser, Pooling};
-use mmfuse_models::nn_util::cross_entropy;
+use mmfuse_models::heads::losses::cross_entropy;
 use mmfuse_models::task::{Prediction, TaskKind, TaskModel};
 mod common;
 use common::{GradReport, serial};

@@ -1,7 +1,7 @@
 //! Parity of the ResNet, ViT and CLIP ports with their reference implementations (torchvision,
 //! Hugging Face `transformers`) on tiny random-weight models, and loading errors.
 //!
-//! The fixtures in `tests/fixtures/` are committed: `scripts/make_encoder_fixtures.py` built each
+//! The fixtures in `fixtures/encoders/` (the workspace's) are committed: `scripts/make_encoder_fixtures.py` built each
 //! model with fixed seeds (batch norms with random running statistics), saved it with the
 //! reference key names (`config.json` + `model.safetensors`, plus `tokenizer.json` for CLIP) and
 //! stored the reference outputs for fixed inputs in `expected.safetensors`. No torch is needed.
@@ -14,7 +14,7 @@ use mmfuse_models::pretrained::{LoadError, Weights};
 use std::path::{Path, PathBuf};
 
 fn fixture(name: &str) -> PathBuf {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures")).join(name);
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/encoders")).join(name);
     assert!(dir.is_dir(), "fixture folder {} is missing (generate it with scripts/make_encoder_fixtures.py)", dir.display());
     dir
 }

@@ -9,7 +9,7 @@ use mmfuse_models::pretrained::{LoadError, Weights};
 use std::path::{Path, PathBuf};
 
 fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bert-tiny-bin")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/encoders/bert-tiny-bin")
 }
 
 #[test]

@@ -9,10 +9,9 @@ use crate::config::RunConfig;
 use crate::evaluate::EvalResult;
 use crate::examples::epoch_order;
 use crate::optim::{WarmupLinear, adamw, clip_global_norm};
-use crate::run::{RunSummary, TEXT_ENCODER_FILE, pretrained_text_config, text_encoder_config};
+use crate::run_folder::{RunSummary, TEXT_ENCODER_FILE, pretrained_text_config, saved_text_config, text_encoder_config, write_curves};
 use crate::trainer::{
-    Ending, FitOutcome, TrainOptions, after_epoch, after_step, append_row, finish, metrics_path, progress_bar, record_eval, step_seed,
-    truncate_metrics,
+    Ending, FitOutcome, TrainOptions, after_epoch, after_step, append_row, finish, metrics_path, progress_bar, record_eval, step_seed, truncate_metrics,
 };
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
@@ -20,9 +19,9 @@ use burn::optim::GradientsParams;
 use burn::tensor::Device;
 use mmfuse_data::aligned::{AlignedDataset, AlignedSample, AlignedSplit, expand_wordpieces, read_any};
 use mmfuse_data::text::{TextEncoder, train_word_tokenizer};
+use mmfuse_kernels::device::on_compute_pool;
 use mmfuse_metrics::regression::{RegScores, reg_scores};
 use mmfuse_models::batch::AlignedHostBatch;
-use mmfuse_models::device::on_compute_pool;
 use mmfuse_models::encoders::{BertConfig, TextEncoder as TextModel};
 use mmfuse_models::fusion::mim::{HardConcreteConfig, Mim, MimConfig};
 use serde_json::{Value, json};
@@ -472,7 +471,7 @@ pub fn run_mim(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Result<R
         "seconds": seconds,
     });
     checkpoint::write_atomic(&run_dir.join("results.json"), serde_json::to_string_pretty(&results)?.as_bytes())?;
-    if let Err(e) = crate::run::write_curves(run_dir, &cfg.select_metric()) {
+    if let Err(e) = write_curves(run_dir, &cfg.select_metric()) {
         tracing::warn!("could not draw curves.png: {e:#}");
     }
     Ok(RunSummary { run_dir: run_dir.into(), fit, dev: Some(dev), test: Some(test), seconds })
@@ -484,7 +483,7 @@ pub const FEATURES_FILE: &str = "features.json";
 /// Score a MIM run folder's best checkpoint on dev and test of `cfg.data.dir`.
 pub fn rescore_mim(run_dir: &Path, cfg: &RunConfig, device: &Device) -> Result<(EvalResult, EvalResult)> {
     let data = prepare_aligned(cfg, Some(&run_dir.join("tokenizer.json")))?;
-    let bert = crate::run::saved_text_config(run_dir)?;
+    let bert = saved_text_config(run_dir)?;
     let best = checkpoint::load(&run_dir.join("checkpoints"), "best")?.context("the run folder has no best checkpoint")?;
     let model = build_mim(cfg, data.encoder.vocab_size(), bert.as_ref(), data.audio_dim, data.video_dim, device)
         .try_load_record(best.model)

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result, bail};
 use mmfuse_data::image::MissingImage;
-use mmfuse_models::device::DeviceSpec;
+use mmfuse_kernels::device::DeviceSpec;
 use mmfuse_models::fusion::Modality;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

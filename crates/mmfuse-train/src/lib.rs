@@ -12,6 +12,7 @@ pub mod hub;
 pub mod optim;
 pub mod parallel;
 pub mod run;
+pub mod run_folder;
 pub mod teacher;
 pub mod trainer;
 

@@ -15,7 +15,7 @@ use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mmfuse_data::image::ImageLoader;
 use mmfuse_data::labels::LabelMap;
-use mmfuse_models::device::on_compute_pool;
+use mmfuse_kernels::device::on_compute_pool;
 use mmfuse_models::task::TaskModel;
 use serde_json::json;
 use std::fs::OpenOptions;
@@ -352,9 +352,7 @@ pub fn fit<M: TaskModel>(model: M, cfg: &RunConfig, data: &TrainData, run_dir: &
             break;
         }
     }
-    let outcome = finish(t, state, &model, ending, &do_eval, &|m: &M, s: &TrainState| {
-        checkpoint::save(&ckpt_root, "last", m, Some(&optim), s)
-    })?;
+    let outcome = finish(t, state, &model, ending, &do_eval, &|m: &M, s: &TrainState| checkpoint::save(&ckpt_root, "last", m, Some(&optim), s))?;
     pb.finish_and_clear();
     Ok((model, outcome))
 }

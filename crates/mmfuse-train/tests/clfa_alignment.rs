@@ -31,7 +31,7 @@ fn alignment_to_a_clip_teacher_does_not_hurt() {
             samples.push((x, p));
         }
     }
-    let clip: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../mmfuse-models/tests/fixtures/clip-tiny");
+    let clip: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/encoders/clip-tiny");
     let cache = dir.join("clip.safetensors");
     let device = burn::tensor::Device::flex();
     let (n, p, _) = write_clip_cache(&clip, &samples, &cache, MissingImage::Error, 64, &device, true).unwrap();

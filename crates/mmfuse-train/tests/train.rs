@@ -224,7 +224,7 @@ fn pretrained_resnet_image_encoder_trains_with_frozen_stem() {
     let _g = serial();
     let dir = tmp("resnet");
     let c = corpus(&dir);
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../mmfuse-models/tests/fixtures/resnet-basic-tiny/model.safetensors");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/encoders/resnet-basic-tiny/model.safetensors");
     let img = format!("model.image_encoder=\"{}\"", fixture.display());
     let cfg = config(&c, &[&img, "model.image_grid=2", "train.freeze=[\"image.resnet.stem\", \"image.resnet.stages.0\"]"]);
     let run = dir.join("run");
@@ -274,7 +274,7 @@ fn a_vit_folder_trains_as_image_encoder_and_reloads() {
     let _g = serial();
     let dir = tmp("vit");
     let c = corpus(&dir);
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../mmfuse-models/tests/fixtures/vit-tiny");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/encoders/vit-tiny");
     let img = format!("model.image_encoder=\"{}\"", fixture.display());
     let cfg = config(&c, &[&img, "data.image_size=32"]);
     let run = dir.join("run");
@@ -307,7 +307,7 @@ fn clfa_trains_with_a_clip_teacher_cache_and_reloads() {
     let dir = tmp("clfa");
     let c = corpus(&dir);
     let data = c.join("cls");
-    let clip = Path::new(env!("CARGO_MANIFEST_DIR")).join("../mmfuse-models/tests/fixtures/clip-tiny");
+    let clip = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/encoders/clip-tiny");
     let mut samples = Vec::new();
     for f in ["train.jsonl", "dev.jsonl", "test.jsonl"] {
         for s in mmfuse_data::cls::read_jsonl(&data.join(f)).unwrap().0 {

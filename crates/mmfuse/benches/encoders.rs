@@ -29,7 +29,7 @@ fn time<F: FnMut()>(mut f: F) -> Vec<f64> {
 
 fn main() {
     // as `mmfuse encode`, training and prediction run: on the compute pool's threads
-    mmfuse_models::device::on_compute_pool(run);
+    mmfuse_kernels::device::on_compute_pool(run);
 }
 
 fn run() {

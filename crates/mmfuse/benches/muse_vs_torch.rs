@@ -26,8 +26,8 @@ use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::store::ModuleRecord;
 use burn::tensor::{Device, Distribution, Tensor};
+use mmfuse_kernels::device::on_compute_pool;
 use mmfuse_models::batch::HostBatch;
-use mmfuse_models::device::on_compute_pool;
 use mmfuse_models::encoders::{ImageCnnConfig, TextTransformerConfig};
 use mmfuse_models::fusion::muse::{CrossTransformerConfig, MuseConfig};
 use mmfuse_models::fusion::{ConcatFusionConfig, FusionModel, Modality};
@@ -234,7 +234,7 @@ fn breakdown(reps: usize, only: Option<&str>) {
     time("text_encoder_ms", &|| drop(m.text.forward(b.ids.clone(), b.mask.clone()).into_data()));
     time("image_encoder_ms", &|| drop(m.image.forward(b.images.clone()).into_data()));
     time("both_encoders_ms", &|| {
-        let (t, i) = mmfuse_models::device::join_streams(&device, || m.text.forward(b.ids.clone(), b.mask.clone()), || m.image.forward(b.images.clone()));
+        let (t, i) = mmfuse_kernels::device::join_streams(&device, || m.text.forward(b.ids.clone(), b.mask.clone()), || m.image.forward(b.images.clone()));
         drop((t.into_data(), i.into_data()));
     });
     time("cross_transformer_ms", &|| {

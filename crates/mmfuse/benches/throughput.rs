@@ -5,8 +5,8 @@
 
 use burn::optim::GradientsParams;
 use burn::tensor::Device;
+use mmfuse_kernels::device::on_compute_pool;
 use mmfuse_models::batch::HostBatch;
-use mmfuse_models::device::on_compute_pool;
 use mmfuse_models::encoders::{ImageCnnConfig, TextTransformerConfig};
 use mmfuse_models::fusion::{ConcatFusionConfig, Modality};
 use mmfuse_models::task::{TaskKind, TaskModel};

@@ -12,10 +12,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mmfuse_data::image::{ImageSpec, load_image};
 use mmfuse_data::preprocess::Preprocess;
 use mmfuse_data::text::TextEncoder;
-use mmfuse_models::device::on_compute_pool;
+use mmfuse_kernels::device::on_compute_pool;
 use mmfuse_models::encoders::bert::{BertModel, mean_pooled_normalized};
 use mmfuse_models::encoders::{MobileNetV2, ResNet};
-use mmfuse_models::nn_util::masked_mean;
+use mmfuse_models::layers::masked_mean;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 

@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use mmfuse::demo::{DemoOptions, format_table, run_demo};
 use mmfuse_data::synth::{SynthConfig, generate};
-use mmfuse_models::device::DeviceSpec;
+use mmfuse_kernels::device::DeviceSpec;
 use mmfuse_train::{RunConfig, TrainOptions, run_training};
 use std::io::Write;
 use std::path::PathBuf;

@@ -23,14 +23,13 @@
 //! let hidden = bert.forward(ids, mask, None); // [B, L, config.hidden_size]
 //! ```
 
-use crate::norm::FusedLayerNorm;
-use crate::dropout::FastDropout;
-use crate::nn_util::LinearRows;
+use crate::layers::Activation;
 use crate::pretrained::{LoadError, Weights};
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use crate::activation::{Activation, attention_softmax};
+use burn::nn::{Embedding, EmbeddingConfig, Initializer};
 use burn::tensor::{Bool, Device, Int, Tensor};
+use mmfuse_kernels::attention_softmax;
+use mmfuse_kernels::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -177,12 +176,12 @@ impl BertSelfAttention {
     pub fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
         let [b, l, h] = x.dims();
         let heads = |t: Tensor<3>| t.reshape([b, l, self.n_heads, self.head_dim]).swap_dims(1, 2); // [B, nh, L, hd]
-        let q = heads(self.query.forward_rows(x.clone()));
-        let k = heads(self.key.forward_rows(x.clone()));
-        let v = heads(self.value.forward_rows(x));
+        let q = heads(self.query.forward(x.clone()));
+        let k = heads(self.key.forward(x.clone()));
+        let v = heads(self.value.forward(x));
         let scale = (self.head_dim as f64).powf(-0.5);
         let scores = q.matmul(k.swap_dims(2, 3)); // [B, nh, L, L]
-        let probs = self.dropout.apply(attention_softmax(scores, scale, mask_bias.reshape([b, l])));
+        let probs = self.dropout.forward(attention_softmax(scores, scale, mask_bias.reshape([b, l])));
         probs.matmul(v).swap_dims(1, 2).reshape([b, l, h])
     }
 }
@@ -210,9 +209,9 @@ pub struct BertLayer {
 impl BertLayer {
     pub fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
         let a = self.attention.forward(x.clone(), mask_bias);
-        let x = self.attention_norm.forward_fused(self.dropout.apply(self.attention_output.forward_rows(a)) + x);
-        let f = self.output.forward_rows(self.act.forward(self.intermediate.forward_rows(x.clone())));
-        self.output_norm.forward_fused(self.dropout.apply(f) + x)
+        let x = self.attention_norm.forward(self.dropout.forward(self.attention_output.forward(a)) + x);
+        let f = self.output.forward(self.act.forward(self.intermediate.forward(x.clone())));
+        self.output_norm.forward(self.dropout.forward(f) + x)
     }
 }
 
@@ -294,7 +293,7 @@ impl BertModel {
         let types = token_type_ids.unwrap_or_else(|| Tensor::<2, Int>::zeros([b, l], &device));
         let e = &self.embeddings;
         let x = e.word_embeddings.forward(ids) + e.token_type_embeddings.forward(types) + e.position_embeddings.forward(positions);
-        let mut x = e.dropout.apply(e.layer_norm.forward_fused(x));
+        let mut x = e.dropout.forward(e.layer_norm.forward(x));
         // HF: additive mask (1 - mask) * finfo(f32).min on the keys.
         let mask_bias = mask.bool_not().float().mul_scalar(f32::MIN).reshape([b, 1, 1, l]);
         for layer in &self.layers {
@@ -315,7 +314,7 @@ impl BertModel {
 /// sentence-transformers' mean pooling + `Normalize`: the mean of `hidden` `[B, L, H]` over the
 /// positions where `mask` is true, divided by its L2 norm (`max(‖x‖, 1e-12)`) → `[B, H]`.
 pub fn mean_pooled_normalized(hidden: Tensor<3>, mask: Tensor<2, Bool>) -> Tensor<2> {
-    let mean = crate::nn_util::masked_mean(hidden, mask);
+    let mean = crate::layers::masked_mean(hidden, mask);
     let norm = mean.clone().powf_scalar(2.0).sum_dim(1).sqrt().clamp_min(1e-12); // [B, 1]
     mean / norm
 }

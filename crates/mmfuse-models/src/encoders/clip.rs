@@ -20,15 +20,14 @@
 //! here: the model folder's `tokenizer.json` (CLIP's byte-level BPE, `<|startoftext|>` …
 //! `<|endoftext|>`) gives the ids.
 
-use crate::norm::FusedLayerNorm;
 use super::vit::SelfAttention;
-use crate::activation::Activation;
-use crate::nn_util::LinearRows;
+use crate::layers::Activation;
 use crate::pretrained::{LoadError, Weights};
 use burn::module::{Module, Param};
+use burn::nn::Embedding;
 use burn::nn::conv::Conv2d;
-use burn::nn::{Embedding, LayerNorm, Linear};
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use mmfuse_kernels::{LayerNorm, Linear};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::path::Path;
 
@@ -172,8 +171,8 @@ pub struct ClipLayer {
 
 impl ClipLayer {
     pub fn forward(&self, x: Tensor<3>, mask: Option<Tensor<4, Bool>>) -> Tensor<3> {
-        let x = x.clone() + self.self_attn.forward(self.layer_norm1.forward_fused(x), mask);
-        let f = self.fc2.forward_rows(self.act.forward(self.fc1.forward_rows(self.layer_norm2.forward_fused(x.clone()))));
+        let x = x.clone() + self.self_attn.forward(self.layer_norm1.forward(x), mask);
+        let f = self.fc2.forward(self.act.forward(self.fc1.forward(self.layer_norm2.forward(x.clone()))));
         x + f
     }
 }
@@ -239,7 +238,7 @@ impl ClipTextTransformer {
         for layer in &self.layers {
             x = layer.forward(x, Some(m.clone()));
         }
-        self.final_layer_norm.forward_fused(x)
+        self.final_layer_norm.forward(x)
     }
 
     /// The pooled position of each row of `ids` `[B, L]`: the first `eos_token_id`, or (legacy
@@ -312,7 +311,7 @@ impl ClipVisionTransformer {
         let patches = p.reshape([b, h, gh * gw]).swap_dims(1, 2);
         let cls = self.class_embedding.val().reshape([1, 1, h]).expand([b, 1, h]);
         let pos = self.position_embedding.weight.val().unsqueeze_dim::<3>(0);
-        let mut x = self.pre_layernorm.forward_fused(Tensor::cat(vec![cls, patches], 1) + pos);
+        let mut x = self.pre_layernorm.forward(Tensor::cat(vec![cls, patches], 1) + pos);
         for layer in &self.layers {
             x = layer.forward(x, None);
         }
@@ -322,7 +321,7 @@ impl ClipVisionTransformer {
     /// HF's `pooler_output`: `post_layernorm(hidden[:, 0])` `[B, H]`.
     pub fn pooled(&self, hidden: Tensor<3>) -> Tensor<2> {
         let [b, _, h] = hidden.dims();
-        self.post_layernorm.forward_fused(hidden.slice([0..b, 0..1, 0..h]).reshape([b, h]))
+        self.post_layernorm.forward(hidden.slice([0..b, 0..1, 0..h]).reshape([b, h]))
     }
 }
 

@@ -10,9 +10,9 @@ use super::vit::{VitConfig, VitModel};
 use crate::pretrained::LoadError;
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::{Linear, LinearConfig};
 use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Tensor};
+use mmfuse_kernels::{Linear, LinearConfig};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 

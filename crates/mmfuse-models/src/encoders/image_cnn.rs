@@ -5,8 +5,9 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d, Relu};
+use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d, Relu};
 use burn::tensor::{Device, Tensor};
+use mmfuse_kernels::{Linear, LinearConfig};
 
 /// Configuration of [`ImageCnn`].
 #[derive(Config, Debug)]
@@ -61,7 +62,7 @@ impl ImageCnn {
     pub fn forward(&self, images: Tensor<4>) -> Tensor<3> {
         let mut x = images;
         for b in &self.blocks {
-            x = crate::pooling::max_pool2d(&b.pool, b.act.forward(b.norm.forward(crate::convolution::conv2d_3x3(&b.conv, x))));
+            x = mmfuse_kernels::max_pool2d(&b.pool, b.act.forward(b.norm.forward(mmfuse_kernels::conv2d(&b.conv, x))));
         }
         let [bs, c, h, w] = x.dims();
         let tokens = x.reshape([bs, c, h * w]).swap_dims(1, 2); // [B, hw, C]

@@ -16,13 +16,13 @@
 //! classes is read from `classifier.1.weight`. A missing tensor or wrong shape is an error
 //! naming the file, the key and both shapes.
 
-use crate::dropout::FastDropout;
 use crate::pretrained::{LoadError, Weights};
 use burn::module::Module;
+use burn::nn::BatchNorm;
 use burn::nn::conv::Conv2d;
-use burn::nn::{BatchNorm, Dropout, DropoutConfig, Linear};
-use crate::activation::relu6;
 use burn::tensor::{Device, Tensor};
+use mmfuse_kernels::relu6;
+use mmfuse_kernels::{Dropout, DropoutConfig, Linear};
 use std::path::Path;
 
 /// torchvision's BatchNorm2d epsilon.
@@ -156,6 +156,6 @@ impl MobileNetV2 {
 
     /// `x` `[B, 3, H, W]` → class logits `[B, classes]` (avg pool → flatten → dropout → linear).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        self.classifier.forward(self.dropout.apply(Self::pool(self.features(x))))
+        self.classifier.forward(self.dropout.forward(Self::pool(self.features(x))))
     }
 }

@@ -26,9 +26,10 @@ use crate::pretrained::{LoadError, Weights};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
+use mmfuse_kernels::{Linear, LinearConfig};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -133,7 +134,7 @@ impl ConvBn {
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         // 3×3 / stride-1 convolutions take the CPU prediction pass; the others are burn's
-        self.bn.forward(crate::convolution::conv2d_3x3(&self.conv, x))
+        self.bn.forward(mmfuse_kernels::conv2d(&self.conv, x))
     }
 
     fn init(c_in: usize, c_out: usize, kernel: usize, stride: usize, device: &Device) -> Self {

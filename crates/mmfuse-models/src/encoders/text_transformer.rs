@@ -1,13 +1,12 @@
 //! A small Transformer text encoder trained from scratch (token + learned position embeddings,
 //! pre-LN [`TransformerEncoder`] layers): the text side of the baseline models.
 
-use crate::norm::FusedLayerNorm;
 use super::transformer::{TransformerEncoder, TransformerEncoderConfig};
-use crate::dropout::FastDropout;
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig};
+use burn::nn::{Embedding, EmbeddingConfig};
 use burn::tensor::{Bool, Device, Int, Tensor};
+use mmfuse_kernels::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig};
 
 /// Configuration of [`TextTransformer`].
 #[derive(Config, Debug)]
@@ -65,8 +64,8 @@ impl TextTransformer {
         let device = ids.device();
         let positions = Tensor::<1, Int>::arange(0..l as i64, &device).unsqueeze_dim::<2>(0).repeat_dim(0, b);
         let x = self.token_embedding.forward(ids) + self.position_embedding.forward(positions);
-        let x = self.dropout.apply(self.embedding_norm.forward_fused(x));
+        let x = self.dropout.forward(self.embedding_norm.forward(x));
         let x = self.encoder.forward(x, mask);
-        self.final_norm.forward_fused(x)
+        self.final_norm.forward(x)
     }
 }

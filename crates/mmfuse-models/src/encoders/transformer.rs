@@ -13,15 +13,12 @@
 //! Padded keys get exactly zero attention weight (burn's layer gives them `e^-10000`, also 0 in
 //! f32).
 
-use crate::norm::FusedLayerNorm;
-use crate::attention::MaskedAttention;
-use crate::dropout::FastDropout;
-use crate::nn_util::LinearRows;
+use crate::layers::attention::MaskedAttention;
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use crate::activation::gelu;
 use burn::tensor::{Bool, Device, Tensor};
+use mmfuse_kernels::gelu;
+use mmfuse_kernels::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 
 /// Configuration of [`TransformerEncoder`].
 #[derive(Config, Debug)]
@@ -85,17 +82,17 @@ impl TransformerEncoderConfig {
 
 impl PositionWiseFeedForward {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.linear_outer.forward_rows(self.dropout.apply(gelu(self.linear_inner.forward_rows(x))))
+        self.linear_outer.forward(self.dropout.forward(gelu(self.linear_inner.forward(x))))
     }
 }
 
 impl TransformerEncoderLayer {
     /// `x` `[B, L, d]`, `mask` `[B, L]` true at real tokens.
     pub fn forward(&self, x: Tensor<3>, mask: Tensor<2, Bool>) -> Tensor<3> {
-        let h = self.norm_2.forward_fused(x.clone());
-        let x = x + self.dropout.apply(self.mha.forward(h.clone(), h, mask));
-        let f = self.pwff.forward(self.norm_1.forward_fused(x.clone()));
-        x + self.dropout.apply(f)
+        let h = self.norm_2.forward(x.clone());
+        let x = x + self.dropout.forward(self.mha.forward(h.clone(), h, mask));
+        let f = self.pwff.forward(self.norm_1.forward(x.clone()));
+        x + self.dropout.forward(f)
     }
 }
 

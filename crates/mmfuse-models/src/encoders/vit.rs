@@ -17,15 +17,14 @@
 //!
 //! [`Activation`] and [`SelfAttention`] are shared with the CLIP encoders ([`super::clip`]).
 
-use crate::norm::FusedLayerNorm;
-use crate::nn_util::LinearRows;
+use crate::layers::Activation;
 use crate::pretrained::{LoadError, Weights};
 use burn::module::{Module, Param};
+use burn::nn::Initializer;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use crate::activation::Activation;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Device, Tensor};
+use mmfuse_kernels::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -60,9 +59,9 @@ impl SelfAttention {
     pub fn forward(&self, x: Tensor<3>, mask: Option<Tensor<4, Bool>>) -> Tensor<3> {
         let [b, l, h] = x.dims();
         let heads = |t: Tensor<3>| t.reshape([b, l, self.n_heads, self.head_dim]).swap_dims(1, 2); // [B, nh, L, hd]
-        let q = heads(self.query.forward_rows(x.clone()));
-        let k = heads(self.key.forward_rows(x.clone()));
-        let v = heads(self.value.forward_rows(x));
+        let q = heads(self.query.forward(x.clone()));
+        let k = heads(self.key.forward(x.clone()));
+        let v = heads(self.value.forward(x));
         let scale = (self.head_dim as f64).powf(-0.5);
         let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale); // [B, nh, L, L]
         if let Some(mask) = mask {
@@ -70,7 +69,7 @@ impl SelfAttention {
             scores = scores.mask_fill(mask, f32::MIN);
         }
         let ctx = softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([b, l, h]);
-        self.out.forward_rows(ctx)
+        self.out.forward(ctx)
     }
 }
 
@@ -197,8 +196,8 @@ pub struct VitLayer {
 
 impl VitLayer {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let x = x.clone() + self.attention.forward(self.norm1.forward_fused(x), None);
-        let f = self.output.forward_rows(self.act.forward(self.intermediate.forward_rows(self.norm2.forward_fused(x.clone()))));
+        let x = x.clone() + self.attention.forward(self.norm1.forward(x), None);
+        let f = self.output.forward(self.act.forward(self.intermediate.forward(self.norm2.forward(x.clone()))));
         x + f
     }
 }
@@ -283,7 +282,7 @@ impl VitModel {
         for layer in &self.layers {
             x = layer.forward(x);
         }
-        self.layernorm.forward_fused(x)
+        self.layernorm.forward(x)
     }
 
     /// HF's pooled output: `tanh(pooler.dense(hidden[:, 0]))` `[B, pooler_output_size]`; `None`

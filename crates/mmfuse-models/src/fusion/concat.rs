@@ -8,16 +8,16 @@
 //! it can place tags by position but cannot read the words.
 
 use crate::batch::Batch;
-use crate::device::join_streams;
 use crate::encoders::{ImageEncoder, ImageEncoderConfig, TextEncoder, TextEncoderConfig};
 use crate::heads::scores::{task_loss, task_predict};
 use crate::heads::{Crf, CrfConfig, MlpHead, MlpHeadConfig};
-use crate::nn_util::masked_mean;
+use crate::layers::masked_mean;
 use crate::task::{Prediction, TaskKind, TaskModel};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig};
 use burn::tensor::{Device, Int, Tensor};
+use mmfuse_kernels::join_streams;
 use serde::{Deserialize, Serialize};
 
 /// Which modalities a model sees.

@@ -1,11 +1,11 @@
 //! An MLP head: Linear → GELU → dropout → Linear. Applied to a pooled vector for sequence
 //! classification or to every token for tagging (softmax tagging; the CRF head comes with MuSE).
 
-use crate::dropout::FastDropout;
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig, Gelu, Linear, LinearConfig};
+use burn::nn::Gelu;
 use burn::tensor::{Device, Tensor};
+use mmfuse_kernels::{Dropout, DropoutConfig, Linear, LinearConfig};
 
 /// Configuration of [`MlpHead`].
 #[derive(Config, Debug)]
@@ -43,6 +43,6 @@ impl MlpHeadConfig {
 impl MlpHead {
     /// `[..., d_input]` → `[..., n_outputs]`.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        self.output.forward(self.dropout.apply(self.act.forward(self.hidden.forward(x))))
+        self.output.forward(self.dropout.forward(self.act.forward(self.hidden.forward(x))))
     }
 }

@@ -2,9 +2,11 @@
 //!
 //! - [`mlp`]: an MLP classifier (sequence classification, or per token for tagging).
 //! - [`crf`]: a linear-chain CRF over tag sequences (NLL + Viterbi).
+//! - [`losses`]: cross-entropy over classes and over scored tokens.
 //! - [`scores`]: losses and predictions from task scores (CRF over words or softmax).
 
 pub mod crf;
+pub mod losses;
 pub mod mlp;
 pub mod scores;
 

@@ -4,7 +4,7 @@
 
 use crate::batch::{Batch, Targets};
 use crate::heads::Crf;
-use crate::nn_util::{cross_entropy, masked_token_cross_entropy};
+use crate::heads::losses::{cross_entropy, masked_token_cross_entropy};
 use crate::task::{Prediction, TaskKind};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Int, Tensor};

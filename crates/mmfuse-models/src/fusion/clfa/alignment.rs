@@ -1,7 +1,7 @@
 //! CLFA's alignment loss: symmetric InfoNCE between a student's features and a frozen
 //! teacher's (CLIP) embeddings of the same samples, with in-batch negatives.
 
-use crate::nn_util::cross_entropy;
+use crate::heads::losses::cross_entropy;
 use burn::tensor::{Int, Tensor};
 
 /// Rows of `x` `[B, P]` scaled to unit L2 norm (a zero row stays zero).

@@ -7,14 +7,12 @@
 //! Every block's attention is the shared [`MaskedAttention`] (padded keys get exactly zero
 //! weight).
 
-pub use crate::attention::{MASK_BIAS, MaskedAttention};
-use crate::norm::FusedLayerNorm;
-use crate::dropout::FastDropout;
-use crate::nn_util::LinearRows;
+pub use crate::layers::attention::{MASK_BIAS, MaskedAttention};
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig, Gelu, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::Gelu;
 use burn::tensor::{Bool, Device, Tensor};
+use mmfuse_kernels::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 
 /// Configuration of [`CrossEncoder`] (paper values marked "paper:").
 #[derive(Config, Debug)]
@@ -96,16 +94,16 @@ impl CrossEncoderLayer {
         self_bias: Option<Tensor<2>>,
     ) -> Tensor<3> {
         let (a, _) = self.self_attention.forward_biased(x.clone(), x.clone(), x_mask, self_bias);
-        let x = self.norm_self.forward_fused(x + self.dropout.apply(a));
+        let x = self.norm_self.forward(x + self.dropout.forward(a));
         let a = self.cross_attention.forward(x.clone(), other, other_mask);
-        let mut x = self.norm_cross.forward_fused(x + self.dropout.apply(a));
+        let mut x = self.norm_cross.forward(x + self.dropout.forward(a));
         if let (Some(att), Some(norm)) = (&self.ocr_attention, &self.norm_ocr) {
             let (o, o_mask) = ocr.expect("this cross encoder has an OCR block: the batch needs OCR tokens (data with an `ocr` field)");
             let a = att.forward(x.clone(), o, o_mask);
-            x = norm.forward_fused(x + self.dropout.apply(a));
+            x = norm.forward(x + self.dropout.forward(a));
         }
-        let f = self.ffn_out.forward_rows(self.act.forward(self.ffn_in.forward_rows(x.clone())));
-        self.norm_ffn.forward_fused(x + self.dropout.apply(f))
+        let f = self.ffn_out.forward(self.act.forward(self.ffn_in.forward(x.clone())));
+        self.norm_ffn.forward(x + self.dropout.forward(f))
     }
 }
 
@@ -150,7 +148,7 @@ impl CrossEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attention::tests::{mask, replace_padding};
+    use crate::layers::attention::tests::{mask, replace_padding};
     use burn::tensor::Distribution;
 
     #[test]

@@ -19,16 +19,17 @@
 use super::alignment::info_nce;
 use super::cross_encoder::{CrossEncoder, CrossEncoderConfig, CrossEncoderLayer};
 use crate::batch::{Batch, Targets};
-use crate::device::join_streams;
-use crate::dropout::FastDropout;
 use crate::encoders::{ImageEncoder, ImageEncoderConfig, TextEncoder, TextEncoderConfig};
-use crate::nn_util::{cross_entropy, masked_mean};
+use crate::heads::losses::cross_entropy;
+use crate::layers::masked_mean;
 use crate::task::{Prediction, TaskKind, TaskModel};
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, Relu};
+use burn::nn::Relu;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Device, Tensor};
+use mmfuse_kernels::join_streams;
+use mmfuse_kernels::{Dropout, DropoutConfig, Linear, LinearConfig};
 use serde::{Deserialize, Serialize};
 
 /// How the cross encoder's text tokens are pooled (the `CrossAttention` fuser only).
@@ -125,7 +126,7 @@ pub struct ClfaHead {
 
 impl ClfaHead {
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        self.output.forward(self.dropout.apply(self.act.forward(self.hidden.forward(x))))
+        self.output.forward(self.dropout.forward(self.act.forward(self.hidden.forward(x))))
     }
 }
 

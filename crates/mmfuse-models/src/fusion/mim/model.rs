@@ -17,9 +17,9 @@ use crate::batch::AlignedBatch;
 use crate::encoders::TextEncoderConfig;
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::{relu, tanh};
 use burn::tensor::{Bool, Device, Tensor};
+use mmfuse_kernels::{Linear, LinearConfig};
 use serde::{Deserialize, Serialize};
 
 /// How the three (purified) vectors are fused.

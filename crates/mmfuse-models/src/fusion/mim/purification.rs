@@ -21,9 +21,10 @@
 use super::gate::{HardConcrete, HardConcreteConfig};
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::{BiLstm, BiLstmConfig, Linear, LinearConfig};
+use burn::nn::{BiLstm, BiLstmConfig};
 use burn::tensor::activation::tanh;
 use burn::tensor::{Bool, Device, Tensor};
+use mmfuse_kernels::{Linear, LinearConfig};
 
 #[derive(Config, Debug)]
 pub struct PurificationConfig {

@@ -2,7 +2,7 @@
 //! the head-averaged attention weights of the first (`[CLS]`) query row, taken before attention
 //! dropout — the quantity MuSE ranks tokens by.
 
-use crate::attention::MaskedAttention;
+use crate::layers::attention::MaskedAttention;
 use burn::config::Config;
 use burn::tensor::{Bool, Device, Tensor};
 

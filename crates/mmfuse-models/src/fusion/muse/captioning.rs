@@ -23,12 +23,12 @@
 //! every step for every sample and masking, as here, gives the same logits at the real steps.
 //! Initialisation follows the reference: embedding and output weights U(−0.1, 0.1), output bias 0.
 
-use crate::dropout::FastDropout;
 use burn::config::Config;
 use burn::module::{Module, Param};
-use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
+use burn::nn::{Embedding, EmbeddingConfig, Initializer};
 use burn::tensor::activation::{log_softmax, relu, sigmoid, softmax, tanh};
 use burn::tensor::{Bool, Device, Int, Tensor};
+use mmfuse_kernels::{Dropout, DropoutConfig, Linear, LinearConfig};
 
 /// Configuration of [`CaptionDecoder`] (reference values are the defaults).
 #[derive(Config, Debug)]
@@ -148,7 +148,7 @@ impl CaptionDecoder {
             let gate = sigmoid(self.f_beta.forward(h.clone()));
             let x = Tensor::cat(vec![emb.clone().narrow(1, step, 1).reshape([b, e]), gate * context], 1);
             (h, c) = self.lstm_cell(x, h, c);
-            logits.push(self.fc.forward(self.dropout.apply(h.clone())));
+            logits.push(self.fc.forward(self.dropout.forward(h.clone())));
             alphas.push(alpha);
         }
         CaptionOutput { logits: Tensor::stack(logits, 1), alphas: Tensor::stack(alphas, 1) }

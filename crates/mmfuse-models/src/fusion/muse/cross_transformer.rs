@@ -16,15 +16,13 @@
 //! attention, selection and means. `reference_compat` reproduces the released code instead: no
 //! masks anywhere, and means over all tokens including `[CLS]` and padding.
 
-use crate::norm::FusedLayerNorm;
 use super::attention::{SelfAttention, SelfAttentionConfig, self_attention_with_cls};
-use crate::device::join_streams;
-use crate::dropout::FastDropout;
-use crate::nn_util::LinearRows;
 use burn::config::Config;
 use burn::module::{Module, Param};
-use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig, Relu};
+use burn::nn::Relu;
 use burn::tensor::{Bool, Device, Distribution, Tensor};
+use mmfuse_kernels::join_streams;
+use mmfuse_kernels::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 
 /// Configuration of [`CrossTransformer`] (paper/reference defaults in brackets).
 #[derive(Config, Debug)]
@@ -76,13 +74,13 @@ impl CrossLayer {
     /// Attention + residual + LayerNorm; also the `[CLS]` attention row.
     pub fn attention_block(&self, x: Tensor<3>, mask: Tensor<2, Bool>) -> (Tensor<3>, Tensor<2>) {
         let (a, cls) = self_attention_with_cls(&self.attention, x.clone(), mask);
-        (self.norm_1.forward_fused(x + self.dropout.apply(a)), cls)
+        (self.norm_1.forward(x + self.dropout.forward(a)), cls)
     }
 
     /// Feed-forward + residual + LayerNorm.
     pub fn ffn_block(&self, x: Tensor<3>) -> Tensor<3> {
-        let f = self.ffn_out.forward_rows(self.dropout.apply(self.act.forward(self.ffn_in.forward_rows(x.clone()))));
-        self.norm_2.forward_fused(x + self.dropout.apply(f))
+        let f = self.ffn_out.forward(self.dropout.forward(self.act.forward(self.ffn_in.forward(x.clone()))));
+        self.norm_2.forward(x + self.dropout.forward(f))
     }
 }
 
@@ -180,7 +178,7 @@ pub fn exchange(
         if reference_compat {
             x.clone().mean_dim(1) // all tokens, [CLS] and padding included
         } else {
-            crate::nn_util::masked_mean(x.clone(), m.clone()).unsqueeze_dim::<3>(1)
+            crate::layers::masked_mean(x.clone(), m.clone()).unsqueeze_dim::<3>(1)
         }
     };
     let mean_t = mean_over(&text, &cand_t); // [B, 1, d]

@@ -22,18 +22,18 @@ use super::captioning::{CaptionDecoder, CaptionDecoderConfig};
 use super::cross_transformer::{CrossTransformer, CrossTransformerConfig};
 use super::pixelcnn::{PixelCnnPp, PixelCnnPpConfig};
 use crate::batch::Batch;
-use crate::device::join_streams;
-use crate::dropout::FastDropout;
 use crate::encoders::{ImageEncoder, ImageEncoderConfig, TextEncoder, TextEncoderConfig};
 use crate::heads::scores::{task_loss, task_predict};
 use crate::heads::{Crf, CrfConfig};
 use crate::task::{Prediction, TaskKind, TaskModel};
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, Relu};
+use burn::nn::Relu;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Bool, Device, Distribution, Tensor};
+use mmfuse_kernels::join_streams;
+use mmfuse_kernels::{Dropout, DropoutConfig, Linear, LinearConfig};
 
 /// Configuration of [`Muse`].
 #[derive(Config, Debug)]
@@ -155,7 +155,7 @@ impl Muse {
             total = Some(l);
         }
         if let Some(pix) = &self.pixelcnn {
-            let cond = crate::nn_util::masked_mean(noisy(t), batch.mask.clone());
+            let cond = crate::layers::masked_mean(noisy(t), batch.mask.clone());
             let x = self.pixels_32(batch.images.clone());
             let [_, c, h, ww] = x.dims();
             let l = pix.loss(x, cond).mean().div_scalar((c * h * ww) as f64).mul_scalar(w.pixelcnn);
@@ -191,7 +191,7 @@ impl Muse {
                 Tensor::cat(vec![tokens, cls_i.expand([b, lt1 - 1, d])], 2)
             }
         };
-        self.head.forward(self.dropout.apply(self.act.forward(self.fuse.forward(feats))))
+        self.head.forward(self.dropout.forward(self.act.forward(self.fuse.forward(feats))))
     }
 }
 

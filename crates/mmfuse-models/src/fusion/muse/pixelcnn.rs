@@ -41,13 +41,13 @@
 //! MuSE's released code feeds the mean/std-normalised image although the loss assumes `[−1, 1]`;
 //! callers should rescale to `[−1, 1]` (see METHODS.md §1).
 
-use crate::dropout::FastDropout;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
-use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{Initializer, PaddingConfig2d};
 use burn::tensor::activation::{log_softmax, sigmoid, tanh};
 use burn::tensor::{Device, Tensor};
+use mmfuse_kernels::{Dropout, DropoutConfig, Linear, LinearConfig};
 
 /// Configuration of [`PixelCnnPp`] (reference values are the defaults).
 #[derive(Config, Debug)]
@@ -186,7 +186,7 @@ impl GatedResnet {
         if let (Some(nin_skip), Some(a)) = (&self.nin_skip, skip) {
             c = c + nin(nin_skip, concat_elu(a));
         }
-        let c = self.conv_out.forward(self.dropout.apply(concat_elu(c)));
+        let c = self.conv_out.forward(self.dropout.forward(concat_elu(c)));
         let c = c + self.cond.forward(h).reshape([b, 2 * f, 1, 1]);
         let a = c.clone().narrow(1, 0, f);
         let gate = c.narrow(1, f, f);

@@ -1,4 +1,5 @@
-//! Dropout with a fast mask: the same semantics as `burn::nn::Dropout::forward` (active only on
+//! Dropout with a fast mask: a drop-in for `burn::nn::Dropout` (same fields, same
+//! records) with the same semantics as its `forward` (active only on
 //! an autodiff device, in a layer whose `training` flag is on, with `prob > 0`; kept values are
 //! scaled by `1 / (1 − prob)`), but the Bernoulli mask is drawn with xoshiro generators
 //! (`rand`'s `SmallRng`, one per block of the mask, the blocks in parallel) instead of burn's
@@ -8,19 +9,44 @@
 //! The generator is seeded from burn's device RNG (one draw per call), so `Device::seed` still
 //! makes the masks reproducible — a resumed run draws the same masks as an uninterrupted one.
 
-use burn::nn::Dropout;
-use burn::tensor::{Distribution, Tensor, TensorData};
-use rand::rngs::SmallRng;
-use rand::{RngCore, SeedableRng};
-use rayon::prelude::*;
+mod mask;
 
-/// [`Dropout`] applied with the fast mask.
-pub trait FastDropout {
-    fn apply<const D: usize>(&self, x: Tensor<D>) -> Tensor<D>;
+use burn::config::Config;
+use burn::module::{Flag, Module, Param};
+use burn::tensor::{Distribution, Tensor, TensorData};
+pub use mask::keep_mask;
+
+/// Configuration of a [`Dropout`].
+#[derive(Config, Debug)]
+pub struct DropoutConfig {
+    /// The probability of zeroing a value, in [0, 1).
+    pub prob: f64,
 }
 
-impl FastDropout for Dropout {
-    fn apply<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+impl DropoutConfig {
+    /// The layer.
+    ///
+    /// # Panics
+    /// If `prob` is not in [0, 1), as burn's.
+    pub fn init(&self) -> Dropout {
+        let d = burn::nn::DropoutConfig::new(self.prob).init();
+        Dropout { prob: d.prob, training: d.training }
+    }
+}
+
+/// Dropout with the fast mask ([`keep_mask`]).
+#[derive(Module, Debug)]
+pub struct Dropout {
+    /// The probability of zeroing a value.
+    pub prob: f64,
+    /// Whether the layer takes part in training (off in a frozen subtree).
+    pub training: Param<Flag>,
+}
+
+impl Dropout {
+    /// `x` with values zeroed with probability `prob` and the others scaled by `1/(1 − prob)`,
+    /// on an autodiff device in a training layer; `x` itself otherwise.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         if !self.training.is_enabled() || !x.device().is_autodiff() || self.prob == 0.0 {
             return x;
         }
@@ -35,46 +61,11 @@ impl FastDropout for Dropout {
     }
 }
 
-/// Mask values come in blocks of this many, each drawn by its own generator seeded with
-/// (seed, block index): the blocks fill in parallel on the compute pool, and the mask still
-/// depends only on the seed, not on how the work was split.
-const BLOCK: usize = 16 * 1024;
-
-/// `n` mask values from `seed`: `1 / keep` with probability `keep`, else 0.
-pub fn keep_mask(n: usize, keep: f64, seed: u64) -> Vec<f32> {
-    let scale = (1.0 / keep) as f32;
-    if keep >= 1.0 {
-        return vec![scale; n];
-    }
-    let mut mask = vec![0.0; n];
-    // P(u < threshold) = keep for a uniform u32 u; compared on the top 31 bits as i32, which
-    // every x86-64 vector unit compares (error ≤ 2^-31)
-    let half_threshold = ((keep.max(0.0) * 4_294_967_296.0) as u32 >> 1) as i32;
-    let scale_bits = scale.to_bits();
-    mask.par_chunks_mut(BLOCK).enumerate().for_each(|(b, block)| {
-        let mut rng = SmallRng::seed_from_u64(seed ^ (b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let mut bits = [0u32; 1024];
-        for chunk in block.chunks_mut(bits.len()) {
-            for pair in bits.chunks_exact_mut(2) {
-                let r = rng.next_u64();
-                pair[0] = r as u32;
-                pair[1] = (r >> 32) as u32;
-            }
-            // branch-free, so that the compiler vectorises it
-            for (m, &u) in chunk.iter_mut().zip(bits.iter()) {
-                let kept = ((u >> 1) as i32) < half_threshold;
-                *m = f32::from_bits(scale_bits & u32::from(kept).wrapping_neg());
-            }
-        }
-    });
-    mask
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::nn::DropoutConfig;
     use burn::tensor::Device;
+    use mask::BLOCK;
 
     #[test]
     fn the_mask_keeps_the_right_share_scaled_and_depends_only_on_the_seed() {
@@ -99,14 +90,14 @@ mod tests {
     fn applies_on_autodiff_devices_only() {
         let d = Device::flex().autodiff();
         let drop = DropoutConfig::new(0.3).init();
-        let a = drop.apply(Tensor::<2>::ones([50, 40], &d)).into_data().try_to_vec::<f32>().unwrap();
+        let a = drop.forward(Tensor::<2>::ones([50, 40], &d)).into_data().try_to_vec::<f32>().unwrap();
         assert!(a.iter().all(|v| *v == 0.0 || (*v - 1.0 / 0.7).abs() < 1e-6));
         assert!(a.contains(&0.0) && a.iter().any(|v| *v != 0.0));
         // not on a device without autodiff (evaluation), nor with p = 0
         let e = Device::flex();
-        let y = drop.apply(Tensor::<2>::ones([4, 4], &e)).into_data().try_to_vec::<f32>().unwrap();
+        let y = drop.forward(Tensor::<2>::ones([4, 4], &e)).into_data().try_to_vec::<f32>().unwrap();
         assert!(y.iter().all(|v| *v == 1.0));
-        let z = DropoutConfig::new(0.0).init().apply(Tensor::<2>::ones([4, 4], &d)).into_data().try_to_vec::<f32>().unwrap();
+        let z = DropoutConfig::new(0.0).init().forward(Tensor::<2>::ones([4, 4], &d)).into_data().try_to_vec::<f32>().unwrap();
         assert!(z.iter().all(|v| *v == 1.0));
     }
 }

@@ -117,8 +117,7 @@ pub fn join_streams<A: Send, B: Send>(device: &Device, a: impl FnOnce() -> A + S
 }
 
 /// Whether `device` is the CPU backend (`flex`), with or without autodiff: where our fused CPU
-/// passes and autodiff operations ([`crate::activation`], [`crate::pooling`],
-/// [`crate::convolution`], [`crate::norm`], `linear`) can read and write the tensors' data.
+/// passes and autodiff operations (this crate's kernels) can read and write the tensors' data.
 pub fn is_cpu(device: &Device) -> bool {
     device.clone().inner() == Device::flex()
 }

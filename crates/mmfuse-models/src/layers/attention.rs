@@ -7,15 +7,12 @@
 //! weights) is added the same way, and the weights before dropout are returned for callers that
 //! rank tokens by them (MuSE's exchange).
 
-use crate::dropout::FastDropout;
-use crate::nn_util::LinearRows;
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
-use crate::activation::attention_softmax;
 use burn::tensor::{Bool, Device, Tensor};
+use mmfuse_kernels::{Dropout, DropoutConfig, Linear, LinearConfig, attention_softmax};
 
 /// Bias added to the attention scores of masked (padding) keys.
-pub const MASK_BIAS: f32 = -1.0e9;
+pub use mmfuse_kernels::MASK_BIAS;
 
 /// Multi-head attention of a query sequence over a key/value sequence with a key mask.
 #[derive(Module, Debug)]
@@ -56,9 +53,9 @@ impl MaskedAttention {
         assert_eq!(key_mask.dims(), [b, lk], "attention: key mask {:?} for keys {:?}", key_mask.dims(), kv.dims());
         let h = self.n_heads;
         let dk = d / h;
-        let q = self.query.forward_rows(x).reshape([b, lq, h, dk]).swap_dims(1, 2); // [B, H, Lq, dk]
-        let k = self.key.forward_rows(kv.clone()).reshape([b, lk, h, dk]).swap_dims(1, 2); // [B, H, Lk, dk]
-        let v = self.value.forward_rows(kv).reshape([b, lk, h, dk]).swap_dims(1, 2);
+        let q = self.query.forward(x).reshape([b, lq, h, dk]).swap_dims(1, 2); // [B, H, Lq, dk]
+        let k = self.key.forward(kv.clone()).reshape([b, lk, h, dk]).swap_dims(1, 2); // [B, H, Lk, dk]
+        let v = self.value.forward(kv).reshape([b, lk, h, dk]).swap_dims(1, 2);
         let scores = q.matmul(k.transpose()); // [B, H, Lq, Lk]
         // additive bias: 0 at real keys, MASK_BIAS at padding
         let mut bias = key_mask.float().neg().add_scalar(1.0).mul_scalar(MASK_BIAS);
@@ -67,8 +64,8 @@ impl MaskedAttention {
             bias = bias + kb;
         }
         let weights = attention_softmax(scores, 1.0 / (dk as f64).sqrt(), bias);
-        let ctx = self.dropout.apply(weights.clone()).matmul(v).swap_dims(1, 2).reshape([b, lq, d]);
-        (self.output.forward_rows(ctx), weights)
+        let ctx = self.dropout.forward(weights.clone()).matmul(v).swap_dims(1, 2).reshape([b, lq, d]);
+        (self.output.forward(ctx), weights)
     }
 }
 

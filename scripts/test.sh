@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what the browser end-to-end test needs (Debian's chromium, and
-# playwright-core from npm) when missing, then runs the whole test suite.
+# playwright-core from npm) when missing, checks formatting (cargo fmt) and lints (clippy, warnings
+# are errors), then runs the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,18 @@ if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
 fi
 if [ ! -d crates/mmfuse-serve/e2e/node_modules/playwright-core ]; then
   (cd crates/mmfuse-serve/e2e && npm install --no-package-lock --no-audit --no-fund --silent)
+fi
+
+# style and lints first: they fail fast and cost seconds on a warm build
+if cargo fmt --version >/dev/null 2>&1; then
+  cargo fmt --all --check
+else
+  echo "NOTE: rustfmt is not installed: skipping 'cargo fmt --check' (rustup component add rustfmt)" >&2
+fi
+if cargo clippy --version >/dev/null 2>&1; then
+  cargo clippy --release --workspace --all-targets -- -D warnings
+else
+  echo "NOTE: clippy is not installed: skipping 'cargo clippy -D warnings' (rustup component add clippy)" >&2
 fi
 
 export MMFUSE_REQUIRE_BROWSER=1

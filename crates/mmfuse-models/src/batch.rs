@@ -6,6 +6,8 @@
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 /// What a batch is scored against.
+// one per batch, moved rarely: boxing the tag tensors would buy nothing
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Targets {
     /// No targets (prediction).

@@ -10,6 +10,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// A post with its decoded image (CHW `f32`) and whether the placeholder stood in for it.
+type Decoded = (Post, Vec<f32>, bool);
+
 /// A skipped row.
 #[derive(Clone, Debug)]
 pub struct BadRow {
@@ -89,7 +92,7 @@ pub fn predict_file(p: &Predictor, input: &Path, out: &mut dyn Write, batch_size
             }
         };
         let per_thread = chunk.len().div_ceil(threads);
-        let decoded: Vec<(usize, Result<(Post, Vec<f32>, bool), String>)> = std::thread::scope(|s| {
+        let decoded: Vec<(usize, Result<Decoded, String>)> = std::thread::scope(|s| {
             let handles: Vec<_> =
                 chunk.chunks(per_thread).map(|part| (part, s.spawn(move || part.iter().map(|(_, post)| prepare(post)).collect::<Vec<_>>()))).collect();
             handles

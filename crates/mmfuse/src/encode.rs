@@ -49,6 +49,8 @@ fn write(out: &Path, rows: Vec<f32>, n: usize, d: usize, metadata: HashMap<Strin
 }
 
 /// Embed every non-empty line of `texts` with the BERT in `dir`.
+// the CLI's options one by one (issue 22 item 5 moves them into an options struct)
+#[allow(clippy::too_many_arguments)]
 pub fn encode_texts(
     dir: &Path,
     texts: &Path,
@@ -111,6 +113,8 @@ pub fn encode_texts(
 /// Embed every image file of `images` (`.jpg`, `.jpeg`, `.png`, name order) with the
 /// torchvision ResNet or MobileNetV2 weights in `weights` (global-average-pooled features).
 pub fn encode_images(weights: &Path, images: &Path, out: &Path, preprocess: Preprocess, batch: usize, device: &Device, quiet: bool) -> Result<(usize, usize)> {
+    // one network per call
+    #[allow(clippy::large_enum_variant)]
     enum Net {
         ResNet(ResNet),
         MobileNet(MobileNetV2),

@@ -29,8 +29,6 @@ fn pool_plane(src: &[f32], w: usize, ho: usize, wo: usize, out: &mut [f32]) {
     }
 }
 
-/// The pass as an autodiff operation ([`MaxPoolBackward`]), if `x` is an f32 tensor of the CPU
-
 /// The maxima of `x` `[B, C, H, W]` and the cell each came from: burn's rule, scanning the
 /// window row by row, a cell replaces the running winner when it is greater or NaN.
 pub(crate) fn pool_maxima_and_winners(x: &[f32], [b, c, h, w]: [usize; 4]) -> (Vec<f32>, Vec<u8>) {

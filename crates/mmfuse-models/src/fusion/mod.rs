@@ -20,6 +20,9 @@ use burn::module::Module;
 use burn::tensor::Tensor;
 
 /// Any fusion model mmfuse can train, chosen by `model.method`.
+// one per run or server: the variants' sizes do not matter, and boxing them would change the
+// module's record layout for nothing
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum FusionModel {
     /// Late fusion by concatenation (`concat`).

@@ -2,6 +2,7 @@
 //! formats, image decoding/preprocessing, text tokenisation for from-scratch models, label maps.
 //! Plain Rust data only (no tensors, no burn): the trainer turns samples into batches.
 //!
+//! - [`config`]: the `[data]` section of a run configuration ([`config::DataConfig`]).
 //! - [`conll`]: Twitter-2015/2017 multimodal NER files (`IMGID:<id>`, `token<TAB>tag`).
 //! - [`cls`]: classification JSONL (sentiment, sarcasm).
 //! - [`imagenet`]: torchvision's ImageNet eval preprocessing, Pillow-exact bilinear resize.
@@ -27,6 +28,7 @@
 pub mod aligned;
 pub mod aligned_synth;
 pub mod cls;
+pub mod config;
 pub mod conll;
 pub mod error;
 pub mod fsutil;

@@ -8,6 +8,10 @@
 //! `Foo` (`#[derive(Module)]`, learned state), built by `FooConfig::init(&device)`, as in
 //! `burn-nn`.
 //!
+//! - [`config`]: `[model]` of a run configuration: shared settings and a tagged enum of
+//!   per-method tables ([`config::Method`]), strict keys, the older flat layout migrated.
+//! - [`registry`]: builds any method's model (MIM included) from the config and the shapes.
+//! - [`package`]: the run folder as a model package: the files that fix a model's shape.
 //! - [`encoders`]: text and image encoders (from scratch, and pretrained BERT, ResNet, ViT,
 //!   CLIP, MobileNetV2 in Hugging Face / torchvision layouts).
 //! - [`fusion`]: fusion methods (late concatenation baseline, MuSE, CLFA, MIM).
@@ -19,14 +23,18 @@
 //! - [`batch`]: the tensors a model consumes ([`batch::Batch`]).
 //! - [`task`]: the trait the trainer and the predictor drive ([`task::TaskModel`]).
 //!
-//! What this crate must not do: read corpora, train, or hand-write CPU kernels.
+//! What this crate must not do: read corpora (it reads only a run folder's small shape files),
+//! train, or hand-write CPU kernels.
 
 pub mod batch;
+pub mod config;
 pub mod encoders;
 pub mod fusion;
 pub mod heads;
 pub mod layers;
+pub mod package;
 pub mod pretrained;
+pub mod registry;
 pub mod task;
 
 pub use batch::{Batch, Targets};

@@ -2,9 +2,10 @@
 //! (`{"id": …, "text": …, "image": "path"}` per line) or CSV with a header (`text`, optional
 //! `image` and `id` columns). Image paths are relative to the input file's folder. Bad rows
 //! (malformed line, empty text, unreadable image) are skipped, and reported with their line
-//! numbers at the end; good rows keep their order.
+//! numbers at the end; good rows keep their order. A MIM run reads JSONL segments instead
+//! (`{"id": …, "words": […], "audio": [[…] per word], "video": [[…] per word]}`).
 
-use crate::{ImageInput, Post, Predictor};
+use crate::{AlignedPost, ImageInput, Post, Predictor};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::Write;
@@ -75,8 +76,47 @@ pub fn read_posts(path: &Path) -> Result<Vec<(usize, Result<Post, String>)>> {
     Ok(out)
 }
 
+/// Predict every MIM segment of a JSONL file, writing one JSON line per good segment.
+fn predict_aligned_file(p: &Predictor, input: &Path, out: &mut dyn Write, batch_size: usize) -> Result<FileReport> {
+    let text = std::fs::read_to_string(input).with_context(|| format!("cannot read {}", input.display()))?;
+    let mut report = FileReport::default();
+    let mut rows: Vec<(usize, AlignedPost)> = Vec::new();
+    let mut flush = |rows: &mut Vec<(usize, AlignedPost)>, report: &mut FileReport| -> Result<()> {
+        let posts: Vec<AlignedPost> = rows.iter().map(|(_, r)| r.clone()).collect();
+        for ((line, _), r) in rows.drain(..).zip(p.predict_aligned(&posts)) {
+            match r {
+                Ok(r) => {
+                    serde_json::to_writer(&mut *out, &r)?;
+                    out.write_all(b"\n")?;
+                    report.predicted += 1;
+                }
+                Err(e) => report.bad.push(BadRow { line, reason: format!("{e:#}") }),
+            }
+        }
+        Ok(())
+    };
+    for (i, l) in text.lines().enumerate() {
+        if l.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<AlignedPost>(l) {
+            Ok(post) => rows.push((i + 1, post)),
+            Err(e) => report.bad.push(BadRow { line: i + 1, reason: format!("malformed segment: {e}") }),
+        }
+        if rows.len() >= batch_size.max(1) {
+            flush(&mut rows, &mut report)?;
+        }
+    }
+    flush(&mut rows, &mut report)?;
+    report.bad.sort_by_key(|b| b.line);
+    Ok(report)
+}
+
 /// Predict every post of `input`, writing one JSON line per good post to `out`.
 pub fn predict_file(p: &Predictor, input: &Path, out: &mut dyn Write, batch_size: usize, quiet: bool) -> Result<FileReport> {
+    if p.features().is_some() {
+        return predict_aligned_file(p, input, out, batch_size);
+    }
     let rows = read_posts(input)?;
     let pb = if quiet { ProgressBar::with_draw_target(Some(rows.len() as u64), ProgressDrawTarget::hidden()) } else { ProgressBar::new(rows.len() as u64) };
     pb.set_style(ProgressStyle::with_template("{spinner} {bar:30} {pos}/{len} posts {per_sec} ETA {eta}").expect("valid template"));

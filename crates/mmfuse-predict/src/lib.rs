@@ -1,25 +1,30 @@
-//! Prediction from raw posts: a trained run folder is a self-contained model package
-//! (`config.toml`, `tokenizer.json`, `labels.json`, `checkpoints/best/model.bpk`), and
-//! [`Predictor`] turns a post — a text and an optional image — into entities with spans and
-//! types, or class probabilities. `mmfuse predict` and the HTTP server both go through this
-//! API and nothing else.
+//! Prediction from raw inputs: a trained run folder is a self-contained model package
+//! ([`mmfuse_models::package`]: `config.toml`, `tokenizer.json`, `labels.json`,
+//! `checkpoints/best/model.bpk`, shape files), and [`Predictor`] turns a post — a text and an
+//! optional image — into entities with spans and types, or class probabilities; a MIM run turns
+//! a segment's words with their word-aligned audio and video features ([`AlignedPost`]) into a
+//! sentiment score. `mmfuse predict` and the HTTP server both go through this API and nothing
+//! else.
+//!
+//! What this crate must not do: depend on training code. It reads a run folder with the data
+//! and model crates only.
 
 pub mod file;
 
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::tensor::Device;
+use mmfuse_data::aligned::{AlignedSample, expand_wordpieces};
+pub use mmfuse_data::config::TaskFamily;
 use mmfuse_data::image::{ImageSpec, decode_rgb, placeholder, to_tensor_data};
 use mmfuse_data::labels::LabelMap;
 use mmfuse_data::text::TextEncoder;
 use mmfuse_kernels::device::on_compute_pool;
 use mmfuse_metrics::ner::extract_entities;
-use mmfuse_models::batch::HostBatch;
-use mmfuse_models::fusion::FusionModel;
+use mmfuse_models::batch::{AlignedHostBatch, HostBatch};
+use mmfuse_models::package::{self, ModelShapes, PackageConfig};
+use mmfuse_models::registry::{self, Model};
 use mmfuse_models::task::{Prediction, TaskModel};
-use mmfuse_train::config::RunConfig;
-pub use mmfuse_train::config::TaskFamily;
-use mmfuse_train::run::{ModelShapes, build_model, task_kind};
 use serde::{Deserialize, Serialize};
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -70,6 +75,20 @@ pub enum Output {
     Classes { label: String, probs: std::collections::BTreeMap<String, f32> },
     /// Tagging: the words (whitespace split), their tags, and the entities.
     Entities { words: Vec<String>, tags: Vec<String>, entities: Vec<EntitySpan> },
+    /// Regression (MIM): the sentiment score (CMU-MOSI's scale, −3 … 3).
+    Score { score: f32 },
+}
+
+/// A segment for a MIM run: its words, and one audio and one video feature row per word (the
+/// word-aligned features the run was trained on, e.g. COVAREP and FACET for CMU-MOSI).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlignedPost {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub words: Vec<String>,
+    pub audio: Vec<Vec<f32>>,
+    pub video: Vec<Vec<f32>>,
 }
 
 /// A post's result.
@@ -86,10 +105,13 @@ pub struct PredictResult {
 
 /// A loaded model package.
 pub struct Predictor {
-    pub config: RunConfig,
+    pub config: PackageConfig,
     encoder: TextEncoder,
+    /// Class or tag names (empty for MIM).
     labels: LabelMap,
-    model: FusionModel,
+    model: Model,
+    /// MIM's audio / video feature sizes.
+    features: Option<(usize, usize)>,
     device: Device,
     spec: ImageSpec,
     /// CLFA's OCR stream encoder (`model.clfa_ocr`).
@@ -134,29 +156,32 @@ impl Predictor {
             }
             Ok(p)
         };
-        let config = RunConfig::load(&need("config.toml")?, &[])?;
-        if config.data.task == TaskFamily::Regression {
-            bail!(
-                "{} is a MIM run on word-aligned text/audio/video features; `predict`/`serve` take text + image posts. Score it with `mmfuse evaluate --model {}`",
-                run_dir.display(),
-                run_dir.display()
-            );
-        }
-        let encoder = TextEncoder::from_file(&need("tokenizer.json")?, config.data.max_len, true)?;
-        let labels: LabelMap = serde_json::from_str(&std::fs::read_to_string(need("labels.json")?)?).context("corrupt labels.json")?;
-        let weights = need("checkpoints/best/model.bpk")?;
+        need(package::CONFIG_FILE)?;
+        let config = PackageConfig::load(run_dir)?;
+        let encoder = TextEncoder::from_file(&need(package::TOKENIZER_FILE)?, config.data.max_len, true)?;
+        let labels: LabelMap = if config.data.task == TaskFamily::Regression {
+            LabelMap::from_names(vec![])
+        } else {
+            let p = need(package::LABELS_FILE)?;
+            serde_json::from_str(&std::fs::read_to_string(&p)?).with_context(|| format!("corrupt {}", p.display()))?
+        };
+        let weights = need(package::BEST_WEIGHTS)?;
         let record = burn::store::ModuleRecord::load(&weights).with_context(|| format!("cannot read {}", weights.display()))?;
-        let model = build_model(&config, &ModelShapes::from_run_dir(run_dir, &config, encoder.vocab_size())?, task_kind(&config, &labels), device)
-            .try_load_record(record)
-            .with_context(|| format!("{} does not match the model described by config.toml", weights.display()))?
-            .valid();
-        let spec = mmfuse_train::run::image_spec(&config);
-        let ocr = config.model.clfa_ocr.then(|| TextEncoder::new(encoder.tokenizer().clone(), config.data.ocr_max_len, true));
+        let shapes = ModelShapes::from_run_dir(run_dir, &config.model, &config.data, encoder.vocab_size())?;
+        let mismatch = || format!("{} does not match the model described by config.toml", weights.display());
+        let model =
+            match registry::build(&config.model, &config.data, &shapes, labels.len(), device).map_err(|e| anyhow::anyhow!("{}: {e}", run_dir.display()))? {
+                Model::Posts(m) => Model::Posts(m.try_load_record(record).with_context(mismatch)?.valid()),
+                Model::Aligned(m) => Model::Aligned(m.try_load_record(record).with_context(mismatch)?.valid()),
+            };
+        let spec = config.data.image_spec();
+        let ocr = config.model.clfa_ocr().then(|| TextEncoder::new(encoder.tokenizer().clone(), config.data.ocr_max_len, true));
         let lexicon = match config.data.lexicon.is_some() {
-            true => Some(mmfuse_data::lexicon::Lexicon::read(&need(mmfuse_train::run::LEXICON_FILE)?)?),
+            true => Some(mmfuse_data::lexicon::Lexicon::read(&need(package::LEXICON_FILE)?)?),
             false => None,
         };
-        Ok(Self { config, encoder, labels, model, device: device.clone(), spec, ocr, lexicon })
+        let features = shapes.features;
+        Ok(Self { config, encoder, labels, model, features, device: device.clone(), spec, ocr, lexicon })
     }
 
     /// Reject images whose header announces more than `n` pixels (before decoding them).
@@ -186,11 +211,57 @@ impl Predictor {
         }
     }
 
+    /// MIM's audio / video feature sizes (`None` for post models).
+    pub fn features(&self) -> Option<(usize, usize)> {
+        self.features
+    }
+
+    /// Predict a batch of MIM segments; errors are per segment (a word without its feature
+    /// rows, a row of the wrong width, a non-finite value).
+    pub fn predict_aligned(&self, posts: &[AlignedPost]) -> Vec<Result<PredictResult>> {
+        let (Model::Aligned(mim), Some((da, dv))) = (&self.model, self.features) else {
+            return posts.iter().map(|_| Err(anyhow::anyhow!("this run predicts from text + image posts, not word-aligned features"))).collect();
+        };
+        let mut slots: Vec<Option<Result<PredictResult>>> = Vec::with_capacity(posts.len());
+        let l = self.encoder.max_len();
+        let mut hb = AlignedHostBatch { seq_len: l, audio_dim: da, video_dim: dv, ..Default::default() };
+        for post in posts {
+            match aligned_sample(post, da, dv) {
+                Ok(s) => {
+                    let r = expand_wordpieces(&s, &self.encoder, da, dv);
+                    hb.ids.extend(r.ids.iter().map(|&i| i as i64));
+                    hb.mask.extend(&r.mask);
+                    hb.audio.extend(&r.audio);
+                    hb.video.extend(&r.video);
+                    hb.batch_size += 1;
+                    slots.push(None);
+                }
+                Err(e) => slots.push(Some(Err(e))),
+            }
+        }
+        let mut scores = if hb.batch_size > 0 { on_compute_pool(|| mim.predict(&hb.to_device(&self.device))) } else { vec![] }.into_iter();
+        slots
+            .into_iter()
+            .zip(posts)
+            .map(|(slot, post)| match slot {
+                Some(e) => e,
+                None => Ok(PredictResult {
+                    id: post.id.clone(),
+                    output: Output::Score { score: scores.next().expect("one score per good segment") },
+                    placeholder_image: false,
+                }),
+            })
+            .collect()
+    }
+
     /// Predict a batch of posts whose images are already preprocessed.
     pub fn predict_prepared(&self, posts: &[(Post, Vec<f32>, bool)]) -> Result<Vec<PredictResult>> {
         if posts.is_empty() {
             return Ok(vec![]);
         }
+        let Model::Posts(model) = &self.model else {
+            bail!("this run is a MIM model on word-aligned audio/video features: give it words with their feature rows (AlignedPost), not a text + image post");
+        };
         let l = self.encoder.max_len();
         let s = self.spec.size as usize;
         let mut hb = HostBatch { batch_size: posts.len(), seq_len: l, image_size: s, ..Default::default() };
@@ -202,7 +273,7 @@ impl Predictor {
                 bail!("empty text");
             }
             match self.task() {
-                TaskFamily::Regression => bail!("this run is a MIM model on word-aligned audio/video features; it does not predict from a text + image post"),
+                TaskFamily::Regression => bail!("internal: a post model on a regression task"),
                 TaskFamily::Classify => {
                     let e = self.encoder.encode(&post.text);
                     if let Some(enc) = &self.ocr {
@@ -245,10 +316,10 @@ impl Predictor {
         if self.task() == TaskFamily::Ner {
             hb.set_word_positions(&first_pieces);
         }
-        if !self.model.fixed_length() {
+        if !model.fixed_length() {
             hb.trim_padding();
         }
-        let pred = on_compute_pool(|| self.model.predict(&hb.to_device(&self.device)));
+        let pred = on_compute_pool(|| model.predict(&hb.to_device(&self.device)));
         let mut out = Vec::with_capacity(posts.len());
         match pred {
             Prediction::Classes(probs) => {
@@ -322,6 +393,35 @@ impl Predictor {
         }
         slots.into_iter().map(|s| s.expect("every slot filled")).collect()
     }
+}
+
+/// A MIM segment as the dataset readers give it, checked against the run's feature sizes.
+fn aligned_sample(p: &AlignedPost, da: usize, dv: usize) -> Result<AlignedSample> {
+    if p.words.is_empty() {
+        bail!("no words");
+    }
+    let n = p.words.len();
+    for (name, rows, dim) in [("audio", &p.audio, da), ("video", &p.video, dv)] {
+        if rows.len() != n {
+            bail!("{} {name} rows for {n} words: give one {name} row per word", rows.len());
+        }
+        if let Some((k, r)) = rows.iter().enumerate().find(|(_, r)| r.len() != dim) {
+            bail!("{name} row {k} has {} values; this run's {name} features have {dim}", r.len());
+        }
+        if let Some(k) = rows.iter().position(|r| r.iter().any(|x| !x.is_finite())) {
+            bail!("{name} row {k} has a non-finite value (NaN or infinity)");
+        }
+    }
+    Ok(AlignedSample {
+        id: p.id.clone().unwrap_or_default(),
+        words: p.words.clone(),
+        token_ids: None,
+        steps: n,
+        audio: p.audio.concat(),
+        video: p.video.concat(),
+        label: 0.0,
+        noisy: None,
+    })
 }
 
 #[cfg(test)]

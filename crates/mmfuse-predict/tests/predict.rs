@@ -17,7 +17,7 @@ const SMALL: [&str; 10] = [
     "model.d_ff=64",
     "model.n_layers=1",
     "model.cnn_channels=[8,16]",
-    "model.d_hidden=32",
+    "model.concat.d_hidden=32",
     "train.batch_size=32",
     "train.epochs=2",
     "train.lr=3e-3",
@@ -153,15 +153,15 @@ fn clfa_with_ocr_and_lexicon_predicts_what_was_evaluated() {
     let lexicon = dir.join("lexicon.tsv");
     let lines: String = vocab.iter().step_by(3).enumerate().map(|(i, w)| format!("{w}\t{}\n", if i % 2 == 0 { 0.9 } else { -0.5 })).collect();
     std::fs::write(&lexicon, lines).unwrap();
-    let mut o: Vec<String> = SMALL.iter().map(|s| s.to_string()).collect();
+    let mut o: Vec<String> = SMALL.iter().filter(|s| !s.starts_with("model.concat.")).map(|s| s.to_string()).collect();
     o.extend([
         format!("data.dir=\"{}\"", corpus.join("cls").display()),
         format!("data.lexicon=\"{}\"", lexicon.display()),
         "data.ocr_max_len=8".into(),
         "model.method=\"clfa\"".into(),
-        "model.clfa_alpha=0.0".into(),
-        "model.clfa_ocr=true".into(),
-        "model.cross_layers=1".into(),
+        "model.clfa.alpha=0.0".into(),
+        "model.clfa.ocr=true".into(),
+        "model.clfa.cross_layers=1".into(),
     ]);
     let cfg = RunConfig::from_toml_str("[data]\ntask = \"classify\"\ndir = \"x\"\n[model]\n[train]\n", &o).unwrap();
     let run = dir.join("run");

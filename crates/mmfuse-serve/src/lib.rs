@@ -8,13 +8,17 @@
 //! - `GET /v1/info`, `GET /healthz`, `GET /metrics` (Prometheus text), `GET /openapi.json`,
 //!   `GET /` (a web page to try the model).
 //!
-//! Dynamic batching: request handlers decode images on the blocking pool, then queue the
-//! prepared post; one model thread takes up to `max_batch` posts, waiting at most
+//! A MIM run takes segments instead of posts: `{"words": [...], "audio": [[...] per word],
+//! "video": [[...] per word], "id"?}` on the same endpoints (JSON only), and answers a score.
+//!
+//! Dynamic batching ([`batcher`]): request handlers decode images on the blocking pool, then
+//! queue the prepared post; one model thread takes up to `max_batch` posts, waiting at most
 //! `max_wait_ms` after the first, and runs them as one batch. Every limit (body size, image
 //! pixels — checked from the header before decoding —, text length, batch size, request
 //! timeout, concurrency) answers a 4xx/5xx JSON error naming the limit, and the server keeps
 //! serving. SIGTERM/Ctrl-C: stop accepting, finish in-flight requests, exit.
 
+mod batcher;
 mod metrics;
 mod openapi;
 
@@ -25,9 +29,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
+use batcher::{Input, Job, spawn_batcher};
 use metrics::Metrics;
 use mmfuse_data::error::DataError;
-use mmfuse_predict::{ImageInput, Post, PredictResult, Predictor};
+use mmfuse_predict::{AlignedPost, ImageInput, Post, PredictResult, Predictor};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -70,15 +75,6 @@ impl Default for ServeConfig {
             max_concurrency: 512,
         }
     }
-}
-
-type Reply = oneshot::Sender<Result<PredictResult, String>>;
-
-struct Job {
-    post: Post,
-    image: Vec<f32>,
-    placeholder: bool,
-    reply: Reply,
 }
 
 /// Shared state of the handlers.
@@ -134,62 +130,6 @@ impl IntoResponse for ApiError {
         }
         (self.status, axum::Json(body)).into_response()
     }
-}
-
-/// Start the model thread; returns the queue it reads.
-fn spawn_batcher(predictor: Arc<Predictor>, cfg: Arc<ServeConfig>, metrics: Arc<Metrics>, in_flight: Arc<AtomicUsize>) -> std_mpsc::Sender<Job> {
-    let (tx, rx) = std_mpsc::channel::<Job>();
-    std::thread::Builder::new()
-        .name("mmfuse-model".into())
-        .spawn(move || {
-            while let Ok(first) = rx.recv() {
-                let mut jobs = vec![first];
-                let deadline = Instant::now() + Duration::from_millis(cfg.max_wait_ms);
-                // wait for more posts only while more are on their way (alone, a post runs at once)
-                while jobs.len() < cfg.max_batch.min(in_flight.load(Ordering::SeqCst).max(1)) {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        while jobs.len() < cfg.max_batch {
-                            match rx.try_recv() {
-                                Ok(j) => jobs.push(j),
-                                Err(_) => break,
-                            }
-                        }
-                        break;
-                    }
-                    match rx.recv_timeout(deadline - now) {
-                        Ok(j) => jobs.push(j),
-                        Err(_) => break,
-                    }
-                }
-                // requests whose client gave up are dropped before computing
-                jobs.retain(|j| !j.reply.is_closed());
-                if jobs.is_empty() {
-                    continue;
-                }
-                metrics.observe_batch(jobs.len());
-                let mut replies = Vec::with_capacity(jobs.len());
-                let mut prepared = Vec::with_capacity(jobs.len());
-                for j in jobs {
-                    replies.push(j.reply);
-                    prepared.push((j.post, j.image, j.placeholder));
-                }
-                match predictor.predict_prepared(&prepared) {
-                    Ok(results) => {
-                        for (r, reply) in results.into_iter().zip(replies) {
-                            let _ = reply.send(Ok(r));
-                        }
-                    }
-                    Err(e) => {
-                        for reply in replies {
-                            let _ = reply.send(Err(format!("{e:#}")));
-                        }
-                    }
-                }
-            }
-        })
-        .expect("spawn the model thread");
-    tx
 }
 
 /// Build the router (also used by tests without a socket).
@@ -257,7 +197,12 @@ async fn info(State(s): State<AppState>) -> axum::Json<Value> {
         mmfuse_predict::TaskFamily::Classify => "classify",
         mmfuse_predict::TaskFamily::Regression => "regression",
     };
-    axum::Json(json!({"task": task, "labels": s.predictor.labels().names(), "max_batch": s.cfg.max_batch}))
+    let mut v = json!({"task": task, "labels": s.predictor.labels().names(), "max_batch": s.cfg.max_batch});
+    if let Some((a, b)) = s.predictor.features() {
+        v["audio_dim"] = json!(a);
+        v["video_dim"] = json!(b);
+    }
+    axum::Json(v)
 }
 
 /// A post as JSON.
@@ -279,6 +224,27 @@ struct PostJson {
 #[serde(deny_unknown_fields)]
 struct BatchJson {
     posts: Vec<PostJson>,
+}
+
+/// A batch of MIM segments (`posts`, as for post models).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SegmentBatchJson {
+    posts: Vec<AlignedPost>,
+}
+
+/// One result of a batch request: the prediction, or its error (and the limit it hit).
+fn result_value(r: Result<PredictResult, ApiError>) -> Value {
+    match r {
+        Ok(r) => serde_json::to_value(r).unwrap_or_else(|e| json!({"error": e.to_string()})),
+        Err(e) => {
+            let mut v = json!({"error": e.message});
+            if let Some(l) = e.limit {
+                v["limit"] = json!(l);
+            }
+            v
+        }
+    }
 }
 
 async fn read_body(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
@@ -335,14 +301,37 @@ async fn run_post(s: &AppState, id: Option<String>, text: String, image: Option<
         })?;
     let (reply, rx) = oneshot::channel();
     s.queue
-        .send(Job { post: Post { id, text, image: ImageInput::None, ocr }, image: img, placeholder, reply })
+        .send(Job { input: Input::Post { post: Post { id, text, image: ImageInput::None, ocr }, image: img, placeholder }, reply })
         .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the model thread has stopped"))?;
+    await_reply(s, rx).await
+}
+
+/// Wait for the model thread's answer, within the request time limit.
+async fn await_reply(s: &AppState, rx: oneshot::Receiver<Result<PredictResult, String>>) -> Result<PredictResult, ApiError> {
     match tokio::time::timeout(Duration::from_millis(s.cfg.request_timeout_ms), rx).await {
         Err(_) => Err(ApiError::limit(StatusCode::GATEWAY_TIMEOUT, "request_timeout_ms", format!("no answer within {} ms", s.cfg.request_timeout_ms))),
         Ok(Err(_)) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the model thread dropped the request")),
+        // the segment's own fault (a feature row of the wrong width, …)
+        Ok(Ok(Err(e))) if s.predictor.features().is_some() => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e)),
         Ok(Ok(Err(e))) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e)),
         Ok(Ok(Ok(r))) => Ok(r),
     }
+}
+
+/// Validate a MIM segment, queue it, await the batch result.
+async fn run_segment(s: &AppState, seg: AlignedPost) -> Result<PredictResult, ApiError> {
+    let chars: usize = seg.words.iter().map(|w| w.chars().count()).sum();
+    if chars > s.cfg.max_text_chars {
+        return Err(ApiError::limit(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "max_text_chars",
+            format!("words have {chars} characters, above {}", s.cfg.max_text_chars),
+        ));
+    }
+    let _in_flight = InFlight::enter(&s.in_flight);
+    let (reply, rx) = oneshot::channel();
+    s.queue.send(Job { input: Input::Segment(seg), reply }).map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the model thread has stopped"))?;
+    await_reply(s, rx).await
 }
 
 async fn guarded<F, Fut>(s: &AppState, endpoint: &'static str, f: F) -> Response
@@ -367,6 +356,18 @@ async fn predict_one(State(s): State<AppState>, req: Request) -> Response {
     let st = s.clone();
     guarded(&s, "/v1/predict", || async move {
         let is_multipart = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("multipart/form-data"));
+        if st.predictor.features().is_some() {
+            if is_multipart {
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "this MIM model takes a JSON segment {\"words\", \"audio\", \"video\"}, not a multipart post",
+                ));
+            }
+            let (parts, body) = req.into_parts();
+            let bytes = read_body(&st, &parts.headers, body).await?;
+            let r = run_segment(&st, parse_json(&bytes)?).await?;
+            return Ok(axum::Json(r).into_response());
+        }
         let (id, text, image, ocr) = if is_multipart {
             read_multipart(&st, req).await?
         } else {
@@ -418,6 +419,21 @@ async fn predict_batch(State(s): State<AppState>, req: Request) -> Response {
     guarded(&s, "/v1/predict/batch", || async move {
         let (parts, body) = req.into_parts();
         let bytes = read_body(&st, &parts.headers, body).await?;
+        if st.predictor.features().is_some() {
+            let b: SegmentBatchJson = parse_json(&bytes)?;
+            if b.posts.len() > st.cfg.max_batch_posts {
+                return Err(ApiError::limit(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "max_batch_posts",
+                    format!("{} segments, above {}", b.posts.len(), st.cfg.max_batch_posts),
+                ));
+            }
+            let futures = b.posts.into_iter().map(|p| {
+                let st = st.clone();
+                async move { result_value(run_segment(&st, p).await) }
+            });
+            return Ok(axum::Json(json!({"results": join_all(futures).await})).into_response());
+        }
         let b: BatchJson = parse_json(&bytes)?;
         if b.posts.len() > st.cfg.max_batch_posts {
             return Err(ApiError::limit(
@@ -433,16 +449,7 @@ async fn predict_batch(State(s): State<AppState>, req: Request) -> Response {
                     Ok(i) => i,
                     Err(e) => return json!({"error": e.message}),
                 };
-                match run_post(&st, p.id, p.text, image, p.ocr).await {
-                    Ok(r) => serde_json::to_value(r).unwrap_or_else(|e| json!({"error": e.to_string()})),
-                    Err(e) => {
-                        let mut v = json!({"error": e.message});
-                        if let Some(l) = e.limit {
-                            v["limit"] = json!(l);
-                        }
-                        v
-                    }
-                }
+                result_value(run_post(&st, p.id, p.text, image, p.ocr).await)
             }
         });
         let results: Vec<Value> = join_all(futures).await;

@@ -48,7 +48,7 @@ async fn web_page_highlights_the_predicted_entities() {
         "model.d_ff=64".into(),
         "model.n_layers=1".into(),
         "model.cnn_channels=[8,16]".into(),
-        "model.d_hidden=32".into(),
+        "model.concat.d_hidden=32".into(),
         "train.epochs=6".into(),
         "train.lr=3e-3".into(),
     ];

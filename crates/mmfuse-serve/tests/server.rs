@@ -25,7 +25,7 @@ fn train(dir: &Path) -> (PathBuf, PathBuf) {
         "model.d_ff=32".into(),
         "model.n_layers=1".into(),
         "model.cnn_channels=[8]".into(),
-        "model.d_hidden=16".into(),
+        "model.concat.d_hidden=16".into(),
         "train.epochs=1".into(),
     ]
     .to_vec();

@@ -9,7 +9,7 @@ use crate::config::RunConfig;
 use crate::evaluate::EvalResult;
 use crate::examples::epoch_order;
 use crate::optim::{WarmupLinear, adamw, clip_global_norm};
-use crate::run_folder::{RunSummary, TEXT_ENCODER_FILE, pretrained_text_config, saved_text_config, text_encoder_config, write_curves};
+use crate::run_folder::{RunSummary, pretrained_text_config, write_curves};
 use crate::trainer::{
     Ending, FitOutcome, TrainOptions, after_epoch, after_step, append_row, finish, metrics_path, progress_bar, record_eval, step_seed, truncate_metrics,
 };
@@ -23,7 +23,10 @@ use mmfuse_kernels::device::on_compute_pool;
 use mmfuse_metrics::regression::{RegScores, reg_scores};
 use mmfuse_models::batch::AlignedHostBatch;
 use mmfuse_models::encoders::{BertConfig, TextEncoder as TextModel};
-use mmfuse_models::fusion::mim::{HardConcreteConfig, Mim, MimConfig};
+use mmfuse_models::fusion::mim::Mim;
+pub use mmfuse_models::package::FEATURES_FILE;
+use mmfuse_models::package::{ModelShapes, TEXT_ENCODER_FILE, saved_text_config};
+use mmfuse_models::registry::{self, Model, text_encoder_config};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -124,24 +127,6 @@ pub fn host_batch(rows: &[&AlignedRow], max_len: usize, da: usize, dv: usize, la
         hb.labels = Some(rows.iter().map(|r| r.label).collect());
     }
     hb
-}
-
-/// The model a config describes over a text encoder config and the feature sizes.
-pub fn mim_config(cfg: &RunConfig, text: mmfuse_models::encoders::TextEncoderConfig, da: usize, dv: usize) -> MimConfig {
-    let m = &cfg.model;
-    let hidden = if m.mim_lstm_hidden > 0 { m.mim_lstm_hidden } else { (m.d_model / 2).max(1) };
-    MimConfig::new(text, da, dv, cfg.data.max_len, HardConcreteConfig::new().with_stochastic_eval(m.mim_stochastic_eval))
-        .with_d_model(m.d_model)
-        .with_n_heads(m.n_heads)
-        .with_d_ff(m.d_ff)
-        .with_n_layers(m.n_layers)
-        .with_dropout(m.dropout)
-        .with_lstm_hidden(hidden)
-        .with_fusion(m.mim_fusion)
-        .with_penalty_weight(m.mim_penalty_weight)
-        .with_kd_scale(m.mim_kd_scale)
-        .with_purification(m.mim_purification)
-        .with_guidance(m.mim_guidance)
 }
 
 /// Predictions for `rows` in order.
@@ -409,9 +394,15 @@ pub fn fit_mim(model: Mim, cfg: &RunConfig, data: &AlignedData, run_dir: &Path, 
     Ok((model, outcome))
 }
 
-/// Build the model a run folder (or a config) describes.
-pub fn build_mim(cfg: &RunConfig, vocab_size: usize, bert: Option<&BertConfig>, da: usize, dv: usize, device: &Device) -> Mim {
-    mim_config(cfg, text_encoder_config(cfg, vocab_size, bert), da, dv).init(device)
+/// The MIM model a config describes (fresh weights) over `vocab_size` words or a pretrained
+/// text encoder's config, and the feature sizes ([`mmfuse_models::registry::build`]).
+pub fn build_mim(cfg: &RunConfig, vocab_size: usize, bert: Option<&BertConfig>, da: usize, dv: usize, device: &Device) -> Result<Mim> {
+    let shapes = ModelShapes { features: Some((da, dv)), ..ModelShapes::scratch(&cfg.model, &cfg.data, vocab_size) };
+    let shapes = ModelShapes { text: text_encoder_config(&cfg.model, &cfg.data, vocab_size, bert), ..shapes };
+    match registry::build(&cfg.model, &cfg.data, &shapes, 0, device).map_err(anyhow::Error::msg)? {
+        Model::Aligned(m) => Ok(m),
+        Model::Posts(_) => bail!("data.task = \"regression\" needs model.method = \"mim\""),
+    }
 }
 
 /// Train (or resume) a MIM run, then score its best-dev checkpoint on dev and test.
@@ -434,7 +425,7 @@ pub fn run_mim(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Result<R
     let device = cfg.train.device.device().map_err(anyhow::Error::msg)?;
     device.seed(cfg.train.seed);
     let train_device = device.clone().autodiff();
-    let mut model = build_mim(cfg, data.encoder.vocab_size(), bert.as_ref(), data.audio_dim, data.video_dim, &train_device);
+    let mut model = build_mim(cfg, data.encoder.vocab_size(), bert.as_ref(), data.audio_dim, data.video_dim, &train_device)?;
     if let Some((dir, _)) = &pretrained {
         let (text, _) = TextModel::load_bert(dir, &train_device).with_context(|| format!("loading model.text_encoder = {}", dir.display()))?;
         model.text.encoder = text;
@@ -446,8 +437,8 @@ pub fn run_mim(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Result<R
         dev = data.dev.len(),
         test = data.test.len(),
         "training mim (purification {}, guidance {}) on {}",
-        cfg.model.mim_purification,
-        cfg.model.mim_guidance,
+        cfg.model.mim().is_some_and(|m| m.purification),
+        cfg.model.mim().is_some_and(|m| m.guidance),
         cfg.train.device
     );
     let (model, fit) = fit_mim(model, cfg, &data, run_dir, opts, &train_device)?;
@@ -477,15 +468,12 @@ pub fn run_mim(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Result<R
     Ok(RunSummary { run_dir: run_dir.into(), fit, dev: Some(dev), test: Some(test), seconds })
 }
 
-/// The run file holding the feature sizes of a MIM run.
-pub const FEATURES_FILE: &str = "features.json";
-
 /// Score a MIM run folder's best checkpoint on dev and test of `cfg.data.dir`.
 pub fn rescore_mim(run_dir: &Path, cfg: &RunConfig, device: &Device) -> Result<(EvalResult, EvalResult)> {
     let data = prepare_aligned(cfg, Some(&run_dir.join("tokenizer.json")))?;
     let bert = saved_text_config(run_dir)?;
     let best = checkpoint::load(&run_dir.join("checkpoints"), "best")?.context("the run folder has no best checkpoint")?;
-    let model = build_mim(cfg, data.encoder.vocab_size(), bert.as_ref(), data.audio_dim, data.video_dim, device)
+    let model = build_mim(cfg, data.encoder.vocab_size(), bert.as_ref(), data.audio_dim, data.video_dim, device)?
         .try_load_record(best.model)
         .context("the best checkpoint does not match config.toml")?;
     let bs = cfg.train.batch_size * 2;

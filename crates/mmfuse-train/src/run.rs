@@ -1,6 +1,7 @@
 //! A whole training run from a [`RunConfig`]: read the splits, build the tokenizer and the
 //! label map, train, evaluate the best-dev checkpoint on test, and leave a self-contained run
-//! folder (the model package that `predict`/`serve` load):
+//! folder (the model package that `predict`/`serve` load; its shape files are
+//! [`mmfuse_models::package`]'s):
 //!
 //! ```text
 //! RUN/config.toml        resolved configuration
@@ -17,7 +18,7 @@ use crate::checkpoint;
 use crate::config::{RunConfig, TaskFamily};
 use crate::evaluate::{EvalResult, evaluate};
 use crate::examples::{Example, PrepReport, attach_clfa_streams, cls_examples, ner_examples};
-pub use crate::run_folder::{RunSummary, TEXT_ENCODER_FILE, pretrained_text_config, saved_text_config, text_encoder_config, write_curves};
+pub use crate::run_folder::{RunSummary, pretrained_text_config, write_curves};
 use crate::teacher::TeacherCache;
 use crate::trainer::{TrainData, TrainOptions, fit};
 use anyhow::{Context, Result, bail};
@@ -25,15 +26,14 @@ use burn::module::Module;
 use burn::tensor::Device;
 use mmfuse_data::cls::read_jsonl;
 use mmfuse_data::conll::{ConllOptions, NER_TAGS, read_conll};
-use mmfuse_data::image::{ImageLoader, ImageSpec};
+use mmfuse_data::image::ImageLoader;
 use mmfuse_data::labels::LabelMap;
 use mmfuse_data::text::Tokenizer;
 use mmfuse_data::text::{TextEncoder, caption_ids, train_word_tokenizer};
-use mmfuse_models::encoders::{BertConfig, ImageCnnConfig, ImageEncoder, ImageEncoderConfig, PretrainedImage, TextEncoderConfig};
-use mmfuse_models::fusion::clfa::{ClfaConfig, CrossEncoderConfig};
-use mmfuse_models::fusion::muse::{CaptionDecoderConfig, CrossTransformerConfig, MuseConfig, PixelCnnPpConfig};
-use mmfuse_models::fusion::{ConcatFusionConfig, FusionModel};
-use mmfuse_models::task::TaskKind;
+use mmfuse_models::encoders::{ImageEncoder, PretrainedImage};
+use mmfuse_models::fusion::FusionModel;
+pub use mmfuse_models::package::{CAPTION_TOKENIZER_FILE, IMAGE_ENCODER_FILE, LEXICON_FILE, ModelShapes, TEACHER_FILE, TEXT_ENCODER_FILE};
+use mmfuse_models::registry::{self, Model, text_encoder_config};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -53,37 +53,14 @@ pub struct Prepared {
 
 /// Split file names for a task family.
 pub fn split_files(task: TaskFamily) -> [&'static str; 3] {
-    match task {
-        TaskFamily::Ner => ["train.txt", "valid.txt", "test.txt"],
-        TaskFamily::Classify | TaskFamily::Regression => ["train.jsonl", "dev.jsonl", "test.jsonl"],
-    }
+    task.split_files()
 }
-
-/// The image folder of a config.
-pub fn image_dir(cfg: &RunConfig) -> PathBuf {
-    if cfg.data.image_dir.is_absolute() { cfg.data.image_dir.clone() } else { cfg.data.dir.join(&cfg.data.image_dir) }
-}
-
-/// The image preprocessing of a config.
-pub fn image_spec(cfg: &RunConfig) -> ImageSpec {
-    match cfg.data.preprocess {
-        Some(p) => ImageSpec::from_preset(p),
-        None => ImageSpec { size: cfg.data.image_size, ..ImageSpec::default() },
-    }
-}
-
-/// The run's caption vocabulary of MuSE's captioning decoder (word-level `tokenizer.json`).
-pub const CAPTION_TOKENIZER_FILE: &str = "caption_tokenizer.json";
 
 /// The image loader of a config.
 /// (Text-only models get a loader that reads no image.)
 pub fn image_loader(cfg: &RunConfig) -> ImageLoader {
-    let spec = image_spec(cfg);
-    if cfg.model.modality == mmfuse_models::fusion::Modality::Text && cfg.model.method == "concat" {
-        ImageLoader::unused(spec)
-    } else {
-        ImageLoader::new(spec, cfg.data.missing_image)
-    }
+    let spec = cfg.data.image_spec();
+    if !cfg.model.reads_images() { ImageLoader::unused(spec) } else { ImageLoader::new(spec, cfg.data.missing_image) }
 }
 
 /// Read and prepare the splits. The tokenizer is trained on the train split unless
@@ -97,7 +74,7 @@ pub fn prepare(cfg: &RunConfig, tokenizer: Option<&Path>) -> Result<Prepared> {
             bail!("missing split file {} (expected {} in {})", p.display(), files.join(", "), d.dir.display());
         }
     }
-    let imgs = image_dir(cfg);
+    let imgs = d.image_dir();
     let mut report = serde_json::Map::new();
     match d.task {
         TaskFamily::Regression => bail!("data.task = \"regression\" is read by the MIM pipeline (mmfuse_train::aligned), not as posts"),
@@ -153,7 +130,7 @@ pub fn prepare(cfg: &RunConfig, tokenizer: Option<&Path>) -> Result<Prepared> {
             let mut out = Vec::new();
             let mut reps = Vec::new();
             // CLFA's optional OCR stream and lexicon weights
-            let ocr_encoder = cfg.model.clfa_ocr.then(|| TextEncoder::new(encoder.tokenizer().clone(), d.ocr_max_len, true));
+            let ocr_encoder = cfg.model.clfa_ocr().then(|| TextEncoder::new(encoder.tokenizer().clone(), d.ocr_max_len, true));
             let lexicon = match &d.lexicon {
                 Some(p) => Some(mmfuse_data::lexicon::Lexicon::read(p).with_context(|| format!("data.lexicon = {}", p.display()))?),
                 None => None,
@@ -191,7 +168,7 @@ fn finish_prepare(
     encoder: TextEncoder,
     report: serde_json::Map<String, serde_json::Value>,
 ) -> Result<Prepared> {
-    let caption_tokenizer = if cfg.model.caption_weight > 0.0 {
+    let caption_tokenizer = if cfg.model.captioning() {
         let tok = train_word_tokenizer(texts[0].iter().cloned(), cfg.data.min_word_count, true)?;
         for (examples, texts) in splits.iter_mut().zip(&texts) {
             anyhow::ensure!(examples.len() == texts.len(), "internal: {} examples for {} texts", examples.len(), texts.len());
@@ -218,160 +195,13 @@ fn finish_prepare(
     Ok(Prepared { train: it.next().unwrap(), dev: it.next().unwrap(), test: it.next().unwrap(), labels, encoder, caption_tokenizer, report: report.into() })
 }
 
-/// The task kind of a config with its label map.
-pub fn task_kind(cfg: &RunConfig, labels: &LabelMap) -> TaskKind {
-    match cfg.data.task {
-        TaskFamily::Ner => TaskKind::Tag { n_tags: labels.len() },
-        TaskFamily::Classify => TaskKind::Classify { n_classes: labels.len() },
-        TaskFamily::Regression => unreachable!("regression runs are MIM's (crate::aligned), not a TaskModel"),
+/// The post model (concat, MuSE, CLFA) a config describes, with fresh weights
+/// ([`mmfuse_models::registry::build`]); `n_labels` classes or tags.
+pub fn post_model(cfg: &RunConfig, shapes: &ModelShapes, n_labels: usize, device: &Device) -> Result<FusionModel> {
+    match registry::build(&cfg.model, &cfg.data, shapes, n_labels, device).map_err(anyhow::Error::msg)? {
+        Model::Posts(m) => Ok(m),
+        Model::Aligned(_) => bail!("model.method = \"mim\" reads word-aligned features, not posts (data.task = \"regression\")"),
     }
-}
-
-/// The run's copy of CLFA's lexicon (`data.lexicon`), so the run folder predicts on its own.
-pub const LEXICON_FILE: &str = "lexicon.tsv";
-
-/// Build the model a config describes (fresh weights) with the shapes `shapes` fixes; the image
-/// encoder and fusion layers take the text encoder's hidden size.
-pub fn build_model(cfg: &RunConfig, shapes: &ModelShapes, task: TaskKind, device: &Device) -> FusionModel {
-    let m = &cfg.model;
-    let text = shapes.text.clone();
-    let caption_vocab = shapes.caption_vocab;
-    let d = text.d_model();
-    let spec = image_spec(cfg);
-    let image: ImageEncoderConfig = match &shapes.image {
-        Some(PretrainedImage::ResNet(r)) => ImageEncoderConfig::ResNet { resnet: r.clone(), d_model: d, grid: m.image_grid },
-        Some(PretrainedImage::Vit { vit }) => ImageEncoderConfig::Vit { vit: vit.clone(), d_model: d },
-        None => ImageCnnConfig::new().with_channels(m.cnn_channels.clone()).with_d_model(d).into(),
-    };
-    match m.method.as_str() {
-        "muse" => {
-            let cross = CrossTransformerConfig::new(d)
-                .with_n_heads(m.n_heads)
-                .with_d_ff(m.d_ff)
-                .with_n_layers(m.cross_layers)
-                .with_dropout(m.dropout)
-                .with_exchange_ratio(m.exchange_ratio)
-                .with_exchange_start_layer(m.exchange_start_layer)
-                .with_exchange_end_layer(m.exchange_end_layer)
-                .with_replace(m.exchange_replace)
-                .with_reference_compat(m.reference_compat);
-            let caption = (m.caption_weight > 0.0).then(|| {
-                CaptionDecoderConfig::new(caption_vocab, d)
-                    .with_d_embed(m.caption_dim)
-                    .with_d_hidden(m.caption_dim)
-                    .with_d_attention(m.caption_dim)
-                    .with_dropout(m.decoder_dropout)
-                    .with_reference_compat(m.reference_compat)
-            });
-            let pixelcnn = (m.pixelcnn_weight > 0.0)
-                .then(|| PixelCnnPpConfig::new(d).with_nr_filters(m.pixelcnn_filters).with_nr_resnet(m.pixelcnn_resnets).with_dropout(m.decoder_dropout));
-            FusionModel::Muse(
-                MuseConfig::new(task, text, image, cross)
-                    .with_caption(caption)
-                    .with_pixelcnn(pixelcnn)
-                    .with_dropout(m.dropout)
-                    .with_crf(m.crf)
-                    .with_caption_weight(m.caption_weight)
-                    .with_pixelcnn_weight(m.pixelcnn_weight)
-                    .with_decoder_noise(m.decoder_noise)
-                    .with_pixel_mean(spec.mean)
-                    .with_pixel_std(spec.std)
-                    .init(device),
-            )
-        }
-        "clfa" => {
-            let cross =
-                CrossEncoderConfig::new(d).with_n_heads(m.n_heads).with_d_ff(m.d_ff).with_n_layers(m.cross_layers).with_dropout(m.dropout).with_ocr(m.clfa_ocr);
-            FusionModel::Clfa(
-                ClfaConfig::new(task, text, image, cross)
-                    .with_d_proj(shapes.teacher_dim.max(1))
-                    .with_tau(m.clfa_tau)
-                    .with_alpha(m.clfa_alpha)
-                    .with_beta(m.clfa_beta)
-                    .with_pooling(m.clfa_pooling)
-                    .with_fuser(m.clfa_fuser)
-                    .with_dropout(m.dropout)
-                    .with_lexicon_weight(m.clfa_lexicon_weight)
-                    .init(device),
-            )
-        }
-        _ => FusionModel::Concat(
-            ConcatFusionConfig::new(m.modality, task, text, image).with_d_hidden(m.d_hidden).with_dropout(m.dropout).with_crf(m.crf).init(device),
-        ),
-    }
-}
-
-/// Width of the text encoder (and so of the whole model).
-fn text_d_model(cfg: &RunConfig, bert: Option<&BertConfig>) -> usize {
-    bert.map_or(cfg.model.d_model, |b| b.hidden_size)
-}
-
-/// What, beyond the config, fixes a model's shape: the text encoder (from scratch over the run's
-/// vocabulary, or a pretrained BERT's config), the pretrained ResNet's or ViT's shape, MuSE's caption
-/// vocabulary and CLFA's teacher dimension. A run folder stores each in its own file.
-#[derive(Clone, Debug)]
-pub struct ModelShapes {
-    pub text: TextEncoderConfig,
-    /// Pretrained image encoder ([`IMAGE_ENCODER_FILE`]); `None`: the CNN from scratch.
-    pub image: Option<PretrainedImage>,
-    /// Caption vocabulary size ([`CAPTION_TOKENIZER_FILE`]; 0 without the captioning decoder).
-    pub caption_vocab: usize,
-    /// CLFA teacher embedding size ([`TEACHER_FILE`]; 0 without alignment).
-    pub teacher_dim: usize,
-}
-
-impl ModelShapes {
-    /// A from-scratch model over `vocab_size` words (the text encoder of `cfg`).
-    pub fn scratch(cfg: &RunConfig, vocab_size: usize) -> Self {
-        Self { text: text_encoder_config(cfg, vocab_size, None), image: None, caption_vocab: 0, teacher_dim: 0 }
-    }
-
-    /// The shapes saved in a run folder, whose tokenizer has `vocab_size` entries.
-    pub fn from_run_dir(run_dir: &Path, cfg: &RunConfig, vocab_size: usize) -> Result<Self> {
-        let teacher = run_dir.join(TEACHER_FILE);
-        let teacher_dim = if teacher.exists() {
-            let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&teacher)?).with_context(|| format!("corrupt {}", teacher.display()))?;
-            v["dim"].as_u64().with_context(|| format!("{}: no \"dim\"", teacher.display()))? as usize
-        } else {
-            0
-        };
-        Ok(Self {
-            text: text_encoder_config(cfg, vocab_size, saved_text_config(run_dir)?.as_ref()),
-            image: saved_image_config(run_dir)?,
-            caption_vocab: saved_caption_vocab(run_dir)?,
-            teacher_dim,
-        })
-    }
-}
-
-fn path_is_vit(cfg: &RunConfig) -> bool {
-    cfg.model.image_encoder.as_ref().is_some_and(|p| p.is_dir())
-}
-
-/// The run's file holding CLFA's teacher embedding size (`{"dim": P}`).
-pub const TEACHER_FILE: &str = "teacher.json";
-
-/// The run's file holding the pretrained image encoder's shape (absent for the CNN).
-pub const IMAGE_ENCODER_FILE: &str = "image_encoder.json";
-
-/// The pretrained image encoder's shape saved in a run folder ([`IMAGE_ENCODER_FILE`]), if any.
-pub fn saved_image_config(run_dir: &Path) -> Result<Option<PretrainedImage>> {
-    let p = run_dir.join(IMAGE_ENCODER_FILE);
-    if !p.exists() {
-        return Ok(None);
-    }
-    let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
-    Ok(Some(serde_json::from_str(&text).with_context(|| format!("corrupt {}", p.display()))?))
-}
-
-/// The caption vocabulary size saved in a run folder ([`CAPTION_TOKENIZER_FILE`]; 0 if none).
-pub fn saved_caption_vocab(run_dir: &Path) -> Result<usize> {
-    let p = run_dir.join(CAPTION_TOKENIZER_FILE);
-    if !p.exists() {
-        return Ok(0);
-    }
-    let tok = Tokenizer::from_file(&p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?;
-    Ok(tok.get_vocab_size(true))
 }
 
 /// Train (or resume) the run described by `cfg` in `run_dir`, then score the best-dev
@@ -415,7 +245,6 @@ pub fn run_training(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Res
     let device = main_spec.device().map_err(anyhow::Error::msg)?;
     device.seed(cfg.train.seed);
     let train_device = device.clone().autodiff();
-    let task = task_kind(cfg, &prepared.labels);
     let caption_vocab = match &prepared.caption_tokenizer {
         Some(tok) => {
             let path = run_dir.join(CAPTION_TOKENIZER_FILE);
@@ -427,8 +256,8 @@ pub fn run_training(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Res
     // the pretrained image encoder: its shape is saved so the run folder rebuilds the model
     let image = match &cfg.model.image_encoder {
         Some(path) if path.is_dir() => {
-            let spec = image_spec(cfg);
-            let (enc, vit) = ImageEncoder::load_vit(path, text_d_model(cfg, bert.as_ref()), &train_device)
+            let spec = cfg.data.image_spec();
+            let (enc, vit) = ImageEncoder::load_vit(path, bert.as_ref().map_or(cfg.model.d_model, |b| b.hidden_size), &train_device)
                 .with_context(|| format!("loading model.image_encoder = {} (a Hugging Face ViT folder)", path.display()))?;
             if spec.size as usize != vit.image_size {
                 bail!(
@@ -453,7 +282,7 @@ pub fn run_training(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Res
                     path.display()
                 );
             }
-            let (enc, shape) = ImageEncoder::load_resnet(path, text_d_model(cfg, bert.as_ref()), cfg.model.image_grid, &train_device)
+            let (enc, shape) = ImageEncoder::load_resnet(path, bert.as_ref().map_or(cfg.model.d_model, |b| b.hidden_size), cfg.model.image_grid, &train_device)
                 .with_context(|| format!("loading model.image_encoder = {}", path.display()))?;
             let shape = PretrainedImage::ResNet(shape);
             checkpoint::write_atomic(&run_dir.join(IMAGE_ENCODER_FILE), serde_json::to_string_pretty(&shape)?.as_bytes())?;
@@ -466,17 +295,18 @@ pub fn run_training(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Res
         checkpoint::write_atomic(&run_dir.join(TEACHER_FILE), json!({"dim": teacher_dim}).to_string().as_bytes())?;
     }
     let shapes = ModelShapes {
-        text: text_encoder_config(cfg, prepared.encoder.vocab_size(), bert.as_ref()),
+        text: text_encoder_config(&cfg.model, &cfg.data, prepared.encoder.vocab_size(), bert.as_ref()),
         image: image.as_ref().map(|(_, s)| s.clone()),
         caption_vocab,
         teacher_dim,
+        features: None,
     };
-    let mut model = build_model(cfg, &shapes, task, &train_device);
+    let mut model = post_model(cfg, &shapes, prepared.labels.len(), &train_device)?;
     if let Some((enc, _)) = image {
         model.set_image_encoder(enc);
         tracing::info!(
             "image encoder: pretrained {} from {}",
-            if path_is_vit(cfg) { "ViT" } else { "ResNet" },
+            if cfg.model.image_encoder.as_ref().is_some_and(|p| p.is_dir()) { "ViT" } else { "ResNet" },
             cfg.model.image_encoder.as_ref().unwrap().display()
         );
     }
@@ -492,7 +322,7 @@ pub fn run_training(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Res
         dev = prepared.dev.len(),
         test = prepared.test.len(),
         "training {} ({:?}) on {}",
-        cfg.model.method,
+        cfg.model.method_name(),
         cfg.model.modality,
         main_spec
     );
@@ -543,10 +373,12 @@ pub fn rescore(run_dir: &Path, data_dir: Option<&Path>, device: &Device) -> Resu
         return crate::aligned::rescore_mim(run_dir, &cfg, device);
     }
     let prepared = prepare(&cfg, Some(&run_dir.join("tokenizer.json")))?;
-    let task = task_kind(&cfg, &prepared.labels);
-    let shapes = ModelShapes::from_run_dir(run_dir, &cfg, prepared.encoder.vocab_size())?;
+    let shapes = ModelShapes::from_run_dir(run_dir, &cfg.model, &cfg.data, prepared.encoder.vocab_size())?;
     let best = checkpoint::load(&run_dir.join("checkpoints"), "best")?.context("the run folder has no best checkpoint")?;
-    let model = build_model(&cfg, &shapes, task, device).try_load_record(best.model).context("the best checkpoint does not match config.toml")?.valid();
+    let model = post_model(&cfg, &shapes, prepared.labels.len(), device)?
+        .try_load_record(best.model)
+        .context("the best checkpoint does not match config.toml")?
+        .valid();
     let loader = Arc::new(image_loader(&cfg));
     let bs = cfg.train.batch_size * 2;
     let dev = evaluate(&model, Arc::new(prepared.dev), loader.clone(), bs, device, &prepared.labels)?;

@@ -1,35 +1,14 @@
-//! What a run folder holds that both kinds of run (posts: [`crate::run`]; word-aligned
-//! features: [`crate::aligned`]) read and write: the pretrained text encoder's config, the run's
-//! summary, the training curves.
+//! What both kinds of run (posts: [`crate::run`]; word-aligned features: [`crate::aligned`])
+//! write to a run folder beyond the model package ([`mmfuse_models::package`]): the resolved
+//! pretrained text encoder, the run's summary, the training curves.
 
 use crate::config::RunConfig;
 use crate::evaluate::EvalResult;
 use crate::trainer::{FitOutcome, metrics_path};
 use anyhow::{Context, Result, bail};
 use mmfuse_metrics::plot::{CurvePoint, plot_curves};
-use mmfuse_models::encoders::{BertConfig, TextEncoderConfig, TextTransformerConfig};
+use mmfuse_models::encoders::BertConfig;
 use std::path::{Path, PathBuf};
-
-/// The run's file holding the pretrained text encoder's `config.json` (absent for from-scratch
-/// text encoders); with it a run folder rebuilds the model without the pretrained folder.
-pub const TEXT_ENCODER_FILE: &str = "text_encoder.json";
-
-/// The text encoder a config describes: BERT of `bert` (a pretrained encoder's config), else a
-/// Transformer from scratch over `vocab_size` words.
-pub fn text_encoder_config(cfg: &RunConfig, vocab_size: usize, bert: Option<&BertConfig>) -> TextEncoderConfig {
-    let m = &cfg.model;
-    match bert {
-        Some(b) => TextEncoderConfig::Bert(b.clone()),
-        None => TextTransformerConfig::new(vocab_size)
-            .with_d_model(m.d_model)
-            .with_n_heads(m.n_heads)
-            .with_n_layers(m.n_layers)
-            .with_d_ff(m.d_ff)
-            .with_max_len(cfg.data.max_len)
-            .with_dropout(m.dropout)
-            .into(),
-    }
-}
 
 /// The pretrained text encoder's config named by `model.text_encoder`, checked against the run
 /// (sequence length, heads of the fusion layers).
@@ -50,27 +29,8 @@ pub fn pretrained_text_config(cfg: &RunConfig) -> Result<Option<(PathBuf, BertCo
         );
     }
     let b = BertConfig::from_file(dir.join("config.json")).with_context(|| format!("model.text_encoder = {}", dir.display()))?;
-    check_text_config(cfg, &b)?;
+    mmfuse_models::registry::check_text_config(&cfg.model, &cfg.data, &b).map_err(anyhow::Error::msg)?;
     Ok(Some((dir.clone(), b)))
-}
-
-fn check_text_config(cfg: &RunConfig, b: &BertConfig) -> Result<()> {
-    if cfg.data.max_len > b.max_position_embeddings {
-        bail!("data.max_len {} is longer than the text encoder's max_position_embeddings {}", cfg.data.max_len, b.max_position_embeddings);
-    }
-    if cfg.model.method == "muse" && !b.hidden_size.is_multiple_of(cfg.model.n_heads) {
-        bail!("the text encoder's hidden_size {} must be divisible by model.n_heads {} (the CrossTransformer's heads)", b.hidden_size, cfg.model.n_heads);
-    }
-    Ok(())
-}
-
-/// The text encoder config saved in a run folder ([`TEXT_ENCODER_FILE`]), if any.
-pub fn saved_text_config(run_dir: &Path) -> Result<Option<BertConfig>> {
-    let p = run_dir.join(TEXT_ENCODER_FILE);
-    if !p.exists() {
-        return Ok(None);
-    }
-    Ok(Some(BertConfig::from_file(&p).with_context(|| format!("reading {}", p.display()))?))
 }
 
 /// A finished run.

@@ -41,7 +41,7 @@ fn alignment_to_a_clip_teacher_does_not_hurt() {
         let o = vec![
             format!("data.dir=\"{}\"", cls.display()),
             format!("data.teacher=\"{}\"", cache.display()),
-            format!("model.clfa_alpha={alpha}"),
+            format!("model.clfa.alpha={alpha}"),
             "train.epochs=6".to_string(),
             "train.seed=5".to_string(),
         ];

@@ -47,7 +47,7 @@ fn gates_drop_the_noisy_steps_and_mim_beats_its_ablation() {
     let c = corpus(&dir, 800);
     let quiet = TrainOptions { quiet: true, ..Default::default() };
     let full = run_training(&config(&c, &[]), &dir.join("mim"), &quiet).unwrap();
-    let ablation = run_training(&config(&c, &["model.mim_purification=false", "model.mim_guidance=false"]), &dir.join("plain"), &quiet).unwrap();
+    let ablation = run_training(&config(&c, &["model.mim.purification=false", "model.mim.guidance=false"]), &dir.join("plain"), &quiet).unwrap();
     let (mae_full, mae_plain) = (test_score(&dir.join("mim"), "mae"), test_score(&dir.join("plain"), "mae"));
     let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("mim/results.json")).unwrap()).unwrap();
     let plain: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("plain/results.json")).unwrap()).unwrap();

@@ -9,7 +9,7 @@ use mmfuse_models::batch::Batch;
 use mmfuse_models::fusion::FusionModel;
 use mmfuse_models::task::{Prediction, TaskKind, TaskModel};
 use mmfuse_train::checkpoint;
-use mmfuse_train::run::{ModelShapes, build_model, prepare};
+use mmfuse_train::run::{ModelShapes, post_model, prepare};
 use mmfuse_train::trainer::{TrainData, fit};
 use mmfuse_train::{RunConfig, TrainOptions, run_training};
 use std::path::{Path, PathBuf};
@@ -46,12 +46,15 @@ fn config(corpus: &Path, extra: &[&str]) -> RunConfig {
         "model.d_ff=32".into(),
         "model.n_layers=1".into(),
         "model.cnn_channels=[8,8]".into(),
-        "model.d_hidden=16".into(),
+        "model.concat.d_hidden=16".into(),
         "train.batch_size=16".into(),
         "train.epochs=2".into(),
         "train.eval_every=4".into(),
         "train.patience=0".into(),
     ];
+    if extra.iter().any(|e| e.starts_with("model.method=")) {
+        o.retain(|s| !s.starts_with("model.concat."));
+    }
     o.extend(extra.iter().map(|s| s.to_string()));
     RunConfig::from_toml_str("[data]\ntask = \"classify\"\ndir = \"x\"\n[model]\n[train]\n", &o).unwrap()
 }
@@ -61,8 +64,7 @@ fn weights(path: &Path) -> Vec<Vec<f32>> {
     let cfg_dir = path.parent().unwrap().parent().unwrap().parent().unwrap();
     let cfg = RunConfig::load(&cfg_dir.join("config.toml"), &[]).unwrap();
     let p = prepare(&cfg, Some(&cfg_dir.join("tokenizer.json"))).unwrap();
-    let m = build_model(&cfg, &ModelShapes::scratch(&cfg, p.encoder.vocab_size()), TaskKind::Classify { n_classes: p.labels.len() }, &Device::flex())
-        .load_record(rec);
+    let m = post_model(&cfg, &ModelShapes::scratch(&cfg.model, &cfg.data, p.encoder.vocab_size()), p.labels.len(), &Device::flex()).unwrap().load_record(rec);
     let mut out = Vec::new();
     struct V<'a>(&'a mut Vec<Vec<f32>>);
     impl burn::module::ModuleVisitor for V<'_> {
@@ -129,7 +131,7 @@ fn nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint() {
     let cfg = config(&c, &["train.eval_every=3"]);
     let p = prepare(&cfg, None).unwrap();
     let device = Device::flex().autodiff();
-    let model = NanAfter { inner: build_model(&cfg, &ModelShapes::scratch(&cfg, p.encoder.vocab_size()), TaskKind::Classify { n_classes: 3 }, &device) };
+    let model = NanAfter { inner: post_model(&cfg, &ModelShapes::scratch(&cfg.model, &cfg.data, p.encoder.vocab_size()), 3, &device).unwrap() };
     let loader = Arc::new(mmfuse_train::run::image_loader(&cfg));
     let data = TrainData { train: Arc::new(p.train), dev: Arc::new(p.dev), loader, labels: p.labels };
     let run = dir.join("run");
@@ -171,30 +173,36 @@ fn muse_with_decoders_trains_and_its_run_folder_reloads() {
     let c = corpus(&dir);
     let muse = [
         "model.method=\"muse\"",
-        "model.cross_layers=2",
-        "model.exchange_start_layer=0",
-        "model.exchange_end_layer=1",
-        "model.caption_dim=8",
-        "model.pixelcnn_filters=4",
-        "model.decoder_noise=0.0",
-        "model.decoder_dropout=0.0",
+        "model.muse.cross_layers=2",
+        "model.muse.exchange_start_layer=0",
+        "model.muse.exchange_end_layer=1",
+        "model.muse.caption_dim=8",
+        "model.muse.pixelcnn_filters=4",
+        "model.muse.decoder_noise=0.0",
+        "model.muse.decoder_dropout=0.0",
         "model.dropout=0.0",
     ];
-    let with: Vec<&str> = muse.iter().copied().chain(["model.caption_weight=0.5", "model.pixelcnn_weight=0.5"]).collect();
+    let with: Vec<&str> = muse.iter().copied().chain(["model.muse.caption_weight=0.5", "model.muse.pixelcnn_weight=0.5"]).collect();
     let cfg = config(&c, &with);
     let run = dir.join("run");
     let s = run_training(&cfg, &run, &TrainOptions { quiet: true, ..Default::default() }).unwrap();
     assert!(s.test.is_some());
-    let vocab = mmfuse_train::run::saved_caption_vocab(&run).unwrap();
+    let vocab = mmfuse_models::package::saved_caption_vocab(&run).unwrap();
     assert!(vocab > 4, "caption vocabulary of {vocab} words");
     // the run folder alone rebuilds the model with its decoders and loads the best weights
     let p = prepare(&cfg, Some(&run.join("tokenizer.json"))).unwrap();
     let task = TaskKind::Classify { n_classes: p.labels.len() };
     let rec = ModuleRecord::load(run.join("checkpoints/best/model.bpk")).unwrap();
     let device = Device::flex();
-    let model = build_model(&cfg, &ModelShapes { caption_vocab: vocab, ..ModelShapes::scratch(&cfg, p.encoder.vocab_size()) }, task, &device)
-        .try_load_record(rec)
-        .unwrap();
+    let model = post_model(
+        &cfg,
+        &ModelShapes { caption_vocab: vocab, ..ModelShapes::scratch(&cfg.model, &cfg.data, p.encoder.vocab_size()) },
+        task.n_outputs(),
+        &device,
+    )
+    .unwrap()
+    .try_load_record(rec)
+    .unwrap();
     let FusionModel::Muse(m) = &model else { panic!("not a MuSE model") };
     assert!(m.caption.is_some() && m.pixelcnn.is_some());
     // the decoder terms are part of the loss: same weights, decoders switched off → lower loss
@@ -229,14 +237,20 @@ fn pretrained_resnet_image_encoder_trains_with_frozen_stem() {
     let cfg = config(&c, &[&img, "model.image_grid=2", "train.freeze=[\"image.resnet.stem\", \"image.resnet.stages.0\"]"]);
     let run = dir.join("run");
     run_training(&cfg, &run, &TrainOptions { quiet: true, ..Default::default() }).unwrap();
-    let shape = mmfuse_train::run::saved_image_config(&run).unwrap().expect("image_encoder.json");
+    let shape = mmfuse_models::package::saved_image_config(&run).unwrap().expect("image_encoder.json");
     let p = prepare(&cfg, Some(&run.join("tokenizer.json"))).unwrap();
     let device = Device::flex();
     let task = TaskKind::Classify { n_classes: p.labels.len() };
     let rec = ModuleRecord::load(run.join("checkpoints/last/model.bpk")).unwrap();
-    let model = build_model(&cfg, &ModelShapes { image: Some(shape.clone()), ..ModelShapes::scratch(&cfg, p.encoder.vocab_size()) }, task, &device)
-        .try_load_record(rec)
-        .unwrap();
+    let model = post_model(
+        &cfg,
+        &ModelShapes { image: Some(shape.clone()), ..ModelShapes::scratch(&cfg.model, &cfg.data, p.encoder.vocab_size()) },
+        task.n_outputs(),
+        &device,
+    )
+    .unwrap()
+    .try_load_record(rec)
+    .unwrap();
     let (orig, _) = mmfuse_models::encoders::ResNet::load(&fixture, &device).unwrap();
     let FusionModel::Concat(m) = &model else { panic!("not concat") };
     let Some(mmfuse_models::encoders::ImageEncoder::ResNet(r)) = &m.image else { panic!("not a ResNet image encoder") };
@@ -256,8 +270,8 @@ fn pretrained_resnet_image_encoder_trains_with_frozen_stem() {
     let run_eval = dir.join("run-eval");
     run_training(&cfg_eval, &run_eval, &TrainOptions { quiet: true, ..Default::default() }).unwrap();
     let rec = ModuleRecord::load(run_eval.join("checkpoints/last/model.bpk")).unwrap();
-    let shapes_eval = ModelShapes { image: Some(shape.clone()), ..ModelShapes::scratch(&cfg_eval, p.encoder.vocab_size()) };
-    let model_eval = build_model(&cfg_eval, &shapes_eval, task, &device).try_load_record(rec).unwrap();
+    let shapes_eval = ModelShapes { image: Some(shape.clone()), ..ModelShapes::scratch(&cfg_eval.model, &cfg_eval.data, p.encoder.vocab_size()) };
+    let model_eval = post_model(&cfg_eval, &shapes_eval, task.n_outputs(), &device).unwrap().try_load_record(rec).unwrap();
     assert_eq!(stats(&model_eval), orig_stats, "eval-mode batch norm changed its running mean");
     // a prefix that matches nothing
     let bad = config(&c, &[&img, "train.freeze=[\"image.resnet.stemm\"]"]);
@@ -279,13 +293,13 @@ fn a_vit_folder_trains_as_image_encoder_and_reloads() {
     let cfg = config(&c, &[&img, "data.image_size=32"]);
     let run = dir.join("run");
     run_training(&cfg, &run, &TrainOptions { quiet: true, ..Default::default() }).unwrap();
-    let shape = mmfuse_train::run::saved_image_config(&run).unwrap().expect("image_encoder.json");
+    let shape = mmfuse_models::package::saved_image_config(&run).unwrap().expect("image_encoder.json");
     assert!(matches!(shape, mmfuse_models::encoders::PretrainedImage::Vit { .. }), "{shape:?}");
     let p = prepare(&cfg, Some(&run.join("tokenizer.json"))).unwrap();
     let device = Device::flex();
-    let shapes = ModelShapes::from_run_dir(&run, &cfg, p.encoder.vocab_size()).unwrap();
+    let shapes = ModelShapes::from_run_dir(&run, &cfg.model, &cfg.data, p.encoder.vocab_size()).unwrap();
     let rec = ModuleRecord::load(run.join("checkpoints/last/model.bpk")).unwrap();
-    let model = build_model(&cfg, &shapes, TaskKind::Classify { n_classes: p.labels.len() }, &device).try_load_record(rec).unwrap();
+    let model = post_model(&cfg, &shapes, p.labels.len(), &device).unwrap().try_load_record(rec).unwrap();
     let FusionModel::Concat(m) = &model else { panic!("not concat") };
     let Some(mmfuse_models::encoders::ImageEncoder::Vit(v)) = &m.image else { panic!("not a ViT image encoder") };
     let (orig, _) = mmfuse_models::encoders::VitModel::load(&fixture, &device).unwrap();
@@ -320,16 +334,16 @@ fn clfa_trains_with_a_clip_teacher_cache_and_reloads() {
         mmfuse_train::teacher::write_clip_cache(&clip, &samples, &cache, mmfuse_data::image::MissingImage::Error, 16, &Device::flex(), true).unwrap();
     assert_eq!((n, p, ph), (samples.len(), 16, 0));
     let teacher = format!("data.teacher=\"{}\"", cache.display());
-    let cfg = config(&c, &["model.method=\"clfa\"", "model.cross_layers=1", &teacher]);
+    let cfg = config(&c, &["model.method=\"clfa\"", "model.clfa.cross_layers=1", &teacher]);
     let run = dir.join("run");
     let s = run_training(&cfg, &run, &TrainOptions { quiet: true, ..Default::default() }).unwrap();
     assert!(s.test.is_some());
     let pr = prepare(&cfg, Some(&run.join("tokenizer.json"))).unwrap();
-    let shapes = ModelShapes::from_run_dir(&run, &cfg, pr.encoder.vocab_size()).unwrap();
+    let shapes = ModelShapes::from_run_dir(&run, &cfg.model, &cfg.data, pr.encoder.vocab_size()).unwrap();
     assert_eq!(shapes.teacher_dim, 16);
     let rec = ModuleRecord::load(run.join("checkpoints/best/model.bpk")).unwrap();
     let device = Device::flex();
-    let model = build_model(&cfg, &shapes, TaskKind::Classify { n_classes: pr.labels.len() }, &device).try_load_record(rec).unwrap();
+    let model = post_model(&cfg, &shapes, pr.labels.len(), &device).unwrap().try_load_record(rec).unwrap();
     let FusionModel::Clfa(m) = &model else { panic!("not a CLFA model") };
     assert!(m.proj_text.is_some() && m.proj_image.is_some());
     // the alignment term is in the loss: the same weights with α = 0 give a lower loss
@@ -343,7 +357,7 @@ fn clfa_trains_with_a_clip_teacher_cache_and_reloads() {
     let task_only = ablated.loss(&batch).into_scalar::<f32>();
     assert!(full > task_only + 0.05, "with alignment {full}, without {task_only}");
     // the no-alignment ablation needs no teacher
-    let cfg0 = config(&c, &["model.method=\"clfa\"", "model.cross_layers=1", "model.clfa_alpha=0.0"]);
+    let cfg0 = config(&c, &["model.method=\"clfa\"", "model.clfa.cross_layers=1", "model.clfa.alpha=0.0"]);
     run_training(&cfg0, &dir.join("run0"), &TrainOptions { quiet: true, ..Default::default() }).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -100,7 +100,7 @@ pub fn run_demo(out_dir: &Path, opts: &DemoOptions) -> Result<Vec<DemoRow>> {
                 format!("model.modality=\"{name}\""),
                 format!("train.seed={}", opts.seed),
             ];
-            overrides.extend(opts.overrides.iter().cloned());
+            overrides.extend(overrides_for(&opts.overrides, method));
             let cfg = RunConfig::from_toml_str(toml, &overrides)?;
             let run_name = if method == "concat" { format!("{task}-{name}") } else { format!("{task}-{method}") };
             let run_dir = out_dir.join("runs").join(&run_name);
@@ -127,6 +127,17 @@ pub fn run_demo(out_dir: &Path, opts: &DemoOptions) -> Result<Vec<DemoRow>> {
     Ok(rows)
 }
 
+/// The `--set` overrides that apply to a run of `method`: a method's own table
+/// (`model.muse.…`) goes to that method's runs only, everything else to every run.
+fn overrides_for(overrides: &[String], method: &str) -> Vec<String> {
+    let own = format!("model.{method}.");
+    overrides
+        .iter()
+        .filter(|o| !mmfuse_models::config::Method::NAMES.iter().any(|m| o.starts_with(&format!("model.{m}."))) || o.starts_with(&own))
+        .cloned()
+        .collect()
+}
+
 /// MIM and the same model without UPN/KGS on the synthetic word-aligned corpus (MOSI-sized).
 fn run_mim_demo(out_dir: &Path, opts: &DemoOptions) -> Result<Vec<DemoRow>> {
     use mmfuse_data::aligned_synth::{AlignedSynthConfig, generate as generate_aligned};
@@ -134,10 +145,10 @@ fn run_mim_demo(out_dir: &Path, opts: &DemoOptions) -> Result<Vec<DemoRow>> {
     let ds = generate_aligned(&AlignedSynthConfig { seed: opts.seed, ..Default::default() });
     mmfuse_data::aligned::write_dir(&ds, &corpus)?;
     let mut rows = Vec::new();
-    for (method, extra) in [("mim", vec![]), ("mim-plain", vec!["model.mim_purification=false".to_string(), "model.mim_guidance=false".to_string()])] {
+    for (method, extra) in [("mim", vec![]), ("mim-plain", vec!["model.mim.purification=false".to_string(), "model.mim.guidance=false".to_string()])] {
         let mut overrides = vec![format!("data.dir=\"{}\"", corpus.display()), format!("train.seed={}", opts.seed)];
         overrides.extend(extra);
-        overrides.extend(opts.overrides.iter().cloned());
+        overrides.extend(overrides_for(&opts.overrides, "mim"));
         let cfg = RunConfig::from_toml_str(MIM_TOML, &overrides)?;
         let run_dir = out_dir.join("runs").join(format!("mosi-{method}"));
         if !opts.quiet {

@@ -464,7 +464,7 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(input) = input {
                 let report = mmfuse_predict::file::predict_file(&p, &input, &mut sink, batch_size, cli.quiet)?;
                 sink.flush()?;
-                eprintln!("{} posts predicted, {} skipped", report.predicted, report.bad.len());
+                eprintln!("{} predicted, {} skipped", report.predicted, report.bad.len());
                 for b in &report.bad {
                     eprintln!("  {}:{}: skipped: {}", input.display(), b.line, b.reason);
                 }

@@ -54,7 +54,7 @@ fn muse_and_clfa_beat_both_unimodal_models() {
         n_train: 1500,
         n_dev: 200,
         n_test: 400,
-        overrides: vec!["train.epochs=6".into(), "model.cross_layers=3".into(), "model.exchange_end_layer=2".into()],
+        overrides: vec!["train.epochs=6".into(), "model.muse.cross_layers=3".into(), "model.muse.exchange_end_layer=2".into()],
         quiet: true,
         tasks: vec!["classify".into()],
         muse: true,

@@ -1,22 +1,19 @@
 //! MIM runs on word-aligned text / audio / video features (CMU-MOSI/MOSEI, `data.task =
 //! "regression"`): the dataset → fixed-length rows (MAG-BERT's word-piece expansion), the
-//! two-step optimisation (UPN step, then a fresh forward for the all-parameter step), dev
-//! evaluation with the MOSI metrics (lower MAE is better), best/last checkpoints written
-//! atomically, early stopping, exact resume and `results.json`.
+//! two-step update ([`MimTwoStep`]: UPN step, then a fresh forward for the all-parameter step)
+//! as a strategy of the one training loop ([`crate::trainer::train_loop`]), dev evaluation with
+//! the MOSI metrics (lower MAE is better) and `results.json`.
 
 use crate::checkpoint::{self, TrainState};
 use crate::config::RunConfig;
 use crate::evaluate::EvalResult;
-use crate::examples::epoch_order;
 use crate::optim::{WarmupLinear, adamw, clip_global_norm};
 use crate::run_folder::{RunSummary, pretrained_text_config, write_curves};
-use crate::trainer::{
-    Ending, FitOutcome, TrainOptions, after_epoch, after_step, append_row, finish, metrics_path, progress_bar, record_eval, step_seed, truncate_metrics,
-};
+use crate::trainer::{StepLog, TrainOptions, UpdateStrategy, schedule_len, train_loop, warmup_steps};
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
-use burn::optim::GradientsParams;
-use burn::tensor::Device;
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::{Bytes, Device};
 use mmfuse_data::aligned::{AlignedDataset, AlignedSample, AlignedSplit, expand_wordpieces, read_any};
 use mmfuse_data::text::{TextEncoder, train_word_tokenizer};
 use mmfuse_kernels::device::on_compute_pool;
@@ -48,7 +45,8 @@ pub struct AlignedRow {
 
 /// A prepared dataset.
 pub struct AlignedData {
-    pub train: Vec<AlignedRow>,
+    /// Shared with the loop's batch iterator.
+    pub train: std::sync::Arc<Vec<AlignedRow>>,
     pub dev: Vec<AlignedRow>,
     pub test: Vec<AlignedRow>,
     pub audio_dim: usize,
@@ -111,7 +109,7 @@ pub fn prepare_aligned(cfg: &RunConfig, tokenizer: Option<&Path>) -> Result<Alig
         "audio_dim": da,
         "video_dim": dv,
     });
-    Ok(AlignedData { train, dev, test, audio_dim: da, video_dim: dv, max_len: d.max_len, encoder, report })
+    Ok(AlignedData { train: std::sync::Arc::new(train), dev, test, audio_dim: da, video_dim: dv, max_len: d.max_len, encoder, report })
 }
 
 /// Stack rows into a host batch.
@@ -127,11 +125,6 @@ pub fn host_batch(rows: &[&AlignedRow], max_len: usize, da: usize, dv: usize, la
         hb.labels = Some(rows.iter().map(|r| r.label).collect());
     }
     hb
-}
-
-/// Predictions for `rows` in order.
-pub fn predict_rows(model: &Mim, rows: &[AlignedRow], max_len: usize, da: usize, dv: usize, batch_size: usize, device: &Device) -> Vec<f32> {
-    infer(model, rows, max_len, da, dv, batch_size, device).0
 }
 
 /// Predictions for `rows` in order and, with a UPN, each row's keep masks (text, audio, video),
@@ -251,147 +244,120 @@ pub fn evaluate_aligned(model: &Mim, rows: &[AlignedRow], data: &AlignedData, ba
     EvalResult { scores: scores_map(&s), detail }
 }
 
-/// The two-step loop. `device` must be an autodiff device.
-pub fn fit_mim(model: Mim, cfg: &RunConfig, data: &AlignedData, run_dir: &Path, opts: &TrainOptions, device: &Device) -> Result<(Mim, FitOutcome)> {
-    let t = &cfg.train;
-    let n = data.train.len();
-    let per_epoch = n.div_ceil(t.batch_size);
-    let mut total = t.epochs * per_epoch;
-    if t.max_steps > 0 {
-        total = total.min(t.max_steps);
-    }
-    let sched = WarmupLinear::new(t.lr, (t.warmup_ratio * total as f64).ceil() as usize, total);
-    let mut optim = adamw(t.weight_decay, t.adam_eps);
-    let mut optim_upn = adamw(t.weight_decay, t.adam_eps);
-    let ckpt_root = run_dir.join("checkpoints");
-    let metrics = metrics_path(run_dir);
-    let select = cfg.select_metric();
-    let eval_device = device.clone().without_autodiff();
-    let mut model = model;
-    let mut state = TrainState::default();
-    if opts.resume {
-        match checkpoint::load(&ckpt_root, "last")? {
-            Some(ck) => {
-                model = model.try_load_record(ck.model).context("checkpoint does not match the model")?;
-                if let Some(b) = ck.optimizer {
-                    optim = optim.from_bytes(b).context("cannot restore the optimizer state")?;
-                }
-                if let Some(b) = checkpoint::load_extra(&ck.dir, "optimizer_upn")? {
-                    optim_upn = optim_upn.from_bytes(b).context("cannot restore the UPN optimizer state")?;
-                }
-                state = ck.state;
-                truncate_metrics(&metrics, state.step)?;
-                tracing::info!("resumed from {} at step {}", ck.dir.display(), state.step);
-            }
-            None => tracing::warn!("--resume: no checkpoint in {}, starting from scratch", ckpt_root.display()),
+/// MIM's update (paper §3.4), a strategy of the one training loop: step 1 moves the
+/// purification networks (UPN) on 0.1·L0 + Σ L^p, step 2 runs a fresh forward and moves every
+/// parameter on Σ L^u + L_inter + L_intra + L1(ŷ, y). Each step has its own AdamW state (the
+/// UPN's is checkpointed as `optimizer_upn.bpk`); both follow one warm-up/decay schedule.
+pub struct MimTwoStep<'a> {
+    cfg: &'a RunConfig,
+    data: &'a AlignedData,
+    optim: ModuleOptimizer,
+    optim_upn: ModuleOptimizer,
+    sched: WarmupLinear,
+    device: Device,
+    eval_device: Device,
+}
+
+impl<'a> MimTwoStep<'a> {
+    /// The update of `cfg` over `data` on the autodiff `device`.
+    pub fn new(cfg: &'a RunConfig, data: &'a AlignedData, device: &Device) -> Result<Self> {
+        let t = &cfg.train;
+        if t.devices.len() > 1 {
+            bail!("train.devices (data parallelism) is not implemented for MIM's two-step update: train on one device (train.device)");
         }
-    } else if metrics.exists() {
-        std::fs::remove_file(&metrics)?;
+        let (total, _) = schedule_len(t, data.train.len());
+        Ok(Self {
+            cfg,
+            data,
+            optim: adamw(t.weight_decay, t.adam_eps),
+            optim_upn: adamw(t.weight_decay, t.adam_eps),
+            sched: WarmupLinear::new(t.lr, warmup_steps(t, total), total),
+            device: device.clone(),
+            eval_device: device.clone().without_autodiff(),
+        })
     }
-    let outcome = |state: &TrainState, early_stopped, interrupted| FitOutcome {
-        steps: state.step,
-        best_step: state.best_step,
-        best_metric: state.best_metric,
-        early_stopped,
-        interrupted,
-    };
-    if state.finished {
-        return Ok((model, outcome(&state, false, false)));
+}
+
+impl UpdateStrategy for MimTwoStep<'_> {
+    type Model = Mim;
+    type Batch = AlignedHostBatch;
+
+    fn n_train(&self) -> usize {
+        self.data.train.len()
     }
-    let pb = progress_bar(total, state.step, opts.quiet);
-    let save_last = |model: &Mim, optim: &_, optim_upn: &_, state: &TrainState| {
-        checkpoint::save_with(&ckpt_root, "last", model, Some(optim), &[("optimizer_upn", optim_upn)], state)
-    };
-    let do_eval = |model: &Mim, state: &mut TrainState| -> Result<bool> {
-        let res = evaluate_aligned(&model.valid(), &data.dev, data, t.batch_size * 2, &eval_device);
-        record_eval(model, state, &res.scores, &select, t.patience, &ckpt_root, &metrics)
-    };
-    let mut ending = Ending::default();
-    let mut steps_this_call = 0usize;
-    let mut running = (0.0f64, 0.0f64, 0usize);
-    let log_every = (per_epoch / 10).clamp(1, 50);
-    'epochs: while state.epoch < t.epochs {
-        let order = epoch_order(n, t.seed, state.epoch);
-        let skip = (state.batch_in_epoch * t.batch_size).min(n);
-        for chunk in order[skip..].chunks(t.batch_size) {
-            if state.step >= total {
-                break 'epochs;
-            }
-            let refs: Vec<&AlignedRow> = chunk.iter().map(|&i| &data.train[i]).collect();
-            let batch = host_batch(&refs, data.max_len, data.audio_dim, data.video_dim, true).to_device(device);
-            let lr = sched.at(state.step);
-            device.seed(step_seed(t.seed, state.step));
-            // step 1: the purification networks on 0.1·L0 + Σ L^p
-            let mut upn_loss = 0.0;
-            if model.upn.is_some() {
-                let (v, next) = on_compute_pool(|| {
-                    let l = model.upn_loss(&batch).expect("UPN on");
-                    let v = l.clone().into_scalar::<f32>() as f64;
-                    if !v.is_finite() {
-                        return (v, model);
-                    }
-                    let mut g = l.backward();
-                    let upn = model.upn.as_ref().expect("UPN on");
-                    let mut grads = GradientsParams::from_module(&mut g, upn);
-                    clip_global_norm(upn, &mut grads, t.clip_norm);
-                    (v, optim_upn.step(lr, model, grads))
-                });
-                model = next;
-                upn_loss = v;
-                if !upn_loss.is_finite() {
-                    bail!("the purification loss is {upn_loss} at step {}; stopping with the last good checkpoint in {}", state.step + 1, ckpt_root.display());
+
+    fn batches(&self, _model: &Mim, order: Vec<usize>) -> Box<dyn Iterator<Item = Result<AlignedHostBatch>>> {
+        let (rows, bs) = (self.data.train.clone(), self.cfg.train.batch_size);
+        let (l, da, dv) = (self.data.max_len, self.data.audio_dim, self.data.video_dim);
+        Box::new((0..order.len().div_ceil(bs)).map(move |k| {
+            let refs: Vec<&AlignedRow> = order[k * bs..((k + 1) * bs).min(order.len())].iter().map(|&i| &rows[i]).collect();
+            Ok(host_batch(&refs, l, da, dv, true))
+        }))
+    }
+
+    fn update(&mut self, model: Mim, batch: AlignedHostBatch, step: usize) -> Result<(Mim, StepLog)> {
+        let clip = self.cfg.train.clip_norm;
+        let batch = batch.to_device(&self.device);
+        let lr = self.sched.at(step);
+        let mut model = model;
+        // step 1: the purification networks on 0.1·L0 + Σ L^p
+        let mut upn_loss = 0.0;
+        if model.upn.is_some() {
+            let optim_upn = &mut self.optim_upn;
+            let (v, next) = on_compute_pool(|| {
+                let l = model.upn_loss(&batch).expect("UPN on");
+                let v = l.clone().into_scalar::<f32>() as f64;
+                if !v.is_finite() {
+                    return (v, model);
                 }
-            }
-            // step 2: a fresh forward, all parameters on Σ L^u + L_inter + L_intra + L1(ŷ, y)
-            let (loss_v, task_loss, norm, next) = on_compute_pool(|| {
-                let losses = model.losses(&batch);
-                let loss_v = losses.main.clone().into_scalar::<f32>() as f64;
-                if !loss_v.is_finite() {
-                    return (loss_v, losses.task, 0.0, model);
-                }
-                let mut grads = GradientsParams::from_grads(losses.main.backward(), &model);
-                let norm = clip_global_norm(&model, &mut grads, t.clip_norm);
-                (loss_v, losses.task, norm, optim.step(lr, model, grads))
+                let mut g = l.backward();
+                let upn = model.upn.as_ref().expect("UPN on");
+                let mut grads = GradientsParams::from_module(&mut g, upn);
+                clip_global_norm(upn, &mut grads, clip);
+                (v, optim_upn.step(lr, model, grads))
             });
             model = next;
+            upn_loss = v;
+            if !upn_loss.is_finite() {
+                return Ok((
+                    model,
+                    StepLog { values: vec![("loss", f64::NAN), ("upn_loss", v)], grad_norm: 0.0, lr, non_finite: Some(("purification loss", v)) },
+                ));
+            }
+        }
+        // step 2: a fresh forward, all parameters on Σ L^u + L_inter + L_intra + L1(ŷ, y)
+        let optim = &mut self.optim;
+        let (loss_v, task_loss, norm, next) = on_compute_pool(|| {
+            let losses = model.losses(&batch);
+            let loss_v = losses.main.clone().into_scalar::<f32>() as f64;
             if !loss_v.is_finite() {
-                bail!(
-                    "the training loss is {loss_v} at step {} (epoch {}); stopping. The last good checkpoint is {}; try a lower train.lr",
-                    state.step + 1,
-                    state.epoch + 1,
-                    ckpt_root.join("last").display()
-                );
+                return (loss_v, losses.task, 0.0, model);
             }
-            state.step += 1;
-            state.batch_in_epoch += 1;
-            steps_this_call += 1;
-            running.0 += task_loss;
-            running.1 += upn_loss;
-            running.2 += 1;
-            if state.step % log_every == 0 {
-                let k = running.2 as f64;
-                append_row(
-                    &metrics,
-                    &json!({"step": state.step, "epoch": state.epoch, "loss": running.0 / k, "upn_loss": running.1 / k, "lr": lr, "grad_norm": norm}),
-                )?;
-                pb.set_message(format!("L1 {:.4}", running.0 / k));
-                running = (0.0, 0.0, 0);
-            }
-            pb.set_position(state.step as u64);
-            let save = |m: &Mim, s: &TrainState| save_last(m, &optim, &optim_upn, s);
-            if let Some(e) = after_step(t, &mut state, steps_this_call, opts.stop_after, &model, &do_eval, &save)? {
-                ending = e;
-                break 'epochs;
-            }
-        }
-        if let Some(e) = after_epoch(t, &mut state, &model, &do_eval, &|m: &Mim, s: &TrainState| save_last(m, &optim, &optim_upn, s))? {
-            ending = e;
-            break;
-        }
+            let mut grads = GradientsParams::from_grads(losses.main.backward(), &model);
+            let norm = clip_global_norm(&model, &mut grads, clip);
+            (loss_v, losses.task, norm, optim.step(lr, model, grads))
+        });
+        let non_finite = (!loss_v.is_finite()).then_some(("loss", loss_v));
+        Ok((next, StepLog { values: vec![("loss", task_loss), ("upn_loss", upn_loss)], grad_norm: norm, lr, non_finite }))
     }
-    let outcome = finish(t, state, &model, ending, &do_eval, &|m: &Mim, s: &TrainState| save_last(m, &optim, &optim_upn, s))?;
-    pb.finish_and_clear();
-    Ok((model, outcome))
+
+    fn evaluate(&self, model: &Mim) -> Result<EvalResult> {
+        Ok(evaluate_aligned(&model.valid(), &self.data.dev, self.data, self.cfg.train.batch_size * 2, &self.eval_device))
+    }
+
+    fn save_last(&self, root: &Path, model: &Mim, state: &TrainState) -> Result<()> {
+        checkpoint::save_with(root, "last", model, Some(&self.optim), &[("optimizer_upn", &self.optim_upn)], state)
+    }
+
+    fn restore(&mut self, optimizer: Option<Bytes>, dir: &Path, _step: usize) -> Result<()> {
+        if let Some(b) = optimizer {
+            self.optim = std::mem::replace(&mut self.optim, adamw(0.0, 1e-8)).from_bytes(b).context("cannot restore the optimizer state")?;
+        }
+        if let Some(b) = checkpoint::load_extra(dir, "optimizer_upn")? {
+            self.optim_upn = std::mem::replace(&mut self.optim_upn, adamw(0.0, 1e-8)).from_bytes(b).context("cannot restore the UPN optimizer state")?;
+        }
+        Ok(())
+    }
 }
 
 /// The MIM model a config describes (fresh weights) over `vocab_size` words or a pretrained
@@ -441,7 +407,7 @@ pub fn run_mim(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Result<R
         cfg.model.mim().is_some_and(|m| m.guidance),
         cfg.train.device
     );
-    let (model, fit) = fit_mim(model, cfg, &data, run_dir, opts, &train_device)?;
+    let (model, fit) = train_loop(MimTwoStep::new(cfg, &data, &train_device)?, model, cfg, run_dir, opts, &train_device)?;
     if fit.interrupted {
         return Ok(RunSummary { run_dir: run_dir.into(), fit, dev: None, test: None, seconds: start.elapsed().as_secs_f64() });
     }

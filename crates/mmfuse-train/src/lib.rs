@@ -1,7 +1,8 @@
 //! Training and evaluation of mmfuse models: run configuration, data preparation into
 //! batches, the training loop (AdamW groups, schedule, global-norm clipping, early stopping),
 //! atomic checkpoints and resume, and evaluation with the literature's metrics. [`aligned`]
-//! holds MIM's runs on word-aligned text/audio/video features (two-step optimisation).
+//! holds MIM's runs on word-aligned text/audio/video features (its two-step update is a
+//! strategy of the one loop in [`trainer`]).
 
 pub mod aligned;
 pub mod checkpoint;

@@ -1,6 +1,10 @@
-//! The training loop: batches from a background thread, forward/backward, global-norm
-//! clipping, AdamW with parameter groups and a warm-up/decay schedule, periodic dev evaluation,
-//! best-dev and last checkpoints (atomic), early stopping, exact resume, NaN guard.
+//! The one training loop ([`train_loop`]) and what a method plugs into it
+//! ([`UpdateStrategy`]: its batches, the steps of one update, its evaluation and optimiser
+//! state). Every method gets the same periodic dev evaluation, best-dev and last checkpoints
+//! (atomic), early stopping, exact resume, progress, `metrics.jsonl` and NaN guard. The post
+//! models' update ([`SingleStep`]): batches from a background thread, forward/backward,
+//! global-norm clipping, AdamW with parameter groups and a warm-up/decay schedule, data
+//! parallelism.
 
 use crate::checkpoint::{self, TrainState};
 use crate::config::RunConfig;
@@ -82,7 +86,7 @@ pub(crate) fn truncate_metrics(path: &Path, step: usize) -> Result<()> {
 /// saves `model` as checkpoint `best` when it improved, and appends the row to `metrics`.
 /// Returns whether early stopping (`patience` evaluations without improvement; 0 = never) ends
 /// the run.
-pub(crate) fn record_eval<M: burn::module::Module>(
+fn record_eval<M: burn::module::Module>(
     model: &M,
     state: &mut TrainState,
     scores: &std::collections::BTreeMap<String, f64>,
@@ -108,21 +112,20 @@ pub(crate) fn record_eval<M: burn::module::Module>(
     Ok(patience > 0 && state.evals_since_best >= patience)
 }
 
-// What the training loops (`fit` here, MIM's in `aligned`) do around their steps, shared so that
-// both stop, evaluate, checkpoint and resume alike: `after_step`, `after_epoch`, `finish`. Their
-// `eval` scores the dev split and records it (returns whether patience ran out); `save` writes
-// the `last` checkpoint.
+// What the loop does around its steps: `after_step`, `after_epoch`, `finish`. Their `eval`
+// scores the dev split and records it (returns whether patience ran out); `save` writes the
+// `last` checkpoint.
 
 /// How a loop ended early: patience ran out, or `--stop-after` interrupted it.
 #[derive(Clone, Copy, Default)]
-pub(crate) struct Ending {
+struct Ending {
     pub early_stopped: bool,
     pub interrupted: bool,
 }
 
 /// After each optimiser step: settle the batch-norm statistics, evaluate and save every
 /// `eval_every` steps; save and stop after `stop_after` steps of this call.
-pub(crate) fn after_step<M: Module>(
+fn after_step<M: Module>(
     t: &crate::config::TrainConfig,
     state: &mut TrainState,
     steps_this_call: usize,
@@ -148,7 +151,7 @@ pub(crate) fn after_step<M: Module>(
 
 /// At the end of an epoch: the next epoch starts; with `eval_every = 0` evaluate and save, and
 /// stop when patience ran out.
-pub(crate) fn after_epoch<M>(
+fn after_epoch<M>(
     t: &crate::config::TrainConfig,
     state: &mut TrainState,
     model: &M,
@@ -167,7 +170,7 @@ pub(crate) fn after_epoch<M>(
 
 /// After the loop: unless interrupted, a last evaluation (when the last step has none), the run
 /// marked finished, and the `last` checkpoint; then the outcome.
-pub(crate) fn finish<M>(
+fn finish<M>(
     t: &crate::config::TrainConfig,
     mut state: TrainState,
     model: &M,
@@ -189,7 +192,7 @@ pub(crate) fn finish<M>(
 }
 
 /// The progress bar of a training loop of `total` steps, starting at `step`.
-pub(crate) fn progress_bar(total: usize, step: usize, quiet: bool) -> ProgressBar {
+fn progress_bar(total: usize, step: usize, quiet: bool) -> ProgressBar {
     let pb = if quiet { ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::hidden()) } else { ProgressBar::new(total as u64) };
     pb.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps {per_sec} ETA {eta} {msg}").expect("valid template"));
     pb.set_position(step as u64);
@@ -214,10 +217,9 @@ pub(crate) fn step_seed(seed: u64, step: usize) -> u64 {
     seed ^ (step as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03)
 }
 
-/// Train `model` on `data` under `cfg`, writing checkpoints and `metrics.jsonl` to `run_dir`.
-/// `device` must be an autodiff device. Returns the model after the last step.
-/// Apply `train.freeze` and `train.batch_norm`.
-fn freeze_for<M: TaskModel>(model: M, cfg: &RunConfig) -> Result<M> {
+/// Apply `train.freeze` and `train.batch_norm` (after the model is built, and again after a
+/// checkpoint is loaded into it).
+fn freeze_for<M: Module>(model: M, cfg: &RunConfig) -> Result<M> {
     let (model, n) = crate::optim::freeze(model, &cfg.train.freeze).map_err(anyhow::Error::msg)?;
     if n > 0 {
         tracing::info!("froze {n} parameter values ({})", cfg.train.freeze.join(", "));
@@ -230,30 +232,183 @@ fn freeze_for<M: TaskModel>(model: M, cfg: &RunConfig) -> Result<M> {
     Ok(model)
 }
 
-pub fn fit<M: TaskModel>(model: M, cfg: &RunConfig, data: &TrainData, run_dir: &Path, opts: &TrainOptions, device: &Device) -> Result<(M, FitOutcome)> {
-    let t = &cfg.train;
-    std::fs::create_dir_all(run_dir).with_context(|| format!("cannot create run folder {}", run_dir.display()))?;
-    let n = data.train.len();
-    if n == 0 {
-        bail!("the train split is empty");
-    }
-    let batches_per_epoch = n.div_ceil(t.batch_size);
-    let mut total = t.epochs * batches_per_epoch;
+/// Steps of the whole run and batches per epoch for `n` training samples (`train.epochs`,
+/// capped by `train.max_steps`).
+pub fn schedule_len(t: &crate::config::TrainConfig, n: usize) -> (usize, usize) {
+    let per_epoch = n.div_ceil(t.batch_size);
+    let mut total = t.epochs * per_epoch;
     if t.max_steps > 0 {
         total = total.min(t.max_steps);
     }
-    let warmup = (t.warmup_ratio * total as f64).ceil() as usize;
-    let mut optim = adamw(t.weight_decay, t.adam_eps);
-    let mut sched = Schedule::new(t.lr, t.head_lr, warmup, total);
+    (total, per_epoch)
+}
+
+/// Warm-up steps of a run of `total` steps.
+pub fn warmup_steps(t: &crate::config::TrainConfig, total: usize) -> usize {
+    (t.warmup_ratio * total as f64).ceil() as usize
+}
+
+/// What one optimiser update reports to the loop.
+pub struct StepLog {
+    /// Values logged to `metrics.jsonl` as running means (`metrics.jsonl` key, value); the first
+    /// is shown on the progress bar.
+    pub values: Vec<(&'static str, f64)>,
+    /// Global gradient norm before clipping (the last step's).
+    pub grad_norm: f64,
+    /// Learning rate of the encoders and fusion layers at this step.
+    pub lr: f64,
+    /// A loss that was not finite (its name in messages, its value): the update was not applied
+    /// and the run stops with the last good checkpoint.
+    pub non_finite: Option<(&'static str, f64)>,
+}
+
+/// What a method does inside the one training loop ([`train_loop`]): its batches, the steps of
+/// one update and which parameters each moves, its dev evaluation, and the optimiser state it
+/// checkpoints. Everything else — epochs and the sample order, resume, early stopping, the
+/// `best`/`last` checkpoints, progress, `metrics.jsonl`, the NaN guard — is the loop's, the same
+/// for every method.
+///
+/// - [`SingleStep`]: one loss, one AdamW update of every trainable parameter (concat, MuSE,
+///   CLFA), optionally data-parallel over several devices.
+/// - [`crate::aligned::MimTwoStep`]: MIM's update: the purification networks on their own loss,
+///   then a fresh forward and every parameter on the main loss.
+pub trait UpdateStrategy {
+    type Model: Module + Sync + 'static;
+    type Batch;
+    /// Samples in the train split.
+    fn n_train(&self) -> usize;
+    /// Batches of the samples `order` (train-split indices), in order.
+    fn batches(&self, model: &Self::Model, order: Vec<usize>) -> Box<dyn Iterator<Item = Result<Self::Batch>>>;
+    /// One optimiser update at step `step` (0-based) on an autodiff device.
+    fn update(&mut self, model: Self::Model, batch: Self::Batch, step: usize) -> Result<(Self::Model, StepLog)>;
+    /// Score the dev split (metric name → value).
+    fn evaluate(&self, model: &Self::Model) -> Result<EvalResult>;
+    /// Write checkpoint `last` under `root`: the model, the optimiser state(s), `state`.
+    fn save_last(&self, root: &Path, model: &Self::Model, state: &TrainState) -> Result<()>;
+    /// Restore the optimiser state(s) of the checkpoint in `dir` (its main optimiser's bytes
+    /// already read) and move the schedule to `step`.
+    fn restore(&mut self, optimizer: Option<burn::tensor::Bytes>, dir: &Path, step: usize) -> Result<()>;
+}
+
+/// One loss, one update of every trainable parameter: AdamW with the head group's learning
+/// rate, global-norm clipping, data parallelism over `train.devices`.
+pub struct SingleStep<'a, M> {
+    cfg: &'a RunConfig,
+    data: &'a TrainData,
+    optim: burn::optim::ModuleOptimizer,
+    sched: Schedule,
+    device: Device,
+    eval_device: Device,
+    parallel: Vec<Device>,
+    _model: std::marker::PhantomData<fn() -> M>,
+}
+
+impl<'a, M> SingleStep<'a, M> {
+    /// The update of `cfg` over `data` on the autodiff `device`.
+    pub fn new(cfg: &'a RunConfig, data: &'a TrainData, device: &Device) -> Result<Self> {
+        let t = &cfg.train;
+        let (total, _) = schedule_len(t, data.train.len());
+        let parallel: Vec<Device> =
+            t.devices.iter().map(|d| d.device().map(|d| d.autodiff())).collect::<std::result::Result<_, String>>().map_err(anyhow::Error::msg)?;
+        if parallel.len() > 1 {
+            tracing::info!("data parallel over {} devices: {:?}", parallel.len(), t.devices.iter().map(|d| d.to_string()).collect::<Vec<_>>());
+        }
+        Ok(Self {
+            cfg,
+            data,
+            optim: adamw(t.weight_decay, t.adam_eps),
+            sched: Schedule::new(t.lr, t.head_lr, warmup_steps(t, total), total),
+            device: device.clone(),
+            eval_device: device.clone().without_autodiff(),
+            parallel,
+            _model: std::marker::PhantomData,
+        })
+    }
+}
+
+impl<M: TaskModel> UpdateStrategy for SingleStep<'_, M> {
+    type Model = M;
+    type Batch = mmfuse_models::batch::HostBatch;
+
+    fn n_train(&self) -> usize {
+        self.data.train.len()
+    }
+
+    fn batches(&self, model: &M, order: Vec<usize>) -> Box<dyn Iterator<Item = Result<Self::Batch>>> {
+        let d = self.data;
+        Box::new(stream_batches(d.train.clone(), order, self.cfg.train.batch_size, d.loader.clone(), 4, !model.fixed_length()).into_iter())
+    }
+
+    fn update(&mut self, model: M, hb: Self::Batch, step: usize) -> Result<(M, StepLog)> {
+        let device = &self.device;
+        let (loss_v, mut grads) = if self.parallel.len() > 1 {
+            data_parallel_grads(&model, &hb, &self.parallel)
+        } else {
+            on_compute_pool(|| {
+                let loss = model.loss(&hb.to_device(device));
+                let v = loss.clone().into_scalar::<f32>() as f64;
+                (v, GradientsParams::from_grads(loss.backward(), &model))
+            })
+        };
+        let lr = self.sched.base.at(step);
+        if !loss_v.is_finite() {
+            return Ok((model, StepLog { values: vec![("loss", loss_v)], grad_norm: 0.0, lr, non_finite: Some(("loss", loss_v)) }));
+        }
+        let norm = on_compute_pool(|| clip_global_norm(&model, &mut grads, self.cfg.train.clip_norm));
+        let lrs = self.sched.step();
+        let optim = &mut self.optim;
+        let model = on_compute_pool(|| optim.step(lrs, model, grads));
+        Ok((model, StepLog { values: vec![("loss", loss_v)], grad_norm: norm, lr, non_finite: None }))
+    }
+
+    fn evaluate(&self, model: &M) -> Result<EvalResult> {
+        let d = self.data;
+        evaluate(&model.valid(), d.dev.clone(), d.loader.clone(), self.cfg.train.batch_size * 2, &self.eval_device, &d.labels)
+    }
+
+    fn save_last(&self, root: &Path, model: &M, state: &TrainState) -> Result<()> {
+        checkpoint::save(root, "last", model, Some(&self.optim), state)
+    }
+
+    fn restore(&mut self, optimizer: Option<burn::tensor::Bytes>, _dir: &Path, step: usize) -> Result<()> {
+        if let Some(b) = optimizer {
+            self.optim = std::mem::replace(&mut self.optim, adamw(0.0, 1e-8)).from_bytes(b).context("cannot restore the optimizer state")?;
+        }
+        self.sched.skip(step);
+        Ok(())
+    }
+}
+
+/// Train a post model (concat, MuSE, CLFA) on `data` under `cfg` with [`SingleStep`] updates,
+/// writing checkpoints and `metrics.jsonl` to `run_dir`. `device` must be an autodiff device.
+/// Returns the model after the last step.
+pub fn fit<M: TaskModel>(model: M, cfg: &RunConfig, data: &TrainData, run_dir: &Path, opts: &TrainOptions, device: &Device) -> Result<(M, FitOutcome)> {
+    train_loop(SingleStep::new(cfg, data, device)?, model, cfg, run_dir, opts, device)
+}
+
+/// The one training loop: epochs over a seeded order of the train split, one
+/// [`UpdateStrategy::update`] per batch, dev evaluation every `train.eval_every` steps (or per
+/// epoch), `best` and `last` checkpoints (atomic), early stopping, exact resume from `last`,
+/// `--stop-after`, progress bar, `metrics.jsonl`, and a stop with the last good checkpoint when a
+/// loss or the gradient norm is not finite. `device` must be an autodiff device.
+pub fn train_loop<S: UpdateStrategy>(
+    mut strategy: S,
+    model: S::Model,
+    cfg: &RunConfig,
+    run_dir: &Path,
+    opts: &TrainOptions,
+    device: &Device,
+) -> Result<(S::Model, FitOutcome)> {
+    let t = &cfg.train;
+    std::fs::create_dir_all(run_dir).with_context(|| format!("cannot create run folder {}", run_dir.display()))?;
+    let n = strategy.n_train();
+    if n == 0 {
+        bail!("the train split is empty");
+    }
+    let (total, batches_per_epoch) = schedule_len(t, n);
     let ckpt_root = run_dir.join("checkpoints");
     let metrics = metrics_path(run_dir);
     let select = cfg.select_metric();
-    let eval_device = device.clone().without_autodiff();
-    let parallel: Vec<Device> =
-        t.devices.iter().map(|d| d.device().map(|d| d.autodiff())).collect::<std::result::Result<_, String>>().map_err(anyhow::Error::msg)?;
-    if parallel.len() > 1 {
-        tracing::info!("data parallel over {} devices: {:?}", parallel.len(), t.devices.iter().map(|d| d.to_string()).collect::<Vec<_>>());
-    }
 
     let mut model = freeze_for(model, cfg)?;
     let mut state = TrainState::default();
@@ -261,12 +416,9 @@ pub fn fit<M: TaskModel>(model: M, cfg: &RunConfig, data: &TrainData, run_dir: &
         match checkpoint::load(&ckpt_root, "last")? {
             Some(ck) => {
                 model = model.try_load_record(ck.model).context("checkpoint does not match the model")?;
-                if let Some(b) = ck.optimizer {
-                    optim = optim.from_bytes(b).context("cannot restore the optimizer state")?;
-                }
+                strategy.restore(ck.optimizer, &ck.dir, ck.state.step)?;
                 state = ck.state;
                 model = freeze_for(model, cfg)?;
-                sched.skip(state.step);
                 truncate_metrics(&metrics, state.step)?;
                 tracing::info!("resumed from {} at step {}", ck.dir.display(), state.step);
             }
@@ -283,76 +435,88 @@ pub fn fit<M: TaskModel>(model: M, cfg: &RunConfig, data: &TrainData, run_dir: &
     }
 
     let pb = progress_bar(total, state.step, opts.quiet);
-
     let mut ending = Ending::default();
     let mut steps_this_call = 0usize;
-    let mut running = (0.0f64, 0usize);
+    let mut running: Vec<(&'static str, f64)> = Vec::new();
+    let mut running_n = 0usize;
     let log_every = (batches_per_epoch / 10).clamp(1, 50);
-
-    let do_eval = |model: &M, state: &mut TrainState| -> Result<bool> {
-        let valid = model.valid();
-        let res: EvalResult = evaluate(&valid, data.dev.clone(), data.loader.clone(), t.batch_size * 2, &eval_device, &data.labels)?;
+    // dev evaluation and the `last` checkpoint, for the shared book-keeping
+    let eval_of = |s: &S, model: &S::Model, state: &mut TrainState| -> Result<bool> {
+        let res = s.evaluate(model)?;
         record_eval(model, state, &res.scores, &select, t.patience, &ckpt_root, &metrics)
     };
 
     'epochs: while state.epoch < t.epochs {
         let order = epoch_order(n, t.seed, state.epoch);
         let skip = (state.batch_in_epoch * t.batch_size).min(n);
-        let rx = stream_batches(data.train.clone(), order[skip..].to_vec(), t.batch_size, data.loader.clone(), 4, !model.fixed_length());
-        for hb in rx {
+        for batch in strategy.batches(&model, order[skip..].to_vec()) {
             if state.step >= total {
                 break 'epochs;
             }
-            let hb = hb?;
+            let batch = batch?;
             device.seed(step_seed(t.seed, state.step));
-            let (loss_v, mut grads) = if parallel.len() > 1 {
-                data_parallel_grads(&model, &hb, &parallel)
-            } else {
-                on_compute_pool(|| {
-                    let loss = model.loss(&hb.to_device(device));
-                    let v = loss.clone().into_scalar::<f32>() as f64;
-                    (v, GradientsParams::from_grads(loss.backward(), &model))
-                })
-            };
-            if !loss_v.is_finite() {
+            let (next, log) = strategy.update(model, batch, state.step)?;
+            model = next;
+            if let Some((name, v)) = log.non_finite {
                 bail!(
-                    "the training loss is {loss_v} at step {} (epoch {}); stopping. The last good checkpoint is {} (step of the last evaluation); try a lower train.lr or a smaller train.clip_norm",
+                    "the training {name} is {v} at step {} (epoch {}); stopping. The last good checkpoint is {} (step of the last evaluation); try a lower train.lr or a smaller train.clip_norm",
                     state.step + 1,
                     state.epoch + 1,
                     ckpt_root.join("last").display()
                 );
             }
-            let norm = on_compute_pool(|| clip_global_norm(&model, &mut grads, t.clip_norm));
-            if !norm.is_finite() {
-                bail!("the gradient norm is {norm} at step {}; stopping with the last good checkpoint in {}", state.step + 1, ckpt_root.join("last").display());
+            if !log.grad_norm.is_finite() {
+                bail!(
+                    "the gradient norm is {} at step {}; stopping with the last good checkpoint in {}",
+                    log.grad_norm,
+                    state.step + 1,
+                    ckpt_root.join("last").display()
+                );
             }
-            let lr = sched.base.at(state.step);
-            let lrs = sched.step();
-            model = on_compute_pool(|| optim.step(lrs, model, grads));
             state.step += 1;
             state.batch_in_epoch += 1;
             steps_this_call += 1;
-            running.0 += loss_v;
-            running.1 += 1;
+            if running.is_empty() {
+                running = log.values.iter().map(|(k, _)| (*k, 0.0)).collect();
+            }
+            for (r, (_, v)) in running.iter_mut().zip(&log.values) {
+                r.1 += v;
+            }
+            running_n += 1;
             if state.step % log_every == 0 {
-                let mean = running.0 / running.1 as f64;
-                append_row(&metrics, &json!({"step": state.step, "epoch": state.epoch, "loss": mean, "lr": lr, "grad_norm": norm}))?;
-                pb.set_message(format!("loss {mean:.4}"));
-                running = (0.0, 0);
+                let k = running_n as f64;
+                let mut row = json!({"step": state.step, "epoch": state.epoch});
+                for (key, sum) in &running {
+                    row[*key] = json!(sum / k);
+                }
+                row["lr"] = json!(log.lr);
+                row["grad_norm"] = json!(log.grad_norm);
+                append_row(&metrics, &row)?;
+                if let Some((key, sum)) = running.first() {
+                    pb.set_message(format!("{key} {:.4}", sum / k));
+                }
+                running.clear();
+                running_n = 0;
             }
             pb.set_position(state.step as u64);
-            let save = |m: &M, s: &TrainState| checkpoint::save(&ckpt_root, "last", m, Some(&optim), s);
-            if let Some(e) = after_step(t, &mut state, steps_this_call, opts.stop_after, &model, &do_eval, &save)? {
+            let s = &strategy;
+            let eval = |m: &S::Model, st: &mut TrainState| eval_of(s, m, st);
+            let save = |m: &S::Model, st: &TrainState| s.save_last(&ckpt_root, m, st);
+            if let Some(e) = after_step(t, &mut state, steps_this_call, opts.stop_after, &model, &eval, &save)? {
                 ending = e;
                 break 'epochs;
             }
         }
-        if let Some(e) = after_epoch(t, &mut state, &model, &do_eval, &|m: &M, s: &TrainState| checkpoint::save(&ckpt_root, "last", m, Some(&optim), s))? {
+        let s = &strategy;
+        let eval = |m: &S::Model, st: &mut TrainState| eval_of(s, m, st);
+        if let Some(e) = after_epoch(t, &mut state, &model, &eval, &|m: &S::Model, st: &TrainState| s.save_last(&ckpt_root, m, st))? {
             ending = e;
             break;
         }
     }
-    let outcome = finish(t, state, &model, ending, &do_eval, &|m: &M, s: &TrainState| checkpoint::save(&ckpt_root, "last", m, Some(&optim), s))?;
+    let s = &strategy;
+    let eval = |m: &S::Model, st: &mut TrainState| eval_of(s, m, st);
+    let outcome = finish(t, state, &model, ending, &eval, &|m: &S::Model, st: &TrainState| s.save_last(&ckpt_root, m, st))?;
     pb.finish_and_clear();
     Ok((model, outcome))
 }

@@ -11,7 +11,7 @@
 //!   array (`[[x]]`). Row k of the features belongs to word k.
 //! - **MMSA** ([`read_mmsa`]): a dict `train` / `valid` / `test` (`valid` becomes dev), each a dict
 //!   of arrays: `text_bert` [N, 3, L] (ids, mask, segment ids; may be float), `audio` [N, L, A],
-//!   `vision` [N, L, V], `regression_labels` [N], `id`, optional `raw_text`. The mask gives the
+//!   `vision` `[N, L, V]`, `regression_labels` `[N]`, `id`, optional `raw_text`. The mask gives the
 //!   unpadded length `len` (it includes `[CLS]`/`[SEP]`); `token_ids` are the first `len` ids and
 //!   the features the first `len` rows (row k belongs to token position k). Unaligned feature
 //!   files (audio / vision longer or shorter than the text) are refused with a clear error: this
@@ -41,7 +41,7 @@
 
 use crate::error::{DataError, Result};
 use crate::pickle::{self, NdArray, Value};
-use crate::text::TextEncoder;
+use crate::text::TextTokenizer;
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use std::path::Path;
 
@@ -597,8 +597,8 @@ pub struct AlignedRows {
 /// belongs to position k. With a word-level tokenizer (no `[CLS]`, the synthetic corpus) the
 /// positions follow the encoder's `word_index` the same way. One difference from MAG-BERT: a
 /// word that the tokenizer would drop entirely becomes `[UNK]` (see
-/// [`TextEncoder::encode_words`]) and so keeps its row.
-pub fn expand_wordpieces(s: &AlignedSample, enc: &TextEncoder, audio_dim: usize, video_dim: usize) -> AlignedRows {
+/// [`TextTokenizer::encode_words`]) and so keeps its row.
+pub fn expand_wordpieces(s: &AlignedSample, enc: &TextTokenizer, audio_dim: usize, video_dim: usize) -> AlignedRows {
     let max_len = enc.max_len();
     let mut audio = vec![0.0; max_len * audio_dim];
     let mut video = vec![0.0; max_len * video_dim];

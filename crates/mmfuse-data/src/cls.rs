@@ -87,14 +87,14 @@ fn truncate(s: &str, n: usize) -> String {
 }
 
 /// Write samples as JSONL (fields `id`, `text`, `image` when present, `label`; `line` is not
-/// written).
+/// written), atomically.
 pub fn write_jsonl(path: &Path, samples: &[ClsSample]) -> Result<()> {
     let mut buf = String::new();
     for s in samples {
         buf.push_str(&serde_json::to_string(s).map_err(|e| DataError::Other(e.to_string()))?);
         buf.push('\n');
     }
-    std::fs::write(path, buf).map_err(|e| DataError::io(path, e))
+    crate::fsutil::write_atomic(path, buf.as_bytes())
 }
 
 #[cfg(test)]

@@ -57,7 +57,7 @@ impl Lexicon {
     }
 
     /// Per-position weights of an encoding: each piece gets its word's |polarity| (specials and
-    /// padding 0). `word_index` comes from [`crate::text::TextEncoder::encode_words`].
+    /// padding 0). `word_index` comes from [`crate::text::TextTokenizer::encode_words`].
     pub fn position_weights(&self, words: &[String], word_index: &[Option<usize>]) -> Vec<f32> {
         word_index.iter().map(|w| w.and_then(|w| words.get(w)).map_or(0.0, |w| self.weight(w))).collect()
     }

@@ -24,6 +24,9 @@
 //! - [`aligned_synth`]: a synthetic MOSI-like corpus with ground-truth noisy time steps.
 //! - [`error`]: errors that name the file and, for text formats, the 1-based line.
 //! - [`fsutil`]: atomic, fsynced file writes (run folders, checkpoints, prepared datasets).
+//!
+//! What this crate must not do: know about tensors, models or training. It reads and writes
+//! files and turns them into plain Rust values; every error names the file (and line).
 
 pub mod aligned;
 pub mod aligned_synth;

@@ -416,6 +416,22 @@ pub fn parse_mmsd2_json(text: &str, path: &Path, image_dir: &str) -> Result<(Vec
     Ok((out, report))
 }
 
+/// `mmfuse prepare-mmsd`: read the three splits (MMSD `.txt`, or MMSD2.0 `.json` by extension)
+/// with images under `image_dir` (made absolute) and write `train.jsonl`, `dev.jsonl`,
+/// `test.jsonl` to `out`. Returns each split's report.
+pub fn prepare_mmsd(splits: [&Path; 3], image_dir: &Path, out: &Path) -> Result<Vec<MmsdReport>> {
+    let images = std::path::absolute(image_dir).map_err(|e| DataError::io(image_dir, e))?;
+    let images = images.to_string_lossy().into_owned();
+    std::fs::create_dir_all(out).map_err(|e| DataError::io(out, e))?;
+    let mut reports = Vec::new();
+    for (src, name) in splits.into_iter().zip(["train.jsonl", "dev.jsonl", "test.jsonl"]) {
+        let (samples, report) = if src.extension().is_some_and(|e| e == "json") { read_mmsd2_json(src, &images)? } else { read_mmsd_txt(src, &images)? };
+        crate::cls::write_jsonl(&out.join(name), &samples)?;
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

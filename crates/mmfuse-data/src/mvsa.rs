@@ -156,6 +156,29 @@ pub fn split(mut samples: Vec<ClsSample>, seed: u64) -> [Vec<ClsSample>; 3] {
     [samples, dev, test]
 }
 
+/// `mmfuse prepare-mvsa`: read an MVSA folder, clean it ([`read_mvsa`]), make the image paths
+/// absolute, split 8:1:1 with `seed` ([`split`]) and write `train.jsonl`, `dev.jsonl`,
+/// `test.jsonl` and `report.json` to `out`. Returns the report and the split sizes.
+pub fn prepare_mvsa(dir: &Path, out: &Path, seed: u64) -> Result<(MvsaReport, [usize; 3])> {
+    let (samples, report) = read_mvsa(dir)?;
+    let abs = std::fs::canonicalize(dir).map_err(|e| DataError::io(dir, e))?;
+    std::fs::create_dir_all(out).map_err(|e| DataError::io(out, e))?;
+    let samples: Vec<ClsSample> = samples
+        .into_iter()
+        .map(|mut s| {
+            s.image = s.image.map(|p| abs.join(p).to_string_lossy().into_owned());
+            s
+        })
+        .collect();
+    let splits = split(samples, seed);
+    for (name, part) in ["train.jsonl", "dev.jsonl", "test.jsonl"].iter().zip(&splits) {
+        crate::cls::write_jsonl(&out.join(name), part)?;
+    }
+    let json = serde_json::to_string_pretty(&report).map_err(|e| DataError::Other(e.to_string()))?;
+    crate::fsutil::write_atomic(&out.join("report.json"), json.as_bytes())?;
+    Ok((report, [splits[0].len(), splits[1].len(), splits[2].len()]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

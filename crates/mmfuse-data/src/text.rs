@@ -2,7 +2,7 @@
 //! the train split for from-scratch encoders, or any `tokenizer.json` (BERT WordPiece, CLIP
 //! BPE) for pretrained ones. Both save and load as `tokenizer.json`.
 //!
-//! [`TextEncoder`] fixes the length (`max_len`, padding with `[PAD]`, truncation counted) and,
+//! [`TextTokenizer`] fixes the length (`max_len`, padding with `[PAD]`, truncation counted) and,
 //! for tagging, aligns word pieces to words (`word_index`, `first_piece`): the first piece of a
 //! word carries the word's tag.
 
@@ -84,7 +84,7 @@ pub struct EncodedWords {
 
 /// Fixed-length encoding with a tokenizer.
 #[derive(Clone)]
-pub struct TextEncoder {
+pub struct TextTokenizer {
     tokenizer: Tokenizer,
     max_len: usize,
     pad_id: u32,
@@ -96,7 +96,7 @@ pub struct TextEncoder {
     unk: Option<String>,
 }
 
-impl TextEncoder {
+impl TextTokenizer {
     /// Wrap a tokenizer. Padding and truncation configured in the tokenizer are disabled: the
     /// encoder pads and truncates itself. With `cls`, word-level tokenizers get `[CLS]` first.
     pub fn new(mut tokenizer: Tokenizer, max_len: usize, cls: bool) -> Self {
@@ -230,7 +230,7 @@ mod tests {
         let texts = ["the cat sat", "The dog sat", "a bird"].iter().map(|s| s.to_string());
         let tok = train_word_tokenizer(texts, 2, true).unwrap();
         // "the" and "sat" occur twice; the rest map to [UNK]
-        let enc = TextEncoder::new(tok, 6, true);
+        let enc = TextTokenizer::new(tok, 6, true);
         assert_eq!(enc.vocab_size(), 6);
         for (i, sp) in SPECIALS.iter().enumerate() {
             assert_eq!(enc.tokenizer().token_to_id(sp), Some(i as u32));
@@ -247,7 +247,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("mmfuse-tok-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         enc.save(&dir.join("tokenizer.json")).unwrap();
-        let again = TextEncoder::from_file(&dir.join("tokenizer.json"), 3, true).unwrap();
+        let again = TextTokenizer::from_file(&dir.join("tokenizer.json"), 3, true).unwrap();
         let e2 = again.encode("the sat the sat");
         assert_eq!(e2.ids, vec![2, the, sat]);
         assert_eq!(e2.mask, vec![true; 3]);
@@ -255,10 +255,10 @@ mod tests {
         // pre-split words: one id per word, every word its own first piece
         let w = again.encode_words(&["The".to_string(), "sat".to_string()]);
         assert_eq!((w.ids, w.word_index, w.first_piece), (vec![2, the, sat], vec![None, Some(0), Some(1)], vec![false, true, true]));
-        let e = TextEncoder::from_file(&dir.join("absent.json"), 3, true).err().unwrap().to_string();
+        let e = TextTokenizer::from_file(&dir.join("absent.json"), 3, true).err().unwrap().to_string();
         assert!(e.starts_with(&format!("tokenizer {}: ", dir.join("absent.json").display())), "{e}");
         // case-sensitive variant, no [CLS]
-        let cased = TextEncoder::new(train_word_tokenizer(["The the".to_string()].into_iter(), 1, false).unwrap(), 3, false);
+        let cased = TextTokenizer::new(train_word_tokenizer(["The the".to_string()].into_iter(), 1, false).unwrap(), 3, false);
         assert_eq!(cased.vocab_size(), 6);
         let ids = cased.encode("the The THE").ids;
         assert_eq!((ids[2], ids[0] != ids[1]), (1, true));
@@ -275,21 +275,21 @@ mod tests {
         }
     }
 
-    fn pieces(enc: &TextEncoder, ids: &[u32]) -> Vec<String> {
+    fn pieces(enc: &TextTokenizer, ids: &[u32]) -> Vec<String> {
         ids.iter().map(|&i| enc.tokenizer().id_to_token(i).unwrap()).collect()
     }
 
     #[test]
     fn minilm_word_pieces_of_the_brief_example() {
         let Some(path) = minilm() else { return };
-        let enc = TextEncoder::from_file(&path, 10, true).unwrap();
+        let enc = TextTokenizer::from_file(&path, 10, true).unwrap();
         assert_eq!(enc.pad_id(), 0);
         assert_eq!(enc.vocab_size(), 30522);
         let hello = enc.encode("hello world");
         assert_eq!(hello.ids, [101, 7592, 2088, 102, 0, 0, 0, 0, 0, 0]);
         assert_eq!(hello.mask, [true, true, true, true, false, false, false, false, false, false]);
         let words: Vec<String> = ["George", "Zimmerman", "unbelievablyyy"].iter().map(|s| s.to_string()).collect();
-        let enc = TextEncoder::from_file(&path, 14, true).unwrap();
+        let enc = TextTokenizer::from_file(&path, 14, true).unwrap();
         let e = enc.encode_words(&words);
         // greedy longest-match WordPiece (checked against vocab.txt by hand)
         let expected = ["[CLS]", "george", "zimmerman", "un", "##bel", "##ie", "##va", "##bly", "##y", "##y", "[SEP]"];
@@ -306,14 +306,14 @@ mod tests {
     #[test]
     fn words_the_tokenizer_would_drop_become_unk() {
         let Some(path) = minilm() else { return };
-        let enc = TextEncoder::from_file(&path, 8, true).unwrap();
+        let enc = TextTokenizer::from_file(&path, 8, true).unwrap();
         let words: Vec<String> = ["nice", "\u{fe0f}", "day", "\u{200b}"].iter().map(|s| s.to_string()).collect();
         let e = enc.encode_words(&words);
         assert_eq!(pieces(&enc, &e.ids[..6]), ["[CLS]", "nice", "[UNK]", "day", "[UNK]", "[SEP]"]);
         assert_eq!(e.word_index[..6], [None, Some(0), Some(1), Some(2), Some(3), None]);
         assert_eq!(e.first_piece[..6], [false, true, true, true, true, false]);
         // the word-level tokenizer never drops a word either (empty words included)
-        let wl = TextEncoder::new(train_word_tokenizer(["nice day".to_string()].into_iter(), 1, true).unwrap(), 6, false);
+        let wl = TextTokenizer::new(train_word_tokenizer(["nice day".to_string()].into_iter(), 1, true).unwrap(), 6, false);
         let words: Vec<String> = ["Nice", "", "zebra"].iter().map(|s| s.to_string()).collect();
         let e = wl.encode_words(&words);
         let nice = wl.tokenizer().token_to_id("nice").unwrap();
@@ -325,7 +325,7 @@ mod tests {
     #[test]
     fn wordpiece_alignment_with_minilm() {
         let Some(path) = minilm() else { return };
-        let enc = TextEncoder::from_file(&path, 12, true).unwrap_or_else(|e| panic!("{e}"));
+        let enc = TextTokenizer::from_file(&path, 12, true).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(enc.encode("hello world").ids[..4], [101, 7592, 2088, 102]);
         let words: Vec<String> = ["George", "Zimmermannxq", "shot"].iter().map(|s| s.to_string()).collect();
         let e = enc.encode_words(&words);
@@ -336,7 +336,7 @@ mod tests {
         assert_eq!(&e.first_piece[..7], [false, true, true, false, false, true, false]);
         assert_eq!(e.mask.iter().filter(|m| **m).count(), 7);
         // truncation keeps [SEP] last; the cut word has no first piece
-        let short = TextEncoder::from_file(&path, 5, true).unwrap().encode_words(&words);
+        let short = TextTokenizer::from_file(&path, 5, true).unwrap().encode_words(&words);
         assert!(short.truncated);
         assert_eq!(short.ids[4], 102);
         assert_eq!(short.first_piece, [false, true, true, false, false]);

@@ -5,7 +5,7 @@
 use mmfuse_data::aligned::{self, AlignedDataset, AlignedSample, AlignedSplit};
 use mmfuse_data::aligned_synth::{self, AlignedSynthConfig, NEGATIVE_WORDS, POSITIVE_WORDS};
 use mmfuse_data::pickle::{self, ArrayData, Value};
-use mmfuse_data::text::{TextEncoder, train_word_tokenizer};
+use mmfuse_data::text::{TextTokenizer, train_word_tokenizer};
 use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
 
@@ -178,7 +178,7 @@ fn wordpiece_expansion_repeats_rows_like_mag_bert() {
     // audio rows (k+1, 10(k+1)), video rows 100(k+1)
     let s = sample(&["George", "Zimmermannxq", "shot"], vec![1., 10., 2., 20., 3., 30.], vec![100., 200., 300.]);
     if let Some(p) = minilm() {
-        let enc = TextEncoder::from_file(&p, 10, true).unwrap();
+        let enc = TextTokenizer::from_file(&p, 10, true).unwrap();
         let r = aligned::expand_wordpieces(&s, &enc, 2, 1);
         // [CLS] george zimmerman ##nx ##q shot [SEP] pad pad pad
         let pieces: Vec<String> = r.ids[..7].iter().map(|&i| enc.tokenizer().id_to_token(i).unwrap()).collect();
@@ -190,7 +190,7 @@ fn wordpiece_expansion_repeats_rows_like_mag_bert() {
         assert_eq!(r.audio, [0., 0., 1., 10., 2., 20., 2., 20., 2., 20., 3., 30., 0., 0., 0., 0., 0., 0., 0., 0.]);
         assert_eq!(r.video, [0., 100., 200., 200., 200., 300., 0., 0., 0., 0.]);
         // truncation to max_len - 2 pieces keeps rows aligned, [SEP] last with a zero row
-        let short = TextEncoder::from_file(&p, 5, true).unwrap();
+        let short = TextTokenizer::from_file(&p, 5, true).unwrap();
         let r = aligned::expand_wordpieces(&s, &short, 2, 1);
         let pieces: Vec<String> = r.ids.iter().map(|&i| short.tokenizer().id_to_token(i).unwrap()).collect();
         assert_eq!(pieces, ["[CLS]", "george", "zimmerman", "##nx", "[SEP]"]);
@@ -202,23 +202,23 @@ fn wordpiece_expansion_repeats_rows_like_mag_bert() {
     let mut m = sample(&[], vec![1., 1., 2., 2., 3., 3., 4., 4.], vec![5., 6., 7., 8.]);
     m.token_ids = Some(vec![101, 7, 8, 102]);
     m.steps = 4;
-    let wl = TextEncoder::new(train_word_tokenizer(["a b".to_string()].into_iter(), 1, true).unwrap(), 6, false);
+    let wl = TextTokenizer::new(train_word_tokenizer(["a b".to_string()].into_iter(), 1, true).unwrap(), 6, false);
     let r = aligned::expand_wordpieces(&m, &wl, 2, 1);
     assert_eq!(r.ids, [101, 7, 8, 102, 0, 0]);
     assert_eq!(r.audio, [1., 1., 2., 2., 3., 3., 4., 4., 0., 0., 0., 0.]);
     assert_eq!(r.video, [5., 6., 7., 8., 0., 0.]);
     assert_eq!(r.len, 4);
-    let r = aligned::expand_wordpieces(&m, &TextEncoder::new(wl.tokenizer().clone(), 3, false), 2, 1);
+    let r = aligned::expand_wordpieces(&m, &TextTokenizer::new(wl.tokenizer().clone(), 3, false), 2, 1);
     assert_eq!((r.ids, r.audio, r.len), (vec![101, 7, 8], vec![1., 1., 2., 2., 3., 3.], 3));
     // word-level tokenizer without [CLS]: one position per word
     let tok = train_word_tokenizer(["good movie".to_string()].into_iter(), 1, true).unwrap();
-    let enc = TextEncoder::new(tok, 4, false);
+    let enc = TextTokenizer::new(tok, 4, false);
     let s = sample(&["good", "zebra", "movie"], vec![1., 2., 3.], vec![4., 5., 6.]);
     let r = aligned::expand_wordpieces(&s, &enc, 1, 1);
     assert_eq!(r.ids[1], 1, "unknown word → [UNK]");
     assert_eq!((r.audio, r.video, r.mask, r.len), (vec![1., 2., 3., 0.], vec![4., 5., 6., 0.], vec![true, true, true, false], 3));
     // with [CLS] prepended by the encoder, its row is zero
-    let enc = TextEncoder::new(enc.tokenizer().clone(), 4, true);
+    let enc = TextTokenizer::new(enc.tokenizer().clone(), 4, true);
     let r = aligned::expand_wordpieces(&s, &enc, 1, 1);
     assert_eq!((r.ids[0], r.audio), (2, vec![0., 1., 2., 3.]));
 }

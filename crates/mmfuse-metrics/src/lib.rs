@@ -13,6 +13,10 @@
 //!
 //! No function in this crate panics on bad input: mismatched lengths or out-of-range labels
 //! come back as a [`MetricError`], and ratios with a zero denominator are `0.0`, never NaN.
+//!
+//! What this crate must not do: depend on tensors, models or data formats. It scores plain
+//! vectors of predictions against references, each convention named and tested against the
+//! reference implementation's numbers.
 
 pub mod cls;
 pub mod ner;

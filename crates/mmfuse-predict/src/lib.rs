@@ -18,7 +18,7 @@ use mmfuse_data::aligned::{AlignedSample, expand_wordpieces};
 pub use mmfuse_data::config::TaskFamily;
 use mmfuse_data::image::{ImageSpec, decode_rgb, placeholder, to_tensor_data};
 use mmfuse_data::labels::LabelMap;
-use mmfuse_data::text::TextEncoder;
+use mmfuse_data::text::TextTokenizer;
 use mmfuse_kernels::device::on_compute_pool;
 use mmfuse_metrics::ner::extract_entities;
 use mmfuse_models::batch::{AlignedHostBatch, HostBatch};
@@ -106,7 +106,7 @@ pub struct PredictResult {
 /// A loaded model package.
 pub struct Predictor {
     pub config: PackageConfig,
-    encoder: TextEncoder,
+    encoder: TextTokenizer,
     /// Class or tag names (empty for MIM).
     labels: LabelMap,
     model: Model,
@@ -115,7 +115,7 @@ pub struct Predictor {
     device: Device,
     spec: ImageSpec,
     /// CLFA's OCR stream encoder (`model.clfa_ocr`).
-    ocr: Option<TextEncoder>,
+    ocr: Option<TextTokenizer>,
     /// CLFA's lexicon (the run folder's `lexicon.tsv`).
     lexicon: Option<mmfuse_data::lexicon::Lexicon>,
 }
@@ -158,7 +158,7 @@ impl Predictor {
         };
         need(package::CONFIG_FILE)?;
         let config = PackageConfig::load(run_dir)?;
-        let encoder = TextEncoder::from_file(&need(package::TOKENIZER_FILE)?, config.data.max_len, true)?;
+        let encoder = TextTokenizer::from_file(&need(package::TOKENIZER_FILE)?, config.data.max_len, true)?;
         let labels: LabelMap = if config.data.task == TaskFamily::Regression {
             LabelMap::from_names(vec![])
         } else {
@@ -175,7 +175,7 @@ impl Predictor {
                 Model::Aligned(m) => Model::Aligned(m.try_load_record(record).with_context(mismatch)?.valid()),
             };
         let spec = config.data.image_spec();
-        let ocr = config.model.clfa_ocr().then(|| TextEncoder::new(encoder.tokenizer().clone(), config.data.ocr_max_len, true));
+        let ocr = config.model.clfa_ocr().then(|| TextTokenizer::new(encoder.tokenizer().clone(), config.data.ocr_max_len, true));
         let lexicon = match config.data.lexicon.is_some() {
             true => Some(mmfuse_data::lexicon::Lexicon::read(&need(package::LEXICON_FILE)?)?),
             false => None,

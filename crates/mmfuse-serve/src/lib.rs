@@ -11,12 +11,15 @@
 //! A MIM run takes segments instead of posts: `{"words": [...], "audio": [[...] per word],
 //! "video": [[...] per word], "id"?}` on the same endpoints (JSON only), and answers a score.
 //!
-//! Dynamic batching ([`batcher`]): request handlers decode images on the blocking pool, then
+//! Dynamic batching (`batcher.rs`): request handlers decode images on the blocking pool, then
 //! queue the prepared post; one model thread takes up to `max_batch` posts, waiting at most
 //! `max_wait_ms` after the first, and runs them as one batch. Every limit (body size, image
 //! pixels — checked from the header before decoding —, text length, batch size, request
 //! timeout, concurrency) answers a 4xx/5xx JSON error naming the limit, and the server keeps
 //! serving. SIGTERM/Ctrl-C: stop accepting, finish in-flight requests, exit.
+//!
+//! What this crate must not do: compute anything itself. Every answer comes from the
+//! [`Predictor`]; the handlers validate, limit and queue, the batcher only gathers.
 
 mod batcher;
 mod metrics;

@@ -15,7 +15,7 @@ use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Bytes, Device};
 use mmfuse_data::aligned::{AlignedDataset, AlignedSample, AlignedSplit, expand_wordpieces, read_any};
-use mmfuse_data::text::{TextEncoder, train_word_tokenizer};
+use mmfuse_data::text::{TextTokenizer, train_word_tokenizer};
 use mmfuse_kernels::device::on_compute_pool;
 use mmfuse_metrics::regression::{RegScores, reg_scores};
 use mmfuse_models::batch::AlignedHostBatch;
@@ -52,12 +52,12 @@ pub struct AlignedData {
     pub audio_dim: usize,
     pub video_dim: usize,
     pub max_len: usize,
-    pub encoder: TextEncoder,
+    pub encoder: TextTokenizer,
     pub report: Value,
 }
 
 /// Expand one sample's features (and its ground-truth noise flags) to fixed-length rows.
-fn row(s: &AlignedSample, enc: &TextEncoder, da: usize, dv: usize) -> AlignedRow {
+fn row(s: &AlignedSample, enc: &TextTokenizer, da: usize, dv: usize) -> AlignedRow {
     let r = expand_wordpieces(s, enc, da, dv);
     let noisy = s.noisy.as_ref().map(|(na, nv)| {
         // the flags ride through the same expansion as a one-column feature
@@ -72,7 +72,7 @@ fn row(s: &AlignedSample, enc: &TextEncoder, da: usize, dv: usize) -> AlignedRow
     AlignedRow { ids: r.ids, mask: r.mask, audio: r.audio, video: r.video, label: s.label, noisy }
 }
 
-fn rows(split: &AlignedSplit, enc: &TextEncoder) -> Vec<AlignedRow> {
+fn rows(split: &AlignedSplit, enc: &TextTokenizer) -> Vec<AlignedRow> {
     split.samples.iter().map(|s| row(s, enc, split.audio_dim, split.video_dim)).collect()
 }
 
@@ -92,10 +92,10 @@ pub fn prepare_aligned(cfg: &RunConfig, tokenizer: Option<&Path>) -> Result<Alig
         }
     }
     let encoder = match tokenizer {
-        Some(t) => TextEncoder::from_file(t, d.max_len, true)?,
+        Some(t) => TextTokenizer::from_file(t, d.max_len, true)?,
         None => {
             let texts = ds.train.samples.iter().map(|s| s.words.join(" "));
-            TextEncoder::new(train_word_tokenizer(texts, d.min_word_count, true)?, d.max_len, true)
+            TextTokenizer::new(train_word_tokenizer(texts, d.min_word_count, true)?, d.max_len, true)
         }
     };
     let truncated = |rs: &[AlignedRow], split: &AlignedSplit| {

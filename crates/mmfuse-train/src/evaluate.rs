@@ -2,7 +2,7 @@
 //! literature reports (entity-level P/R/F1 for NER; accuracy and macro/weighted F1 for
 //! classification).
 
-use crate::examples::{Example, Gold, stream_batches};
+use crate::batches::{Example, Gold, stream_batches};
 use anyhow::{Result, bail};
 use burn::tensor::Device;
 use mmfuse_data::image::ImageLoader;

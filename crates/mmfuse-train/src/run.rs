@@ -14,10 +14,10 @@
 //! RUN/curves.png         training loss and dev metric curves
 //! ```
 
+use crate::batches::{Example, PrepReport, attach_clfa_streams, cls_examples, ner_examples};
 use crate::checkpoint;
 use crate::config::{RunConfig, TaskFamily};
 use crate::evaluate::{EvalResult, evaluate};
-use crate::examples::{Example, PrepReport, attach_clfa_streams, cls_examples, ner_examples};
 pub use crate::run_folder::{RunSummary, pretrained_text_config, write_curves};
 use crate::teacher::TeacherCache;
 use crate::trainer::{TrainData, TrainOptions, fit};
@@ -29,7 +29,7 @@ use mmfuse_data::conll::{ConllOptions, NER_TAGS, read_conll};
 use mmfuse_data::image::ImageLoader;
 use mmfuse_data::labels::LabelMap;
 use mmfuse_data::text::Tokenizer;
-use mmfuse_data::text::{TextEncoder, caption_ids, train_word_tokenizer};
+use mmfuse_data::text::{TextTokenizer, caption_ids, train_word_tokenizer};
 use mmfuse_models::encoders::{ImageEncoder, PretrainedImage};
 use mmfuse_models::fusion::FusionModel;
 pub use mmfuse_models::package::{CAPTION_TOKENIZER_FILE, IMAGE_ENCODER_FILE, LEXICON_FILE, ModelShapes, TEACHER_FILE, TEXT_ENCODER_FILE};
@@ -45,7 +45,7 @@ pub struct Prepared {
     pub dev: Vec<Example>,
     pub test: Vec<Example>,
     pub labels: LabelMap,
-    pub encoder: TextEncoder,
+    pub encoder: TextTokenizer,
     /// Caption vocabulary of MuSE's captioning decoder (when the config turns it on).
     pub caption_tokenizer: Option<Tokenizer>,
     pub report: serde_json::Value,
@@ -86,10 +86,10 @@ pub fn prepare(cfg: &RunConfig, tokenizer: Option<&Path>) -> Result<Prepared> {
                 splits.push(s);
             }
             let encoder = match tokenizer {
-                Some(t) => TextEncoder::from_file(t, d.max_len, true)?,
+                Some(t) => TextTokenizer::from_file(t, d.max_len, true)?,
                 None => {
                     let texts = splits[0].iter().map(|s| s.words.join(" "));
-                    TextEncoder::new(train_word_tokenizer(texts, d.min_word_count, true)?, d.max_len, true)
+                    TextTokenizer::new(train_word_tokenizer(texts, d.min_word_count, true)?, d.max_len, true)
                 }
             };
             let labels = LabelMap::from_names(NER_TAGS.iter().map(|s| s.to_string()).collect());
@@ -112,10 +112,10 @@ pub fn prepare(cfg: &RunConfig, tokenizer: Option<&Path>) -> Result<Prepared> {
                 splits.push(s);
             }
             let encoder = match tokenizer {
-                Some(t) => TextEncoder::from_file(t, d.max_len, true)?,
+                Some(t) => TextTokenizer::from_file(t, d.max_len, true)?,
                 None => {
                     let texts = splits[0].iter().map(|s| s.text.clone());
-                    TextEncoder::new(train_word_tokenizer(texts, d.min_word_count, true)?, d.max_len, true)
+                    TextTokenizer::new(train_word_tokenizer(texts, d.min_word_count, true)?, d.max_len, true)
                 }
             };
             let names = if d.labels.is_empty() {
@@ -130,7 +130,7 @@ pub fn prepare(cfg: &RunConfig, tokenizer: Option<&Path>) -> Result<Prepared> {
             let mut out = Vec::new();
             let mut reps = Vec::new();
             // CLFA's optional OCR stream and lexicon weights
-            let ocr_encoder = cfg.model.clfa_ocr().then(|| TextEncoder::new(encoder.tokenizer().clone(), d.ocr_max_len, true));
+            let ocr_encoder = cfg.model.clfa_ocr().then(|| TextTokenizer::new(encoder.tokenizer().clone(), d.ocr_max_len, true));
             let lexicon = match &d.lexicon {
                 Some(p) => Some(mmfuse_data::lexicon::Lexicon::read(p).with_context(|| format!("data.lexicon = {}", p.display()))?),
                 None => None,
@@ -165,7 +165,7 @@ fn finish_prepare(
     mut splits: Vec<Vec<Example>>,
     texts: Vec<Vec<String>>,
     labels: LabelMap,
-    encoder: TextEncoder,
+    encoder: TextTokenizer,
     report: serde_json::Map<String, serde_json::Value>,
 ) -> Result<Prepared> {
     let caption_tokenizer = if cfg.model.captioning() {

@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mmfuse_data::cls::ClsSample;
 use mmfuse_data::image::{ImageLoader, ImageSpec, MissingImage};
 use mmfuse_data::preprocess::Preprocess;
-use mmfuse_data::text::TextEncoder;
+use mmfuse_data::text::TextTokenizer;
 use mmfuse_models::encoders::ClipModel;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -54,6 +54,25 @@ impl TeacherCache {
     }
 }
 
+/// Every post of a classification corpus folder (`train.jsonl`, `dev.jsonl`, `test.jsonl`; a
+/// post in several splits once) with its image path (`image_dir`, relative to `data_dir` unless
+/// absolute, for posts that do not name their image) — what `mmfuse clip-embed` embeds.
+pub fn corpus_posts(data_dir: &Path, image_dir: &Path) -> Result<Vec<(ClsSample, PathBuf)>> {
+    let image_dir = if image_dir.is_absolute() { image_dir.to_path_buf() } else { data_dir.join(image_dir) };
+    let mut samples = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for f in ["train.jsonl", "dev.jsonl", "test.jsonl"] {
+        let (s, _) = mmfuse_data::cls::read_jsonl(&data_dir.join(f))?;
+        for x in s {
+            if seen.insert(x.id.clone()) {
+                let p = crate::batches::cls_image_path(&x, data_dir, &image_dir);
+                samples.push((x, p));
+            }
+        }
+    }
+    Ok(samples)
+}
+
 /// Compute CLIP text and image embeddings of `samples` (texts truncated to CLIP's 77 tokens,
 /// images with CLIP's preprocessing; missing images per `missing`) and write the cache.
 /// Returns (rows, P, placeholder images).
@@ -67,7 +86,7 @@ pub fn write_clip_cache(
     quiet: bool,
 ) -> Result<(usize, usize, usize)> {
     let (clip, config) = ClipModel::load(clip_dir, device).with_context(|| format!("loading CLIP from {}", clip_dir.display()))?;
-    let tok = TextEncoder::from_file(&clip_dir.join("tokenizer.json"), config.text_config.max_position_embeddings, true)?;
+    let tok = TextTokenizer::from_file(&clip_dir.join("tokenizer.json"), config.text_config.max_position_embeddings, true)?;
     let size = config.vision_config.image_size;
     // CLIP's own pipeline at 224; other (test-sized) towers: plain resize with CLIP's mean/std
     let spec = if size == 224 {

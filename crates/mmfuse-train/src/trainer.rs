@@ -6,10 +6,10 @@
 //! global-norm clipping, AdamW with parameter groups and a warm-up/decay schedule, data
 //! parallelism.
 
+use crate::batches::{Example, epoch_order, stream_batches};
 use crate::checkpoint::{self, TrainState};
 use crate::config::RunConfig;
 use crate::evaluate::{EvalResult, evaluate};
-use crate::examples::{Example, epoch_order, stream_batches};
 use crate::optim::{Schedule, adamw, clip_global_norm};
 use crate::parallel::data_parallel_grads;
 use anyhow::{Context, Result, bail};

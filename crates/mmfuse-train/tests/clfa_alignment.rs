@@ -4,7 +4,7 @@
 
 use mmfuse_data::image::MissingImage;
 use mmfuse_data::synth::{SynthConfig, generate};
-use mmfuse_train::examples::cls_image_path;
+use mmfuse_train::batches::cls_image_path;
 use mmfuse_train::teacher::write_clip_cache;
 use mmfuse_train::{RunConfig, TrainOptions, run_training};
 use std::path::{Path, PathBuf};

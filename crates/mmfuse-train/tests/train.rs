@@ -207,9 +207,9 @@ fn muse_with_decoders_trains_and_its_run_folder_reloads() {
     assert!(m.caption.is_some() && m.pixelcnn.is_some());
     // the decoder terms are part of the loss: same weights, decoders switched off → lower loss
     let loader = mmfuse_train::run::image_loader(&cfg);
-    let refs: Vec<&mmfuse_train::examples::Example> = p.train.iter().take(8).collect();
+    let refs: Vec<&mmfuse_train::batches::Example> = p.train.iter().take(8).collect();
     assert!(!refs[0].caption.is_empty(), "examples carry caption targets");
-    let batch = mmfuse_train::examples::host_batch(&refs, &loader, true).unwrap().to_device(&device);
+    let batch = mmfuse_train::batches::host_batch(&refs, &loader, true).unwrap().to_device(&device);
     let full = model.loss(&batch).into_scalar::<f32>();
     let mut bare = m.clone();
     bare.weights.caption = 0.0;
@@ -325,7 +325,7 @@ fn clfa_trains_with_a_clip_teacher_cache_and_reloads() {
     let mut samples = Vec::new();
     for f in ["train.jsonl", "dev.jsonl", "test.jsonl"] {
         for s in mmfuse_data::cls::read_jsonl(&data.join(f)).unwrap().0 {
-            let p = mmfuse_train::examples::cls_image_path(&s, &data, &data.join("images"));
+            let p = mmfuse_train::batches::cls_image_path(&s, &data, &data.join("images"));
             samples.push((s, p));
         }
     }
@@ -348,8 +348,8 @@ fn clfa_trains_with_a_clip_teacher_cache_and_reloads() {
     assert!(m.proj_text.is_some() && m.proj_image.is_some());
     // the alignment term is in the loss: the same weights with α = 0 give a lower loss
     let loader = mmfuse_train::run::image_loader(&cfg);
-    let refs: Vec<&mmfuse_train::examples::Example> = pr.train.iter().take(8).collect();
-    let batch = mmfuse_train::examples::host_batch(&refs, &loader, true).unwrap().to_device(&device);
+    let refs: Vec<&mmfuse_train::batches::Example> = pr.train.iter().take(8).collect();
+    let batch = mmfuse_train::batches::host_batch(&refs, &loader, true).unwrap().to_device(&device);
     assert!(batch.teacher.is_some());
     let full = model.loss(&batch).into_scalar::<f32>();
     let mut ablated = m.clone();

@@ -11,13 +11,38 @@ use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mmfuse_data::image::{ImageSpec, load_image};
 use mmfuse_data::preprocess::Preprocess;
-use mmfuse_data::text::TextEncoder;
+use mmfuse_data::text::TextTokenizer;
 use mmfuse_kernels::device::on_compute_pool;
 use mmfuse_models::encoders::bert::{BertModel, mean_pooled_normalized};
 use mmfuse_models::encoders::{MobileNetV2, ResNet};
 use mmfuse_models::layers::masked_mean;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+
+/// The weights file a path names: the file itself, or in a folder its `model.safetensors` (else
+/// its only `.safetensors` file); anything else is an error saying what was expected.
+pub fn weights_file(path: &Path, what: &str) -> Result<PathBuf> {
+    if path.is_file() {
+        return Ok(path.to_path_buf());
+    }
+    if !path.is_dir() {
+        bail!("{what} {}: no such file or folder (expected a .safetensors file, or a folder holding model.safetensors)", path.display());
+    }
+    let named = path.join("model.safetensors");
+    if named.is_file() {
+        return Ok(named);
+    }
+    let found: Vec<PathBuf> = std::fs::read_dir(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .collect();
+    match found.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => bail!("{what} {}: the folder holds no .safetensors file (expected model.safetensors)", path.display()),
+        many => bail!("{what} {}: the folder holds {} .safetensors files and no model.safetensors; name the file", path.display(), many.len()),
+    }
+}
 
 /// How token states become one vector.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -48,24 +73,26 @@ fn write(out: &Path, rows: Vec<f32>, n: usize, d: usize, metadata: HashMap<Strin
     Ok(())
 }
 
+/// How to encode texts.
+#[derive(Clone, Copy, Debug)]
+pub struct TextOptions {
+    /// Word pieces per text (`[CLS]`/`[SEP]` included).
+    pub max_len: usize,
+    /// Texts per forward pass.
+    pub batch: usize,
+    pub pooling: Pooling,
+    /// No progress bar.
+    pub quiet: bool,
+}
+
 /// Embed every non-empty line of `texts` with the BERT in `dir`.
-// the CLI's options one by one (issue 22 item 5 moves them into an options struct)
-#[allow(clippy::too_many_arguments)]
-pub fn encode_texts(
-    dir: &Path,
-    texts: &Path,
-    out: &Path,
-    max_len: usize,
-    batch: usize,
-    pooling: Pooling,
-    device: &Device,
-    quiet: bool,
-) -> Result<(usize, usize)> {
+pub fn encode_texts(dir: &Path, texts: &Path, out: &Path, opts: TextOptions, device: &Device) -> Result<(usize, usize)> {
+    let TextOptions { max_len, batch, pooling, quiet } = opts;
     let (bert, config) = BertModel::load(dir, device).with_context(|| format!("loading the text encoder {}", dir.display()))?;
     if max_len > config.max_position_embeddings {
         bail!("--max-len {max_len} exceeds the encoder's max_position_embeddings {}", config.max_position_embeddings);
     }
-    let tok = TextEncoder::from_file(&dir.join("tokenizer.json"), max_len, true)?;
+    let tok = TextTokenizer::from_file(&dir.join("tokenizer.json"), max_len, true)?;
     let content = std::fs::read_to_string(texts).with_context(|| format!("cannot read {}", texts.display()))?;
     let lines: Vec<&str> = content.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     if lines.is_empty() {
@@ -112,7 +139,10 @@ pub fn encode_texts(
 
 /// Embed every image file of `images` (`.jpg`, `.jpeg`, `.png`, name order) with the
 /// torchvision ResNet or MobileNetV2 weights in `weights` (global-average-pooled features).
+/// `weights` may be the `.safetensors` file or a folder holding one (`model.safetensors`, or its
+/// only `.safetensors` file).
 pub fn encode_images(weights: &Path, images: &Path, out: &Path, preprocess: Preprocess, batch: usize, device: &Device, quiet: bool) -> Result<(usize, usize)> {
+    let weights = &weights_file(weights, "--image-encoder")?;
     // one network per call
     #[allow(clippy::large_enum_variant)]
     enum Net {

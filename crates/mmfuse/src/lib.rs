@@ -3,6 +3,9 @@
 //!
 //! - [`demo`]: `mmfuse demo` — synthetic corpus → text-only, image-only and fused models on
 //!   both synthetic tasks → a table of test scores.
+//!
+//! What this crate must not do: hold logic a library user would need (that belongs in the
+//! library crates); here are only the command line and the jobs that tie several crates together.
 
 pub mod demo;
 pub mod encode;

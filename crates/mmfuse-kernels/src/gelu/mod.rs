@@ -1,6 +1,5 @@
-//! Feed-forward activations: the HF `hidden_act` names ([`Activation`]), an exact GELU
-//! ([`gelu`]) with a fused pass on the CPU backend, and the attention softmax
-//! ([`attention_softmax`]), fused the same way for prediction.
+//! The exact GELU ([`gelu`]) with a fused pass on the CPU backend (the HF `hidden_act` names
+//! are `mmfuse_models::layers::Activation`; the attention softmax is in `crate::softmax`).
 //!
 //! burn-flex computes GELU one element at a time through a scalar `erff` (about 10 ns per
 //! element): in MuSE-small's text encoder at batch 1 that was a quarter of the encoder's time.

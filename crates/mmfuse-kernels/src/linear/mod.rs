@@ -47,7 +47,7 @@ impl LinearConfig {
 /// `y = x·W + b` over the last axis: a drop-in for `burn::nn::Linear` with the same fields (and
 /// so the same records), applied to all leading positions of `x` `[..., d_in]` (batch × tokens)
 /// as ONE `[rows, d_in] × [d_in, d_out]` matmul; under autodiff on the CPU backend as one
-/// operation with the bias fused ([`backward`]).
+/// operation with the bias fused (`backward.rs`).
 ///
 /// burn's `Linear::forward` on a `[B, L, d]` input keeps the batch axis when `L` is a multiple
 /// of 32 (its matmul tiling policy): the CPU backend then runs B separate `[L, d_in]` products

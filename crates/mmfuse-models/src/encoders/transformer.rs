@@ -5,10 +5,10 @@
 //! `norm_first = true` (`layers.N.{mha.{query,key,value,output}, pwff.{linear_inner,
 //! linear_outer}, norm_1, norm_2}`; `norm_2` before attention and `norm_1` before the
 //! feed-forward, as there), written on mmfuse's pieces so that it runs faster on the CPU:
-//! - attention is [`MaskedAttention`] and the feed-forward uses [`LinearRows`], so every
+//! - attention is [`MaskedAttention`] and the feed-forward uses `mmfuse_kernels::Linear`, so every
 //!   projection is one matmul over all the batch's tokens (burn's layer runs one matmul per
 //!   sequence when the length is a multiple of 32, re-packing the weight each time);
-//! - dropout draws its masks with [`FastDropout`].
+//! - dropout draws its masks with `mmfuse_kernels::Dropout`.
 //!
 //! Padded keys get exactly zero attention weight (burn's layer gives them `e^-10000`, also 0 in
 //! f32).

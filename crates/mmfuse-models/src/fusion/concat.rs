@@ -1,5 +1,8 @@
 //! Late fusion by concatenation (the baseline), with text-only and image-only variants.
 //!
+//! No paper's own method: the aggregation baseline ("aggregation-based" fusion by concatenation, §2 and §3.1 of the
+//! MuSE reading notes, `shared/seeds/001_*`; CLFA's concat/mean comparison, shared/METHODS.md §2 "Fusion").
+//!
 //! - classification: `[masked_mean(text) ; mean(image tokens)]` → MLP → classes;
 //! - tagging: each text token `[h_t ; mean(image tokens)]` → MLP → tag scores.
 //!

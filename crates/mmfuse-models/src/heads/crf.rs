@@ -1,6 +1,10 @@
 //! Linear-chain conditional random field (Lafferty et al., 2001) over tag sequences: the MNER
 //! head of MuSE and of BERT-CRF taggers.
 //!
+//! Paper: Lafferty, McCallum & Pereira, "Conditional Random Fields: Probabilistic Models for Segmenting and Labeling
+//! Sequence Data" (ICML 2001). In MuSE: the fused embedding `F_e` goes into a CRF layer for MNER, §5.1 of the MuSE
+//! reading notes, `shared/seeds/001_*`; shared/METHODS.md §1 "Heads".
+//!
 //! Scores a tag path `y` of a sequence with emissions `E` (`[L, T]`) as
 //! `start[y_0] + Σ_t E[t, y_t] + Σ_{t>0} trans[y_{t-1}, y_t] + end[y_last]`. Training minimises
 //! the negative log-likelihood `log Z − score(y)`, with `log Z` from the forward algorithm;

@@ -1,4 +1,8 @@
 //! The task losses: cross-entropy over classes, and over the scored tokens of a sequence.
+//!
+//! The L_task of MuSE's objective `L = L_task + α·L_it + β·L_ti` (§4.3 of its reading notes, `shared/seeds/001_*`;
+//! cross-entropy per their §5 setup) and the CE(task) of CLFA's `L = α·(L_text + L_image) + β·CE(task)`
+//! (shared/METHODS.md §2 "Alignment"); no equation numbers in our sources.
 
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Bool, Int, Tensor};

@@ -1,5 +1,9 @@
 //! An MLP head: Linear → GELU → dropout → Linear. Applied to a pooled vector for sequence
 //! classification or to every token for tagging (softmax tagging; the CRF head comes with MuSE).
+//!
+//! No paper's own component: the head of the concat baseline. The papers' heads live with their models (MuSE: an MLP on
+//! the fused cls, §5.2 of its reading notes, `shared/seeds/001_*`; CLFA: dropout + Linear, shared/METHODS.md §2
+//! "Fusion").
 
 use burn::config::Config;
 use burn::module::Module;

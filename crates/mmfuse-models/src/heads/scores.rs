@@ -1,6 +1,10 @@
 //! From task scores to losses and predictions, shared by every model: classification by
 //! softmax cross-entropy; tagging by a CRF over the words' first pieces when the model has one,
 //! else per-token softmax cross-entropy over the scored positions.
+//!
+//! This is L_task in MuSE's objective `L = L_task + α·L_it + β·L_ti` (§4.3 of its reading notes, `shared/seeds/001_*`),
+//! with the CRF for MNER (§5.1) and cross-entropy for MSA (shared/METHODS.md §1 "Heads"); no equation numbers in our
+//! sources.
 
 use crate::batch::{Batch, Targets};
 use crate::heads::Crf;

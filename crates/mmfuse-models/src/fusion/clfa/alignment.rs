@@ -1,5 +1,9 @@
 //! CLFA's alignment loss: symmetric InfoNCE between a student's features and a frozen
 //! teacher's (CLIP) embeddings of the same samples, with in-batch negatives.
+//!
+//! Paper: CLFA (CLIP-guided contrastive-learning-based feature alignment, LREC-COLING 2024, arXiv 2403.06355),
+//! shared/METHODS.md §2 "Alignment": `L_m = ½·CE(softmax_j(f_i·c_j/τ), i) + ½·CE(softmax_j(c_i·f_j/τ), i)`, τ = 0.1
+//! (no equation number in our sources).
 
 use crate::heads::losses::cross_entropy;
 use burn::tensor::{Int, Tensor};

@@ -4,6 +4,10 @@
 //! text stream is the query stream; image and OCR tokens are only read as keys/values. The
 //! text self-attention optionally adds a per-key bias (affective lexicon weights).
 //!
+//! Paper: CLFA (CLIP-guided contrastive-learning-based feature alignment, LREC-COLING 2024, arXiv 2403.06355),
+//! shared/METHODS.md §2 "Fusion" (the k-layer cross encoder; the lexicon biases are SenticNet's); no section or
+//! equation numbers in our sources.
+//!
 //! Every block's attention is the shared [`MaskedAttention`] (padded keys get exactly zero
 //! weight).
 

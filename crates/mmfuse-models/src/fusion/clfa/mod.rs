@@ -1,6 +1,9 @@
 //! CLFA: CLIP-guided contrastive feature alignment for multimodal semantic understanding
-//! (Zhang et al., LREC-COLING 2024, [arXiv 2403.06355](https://arxiv.org/abs/2403.06355);
+//! (LREC-COLING 2024, [arXiv 2403.06355](https://arxiv.org/abs/2403.06355);
 //! reference code <https://github.com/ChangKe123/CLFA>).
+//!
+//! Sources: the abstract (`shared/seeds/002_*`) and shared/METHODS.md §2 ("Encoders", "Alignment", "Fusion"); they give
+//! no section or equation numbers for CLFA, so quantities are named as there (L_text, L_image, τ, α, β).
 //!
 //! Each encoder's token features, through a projection MLP and mean pooling, are pulled toward a
 //! frozen CLIP's embedding of the SAME modality by a symmetric InfoNCE loss with in-batch

@@ -1,6 +1,10 @@
 //! The CLFA model: text encoder + image encoder, per-modality projection MLPs aligned to a frozen
 //! CLIP teacher by symmetric InfoNCE, a fuser, and a classification head.
 //!
+//! Paper: CLFA (CLIP-guided contrastive-learning-based feature alignment, LREC-COLING 2024, arXiv 2403.06355);
+//! shared/METHODS.md §2 "Alignment" (`L = α·(L_text + L_image) + β·CE(task)`, α = β = 1) and "Fusion" (cross encoder,
+//! pooling, head, the simpler aggregations); no section or equation numbers in our sources.
+//!
 //! `L = α·(L_text + L_image) + β·CE(task)`, where `L_m = info_nce(f_m, c_m, τ)`,
 //! `f_text` = masked mean over tokens of `proj_text(text tokens)`, `f_image` = mean over tokens of
 //! `proj_image(image tokens)`, and `c_m` the teacher's (CLIP's) embedding of the same modality

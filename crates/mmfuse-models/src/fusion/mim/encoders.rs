@@ -4,6 +4,9 @@
 //! - text: the text encoder's last layer without `[CLS]` → Conv1d(d_text → d, k = 3);
 //! - audio / video: Conv1d(features → d, k = 3) → sinusoidal positions → pre-LN Transformer
 //!   (3 layers, 5 heads, FFN 320).
+//!
+//! Paper: MIM, Multimodal Information Modulation (Zeng, Mai, Yan & Hu, IEEE TMM 2023, doi:10.1109/tmm.2023.3293335);
+//! shared/METHODS.md §3 "Encoders" (no section or equation numbers in our sources).
 
 use crate::encoders::transformer::{TransformerEncoder, TransformerEncoderConfig};
 use crate::encoders::{TextEncoder, TextEncoderConfig};

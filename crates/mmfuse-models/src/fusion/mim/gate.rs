@@ -12,6 +12,10 @@
 //! MIM's values: β = 1/3, γ = −0.2, ζ = 1, bias 3, threshold 0.6. At z = 0 the probability of
 //! keeping a step is σ(bias − β·logit((threshold − γ)/(ζ − γ))) ≈ 0.941 and the penalty ≈ 0.972.
 //! The released code samples the noise at evaluation too (`stochastic_eval`).
+//!
+//! Paper: MIM, Multimodal Information Modulation (Zeng, Mai, Yan & Hu, IEEE TMM 2023, doi:10.1109/tmm.2023.3293335),
+//! the gate of its Unimodal Purification Network (UPN); shared/METHODS.md §3 "UPN" (no section or equation numbers in
+//! our sources).
 
 use burn::config::Config;
 use burn::tensor::activation::sigmoid;

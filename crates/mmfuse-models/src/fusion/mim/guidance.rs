@@ -2,6 +2,10 @@
 //! and between modalities. `L^u_m`, `L^p_m` are the L1 losses of modality `m`'s prediction from
 //! its unpurified / purified vector.
 //!
+//! Paper: MIM, Multimodal Information Modulation (Zeng, Mai, Yan & Hu, IEEE TMM 2023, doi:10.1109/tmm.2023.3293335),
+//! its Knowledge Guidance Scheme (KGS), intra- and inter-modal; shared/METHODS.md §3 "KGS" (no section or equation
+//! numbers in our sources).
+//!
 //! - [`intra_modal`]: the better branch teaches the other: if `L^p_m < L^u_m` then
 //!   `MSE(sg(ŷ^p_m), ŷ^u_m)` else `MSE(ŷ^p_m, sg(ŷ^u_m))`.
 //! - [`kd_weights`]: λ_m = L^p_m / Σ_k L^p_k, α_m = 3·(1/(1+λ_m)) / Σ_k 1/(1+λ_k). The α sum to 3

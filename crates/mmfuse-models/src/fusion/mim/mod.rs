@@ -2,6 +2,10 @@
 //! video features: unimodal purification gates (UPN) and knowledge guidance between modalities
 //! (KGS). See `shared/METHODS.md` §3.
 //!
+//! Paper: Zeng, Mai, Yan & Hu, IEEE TMM 2023, doi:10.1109/tmm.2023.3293335 (abstract in `shared/seeds/003_*`); our
+//! sources give no section or equation numbers, so components are named as in the paper: UPN (Unimodal Purification
+//! Network) and KGS (Knowledge Guidance Scheme).
+//!
 //! - [`encoders`]: text (encoder + Conv1d), audio and video (Conv1d + pre-LN Transformer).
 //! - [`gate`]: the HardConcrete gate (straight-through hard mask, L0 penalty, deterministic at
 //!   evaluation unless `stochastic_eval`).

@@ -8,6 +8,10 @@
 //!
 //! `purification = false` removes the UPN (the fusion reads the unpurified vectors) and
 //! `guidance = false` removes KGS (no intra/inter terms): the ablations of the paper.
+//!
+//! Paper: MIM, Multimodal Information Modulation (Zeng, Mai, Yan & Hu, IEEE TMM 2023, doi:10.1109/tmm.2023.3293335);
+//! shared/METHODS.md §3 "Heads" and "KGS" (two optimiser steps per batch); no section or equation numbers in our
+//! sources.
 
 use super::encoders::{SequenceEncoder, SequenceEncoderConfig, TextBranch, TextBranchConfig};
 use super::gate::HardConcreteConfig;

@@ -2,6 +2,9 @@
 //! sequence, a per-step score MLP gives one score per step, an MLP across the time axis turns the
 //! `T` scores into gate logits `z_t`, and the [`HardConcrete`] gate keeps or drops each step.
 //!
+//! Paper: MIM, Multimodal Information Modulation (Zeng, Mai, Yan & Hu, IEEE TMM 2023, doi:10.1109/tmm.2023.3293335),
+//! its Unimodal Purification Network (UPN); shared/METHODS.md §3 "UPN" (no section or equation numbers in our sources).
+//!
 //! ```text
 //! h = BiLSTM(x)                       [B, T, 2·hidden]
 //! s_t = MLP_step(h_t)                 [B, T]   (Linear · tanh · Linear; 0 at padding)

@@ -1,6 +1,11 @@
 //! MuSE's attention: the shared [`MaskedAttention`] used as self-attention, which also gives
 //! the head-averaged attention weights of the first (`[CLS]`) query row, taken before attention
 //! dropout — the quantity MuSE ranks tokens by.
+//!
+//! Paper: MuSE, "Exchanging-based Multimodal Fusion with Transformer" (arXiv 2309.02190), §4.2 of the MuSE reading
+//! notes, `shared/seeds/001_*`: `Attention(Q, K, V) = Softmax(QKᵀ/√d_k)·V`, and each exchange layer picks the θ
+//! fraction of tokens with the lowest attention score to cls (no equation numbers in our sources); shared/METHODS.md §1
+//! "CrossTransformer", step 2.
 
 use crate::layers::attention::MaskedAttention;
 use burn::config::Config;

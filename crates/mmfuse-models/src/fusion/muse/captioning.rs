@@ -3,6 +3,10 @@
 //! image tokens with additive ("soft") attention, gates the attended context by
 //! `σ(f_β(h))`, and predicts the next word of the caption under teacher forcing.
 //!
+//! In MuSE, "Exchanging-based Multimodal Fusion with Transformer" (arXiv 2309.02190): `T̂ = TextDecoder(I_n)`, eq. (6),
+//! with `I_n = MLP(I_e + N_i(0,1))`, trained by L_it, the image-captioning loss (§4.1 of the MuSE reading notes,
+//! `shared/seeds/001_*`; NIC-Att in their §5 setup); shared/METHODS.md §1 "Regularising decoders".
+//!
 //! Per step `t` (inputs are the caption's tokens `0..T−1`, targets its tokens `1..T`):
 //!
 //! ```text
@@ -37,13 +41,13 @@ pub struct CaptionDecoderConfig {
     pub vocab_size: usize,
     /// Width of the image tokens.
     pub d_encoder: usize,
-    /// Word embedding size [512].
+    /// Word embedding size (paper: 512).
     #[config(default = 512)]
     pub d_embed: usize,
-    /// LSTM hidden size [512].
+    /// LSTM hidden size (paper: 512).
     #[config(default = 512)]
     pub d_hidden: usize,
-    /// Additive-attention size [512].
+    /// Additive-attention size (paper: 512).
     #[config(default = 512)]
     pub d_attention: usize,
     /// Dropout before the output layer [0.5].

@@ -15,6 +15,11 @@
 //! Everything is vectorised over the batch (ranks by a double `argsort`), padding is masked in
 //! attention, selection and means. `reference_compat` reproduces the released code instead: no
 //! masks anywhere, and means over all tokens including `[CLS]` and padding.
+//!
+//! Paper: MuSE, "Exchanging-based Multimodal Fusion with Transformer" (arXiv 2309.02190), CrossTransformer as in §4.2
+//! of the MuSE reading notes, `shared/seeds/001_*`: input `T_e(0) = Concat(v_cls(t_0), T_e)`, exchange layers μ..η,
+//! `T̃_e(μ+1)[k,:] = (1/n)·Σ_j Ĩ_e(μ+1)[j,:] + T̃_e(μ+1)[k,:]` and symmetrically for `Ĩ_e`, then FFN (no equation
+//! numbers in our sources); shared/METHODS.md §1 "CrossTransformer".
 
 use super::attention::{SelfAttention, SelfAttentionConfig, self_attention_with_cls};
 use burn::config::Config;
@@ -27,15 +32,15 @@ use mmfuse_kernels::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear,
 /// Configuration of [`CrossTransformer`] (paper/reference defaults in brackets).
 #[derive(Config, Debug)]
 pub struct CrossTransformerConfig {
-    /// Width of both streams [768].
+    /// Width of both streams (paper: 768).
     pub d_model: usize,
-    /// Attention heads [12]. Default 4.
+    /// Attention heads (paper: 12). Default 4.
     #[config(default = 4)]
     pub n_heads: usize,
-    /// Feed-forward size [2048]. Default 256.
+    /// Feed-forward size (paper: 2048). Default 256.
     #[config(default = 256)]
     pub d_ff: usize,
-    /// Layers L [6]. Default 4.
+    /// Layers L (paper: 6). Default 4.
     #[config(default = 4)]
     pub n_layers: usize,
     /// Dropout [0.2]. Default 0.1.
@@ -44,10 +49,10 @@ pub struct CrossTransformerConfig {
     /// θ: fraction of each stream's tokens that receive the other stream's mean [0.1].
     #[config(default = 0.1)]
     pub exchange_ratio: f64,
-    /// μ: first exchange layer, 0-based [1].
+    /// μ: first exchange layer, 0-based (paper: 1).
     #[config(default = 1)]
     pub exchange_start_layer: usize,
-    /// η: last exchange layer, inclusive [3].
+    /// η: last exchange layer, inclusive (paper: 3).
     #[config(default = 3)]
     pub exchange_end_layer: usize,
     /// Replace the selected tokens by the other stream's mean instead of adding it.

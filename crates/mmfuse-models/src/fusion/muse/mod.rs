@@ -1,4 +1,4 @@
-//! MuSE — exchanging-based multimodal fusion with regularising decoders (Lu et al., 2023,
+//! MuSE — exchanging-based multimodal fusion with regularising decoders (2023,
 //! <https://arxiv.org/abs/2309.02190>). One file per component:
 //!
 //! - [`attention`]: the shared masked attention as self-attention, with the head-averaged
@@ -10,6 +10,11 @@
 //! - [`captioning`]: the image→text regulariser, a Show-Attend-Tell LSTM captioning decoder.
 //!
 //! The full model is tracked in the MuSE issue.
+//!
+//! Paper: "Exchanging-based Multimodal Fusion with Transformer" (arXiv 2309.02190). Section and equation numbers here
+//! and in the component files are those of the MuSE reading notes (`shared/seeds/001_*`): §4.1 encoders and the two
+//! regularising decoders, eqs. (5)–(6); §4.2 CrossTransformer exchange; §4.3 objective `L = L_task + α·L_it + β·L_ti`.
+//! Implementation spec: shared/METHODS.md §1.
 
 pub mod attention;
 pub mod captioning;

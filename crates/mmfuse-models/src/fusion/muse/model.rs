@@ -1,6 +1,11 @@
 //! MuSE's fusion model without its regularising decoders: text encoder + image encoder →
 //! [`CrossTransformer`] → task head.
 //!
+//! Paper: MuSE, "Exchanging-based Multimodal Fusion with Transformer" (arXiv 2309.02190); in the MuSE reading notes,
+//! `shared/seeds/001_*`: §4.1 (`T_n = MLP(T_e + N_t(0,1))`, `I_n` likewise; decoders eqs. (5)–(6)), end of §4.2 (both
+//! streams concatenated → fully connected → `F_e`), §4.3 (objective), §5.1 (`F_e` → CRF, MNER), §5.2 (MLP on the fused
+//! cls, MSA); shared/METHODS.md §1 "Regularising decoders" and "Heads".
+//!
 //! - classification (MSA): `[cls_t ; cls_i]` → Linear(2d→d) → ReLU → dropout → Linear(→C);
 //! - tagging (MNER): each text token `[h_t ; cls_i]` → Linear(2d→d) → ReLU → dropout →
 //!   Linear(→T) → CRF over words. (The released code pairs text token p with image cell p, which

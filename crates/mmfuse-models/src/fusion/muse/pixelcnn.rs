@@ -4,6 +4,11 @@
 //! parametrises a mixture of `M` discretised logistics over the pixel's three sub-pixels and sees
 //! only the pixels before `(i, j)` in raster order (plus the condition vector).
 //!
+//! In MuSE, "Exchanging-based Multimodal Fusion with Transformer" (arXiv 2309.02190): `Î = ImageDecoder(T_n)`, eq. (5),
+//! with `T_n = MLP(T_e + N_t(0,1))`, trained by L_ti, the text-to-image generation loss (§4.1 of the MuSE reading
+//! notes, `shared/seeds/001_*`; PixelCNN++ with the mixture-of-logistics loss at 32×32 in their §5 setup);
+//! shared/METHODS.md §1 "Regularising decoders".
+//!
 //! Architecture, following the PyTorch port by pclucas14 (`pixel-cnn-pp`, which MuSE's code
 //! copies) and the authors' TensorFlow code for the conditioning:
 //!
@@ -54,13 +59,13 @@ use mmfuse_kernels::{Dropout, DropoutConfig, Linear, LinearConfig};
 pub struct PixelCnnPpConfig {
     /// Width of the condition vector `h`.
     pub d_cond: usize,
-    /// Gated ResNet blocks per resolution in the first pass [5].
+    /// Gated ResNet blocks per resolution in the first pass (paper: 5).
     #[config(default = 5)]
     pub nr_resnet: usize,
-    /// Channels F of both streams [80].
+    /// Channels F of both streams (paper: 80).
     #[config(default = 80)]
     pub nr_filters: usize,
-    /// Logistic mixture components M [10].
+    /// Logistic mixture components M (paper: 10).
     #[config(default = 10)]
     pub nr_logistic_mix: usize,
     /// Dropout inside every gated ResNet block [0.5].

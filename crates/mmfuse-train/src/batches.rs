@@ -8,7 +8,7 @@ use mmfuse_data::conll::NerSample;
 use mmfuse_data::image::ImageLoader;
 use mmfuse_data::labels::LabelMap;
 use mmfuse_data::lexicon::Lexicon;
-use mmfuse_data::text::TextEncoder;
+use mmfuse_data::text::TextTokenizer;
 use mmfuse_models::batch::HostBatch;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -77,7 +77,7 @@ pub fn ner_image_path(image_dir: &Path, id: &str) -> PathBuf {
 }
 
 /// Tagging examples from NER samples.
-pub fn ner_examples(samples: &[NerSample], enc: &TextEncoder, tags: &LabelMap, image_dir: &Path) -> Result<(Vec<Example>, PrepReport)> {
+pub fn ner_examples(samples: &[NerSample], enc: &TextTokenizer, tags: &LabelMap, image_dir: &Path) -> Result<(Vec<Example>, PrepReport)> {
     let mut rep = PrepReport::default();
     let mut out = Vec::with_capacity(samples.len());
     for s in samples {
@@ -117,7 +117,7 @@ pub fn ner_examples(samples: &[NerSample], enc: &TextEncoder, tags: &LabelMap, i
 }
 
 /// Classification examples.
-pub fn cls_examples(samples: &[ClsSample], enc: &TextEncoder, labels: &LabelMap, data_dir: &Path, image_dir: &Path) -> Result<(Vec<Example>, PrepReport)> {
+pub fn cls_examples(samples: &[ClsSample], enc: &TextTokenizer, labels: &LabelMap, data_dir: &Path, image_dir: &Path) -> Result<(Vec<Example>, PrepReport)> {
     let mut rep = PrepReport::default();
     let mut out = Vec::with_capacity(samples.len());
     for s in samples {
@@ -149,7 +149,7 @@ pub fn cls_examples(samples: &[ClsSample], enc: &TextEncoder, labels: &LabelMap,
 /// CLFA's extra streams of classification examples (same order as `samples`): the OCR text
 /// encoded with `ocr` (a missing OCR text is encoded as empty and counted), and per-position
 /// lexicon weights. Returns the number of samples without OCR text.
-pub fn attach_clfa_streams(examples: &mut [Example], samples: &[ClsSample], ocr: Option<&TextEncoder>, lexicon: Option<(&Lexicon, &TextEncoder)>) -> usize {
+pub fn attach_clfa_streams(examples: &mut [Example], samples: &[ClsSample], ocr: Option<&TextTokenizer>, lexicon: Option<(&Lexicon, &TextTokenizer)>) -> usize {
     let mut no_ocr = 0;
     for (e, s) in examples.iter_mut().zip(samples) {
         if let Some(enc) = ocr {

@@ -197,10 +197,12 @@ pub struct ModelConfig {
     /// `tokenizer.json`) or hub id. Its tokenizer replaces the word-level one and its
     /// `hidden_size` replaces `d_model`. Unset: a Transformer trained from scratch.
     pub text_encoder: Option<PathBuf>,
-    /// Pretrained image encoder: a torchvision ResNet `.safetensors` file, or a Hugging Face
-    /// ViT folder. Unset: the small CNN (`cnn_channels`) trained from scratch.
+    /// Pretrained image encoder, fine-tuned with the model: torchvision ResNet or MobileNetV2
+    /// weights (a `.safetensors` file), or a Hugging Face ViT or CLIP folder (CLIP: its vision
+    /// tower, e.g. CLFA's ViT-B/32 student). Unset: the small CNN (`cnn_channels`) trained from
+    /// scratch.
     pub image_encoder: Option<PathBuf>,
-    /// Side of the image token grid of a pretrained ResNet (MuSE: 8 → 64 tokens).
+    /// Side of the image token grid of a pretrained ResNet or MobileNetV2 (MuSE: 8 → 64 tokens).
     pub image_grid: usize,
     /// Hidden size of the encoders.
     pub d_model: usize,

@@ -78,6 +78,8 @@ struct Store {
     path: PathBuf,
     bytes: Vec<u8>,
     tensors: HashMap<String, Entry>,
+    /// [`Weights::random`]: every tensor asked for is drawn, none is read.
+    random: bool,
 }
 
 /// The checks every Transformer `config.json` here shares: `hidden_size` splits evenly into
@@ -133,7 +135,7 @@ impl Weights {
                 })
                 .collect()
         };
-        Ok(Self { store: Arc::new(Store { path, bytes, tensors }), prefix: String::new(), device: device.clone() })
+        Ok(Self { store: Arc::new(Store { path, bytes, tensors, random: false }), prefix: String::new(), device: device.clone() })
     }
 
     /// Read a PyTorch checkpoint (`torch.save` of a `state_dict`: ZIP, legacy or TAR layout,
@@ -183,7 +185,7 @@ impl Weights {
         if tensors.is_empty() {
             return Err(LoadError::Format { path, reason: "the checkpoint holds no tensors".into() });
         }
-        Ok(Self { store: Arc::new(Store { path, bytes, tensors }), prefix: String::new(), device: device.clone() })
+        Ok(Self { store: Arc::new(Store { path, bytes, tensors, random: false }), prefix: String::new(), device: device.clone() })
     }
 
     /// Open weights by extension: `.safetensors`, else a PyTorch checkpoint (`.bin`, `.pt`,
@@ -198,6 +200,15 @@ impl Weights {
     pub fn folder_file(dir: &Path) -> PathBuf {
         let st = dir.join("model.safetensors");
         if st.exists() || !dir.join("pytorch_model.bin").exists() { st } else { dir.join("pytorch_model.bin") }
+    }
+
+    /// Weights that hold nothing and draw every tensor asked for: N(0, 0.02) for weights and
+    /// embeddings, norms at their identity (γ = 1, β = 0, running mean 0, variance 1). The same
+    /// `from_weights` code then builds a randomly initialised module of exactly the loaded
+    /// layout — what a run folder rebuilds before loading its checkpoint into it.
+    pub fn random(device: &Device) -> Self {
+        let store = Store { path: PathBuf::from("<random init>"), bytes: Vec::new(), tensors: HashMap::new(), random: true };
+        Self { store: Arc::new(store), prefix: String::new(), device: device.clone() }
     }
 
     /// A view whose keys are prefixed with `name.` (candle's `VarBuilder::pp`).
@@ -296,6 +307,9 @@ impl Weights {
 
     /// Float tensor `name`, which must have shape `shape`, as `f32` on this view's device.
     pub fn get<const D: usize>(&self, name: &str, shape: [usize; D]) -> Result<Tensor<D>, LoadError> {
+        if self.store.random {
+            return Ok(Tensor::random(shape, burn::tensor::Distribution::Normal(0.0, 0.02), &self.device));
+        }
         let (v, _) = self.get_f32_vec(name, Some(&shape))?;
         Ok(Tensor::from_data(TensorData::new(v, shape), &self.device))
     }
@@ -321,6 +335,9 @@ impl Weights {
         let w = self.pp(name);
         let (gn, bn) = if !w.contains("weight") && w.contains("gamma") { ("gamma", "beta") } else { ("weight", "bias") };
         let mut ln = LayerNormConfig::new(d).with_epsilon(epsilon).init(&self.device);
+        if self.store.random {
+            return Ok(ln);
+        }
         ln.gamma = Param::from_tensor(w.get(gn, [d])?);
         ln.beta = Some(Param::from_tensor(w.get(bn, [d])?));
         Ok(ln)
@@ -370,6 +387,9 @@ impl Weights {
     pub fn batch_norm(&self, name: &str, c: usize, epsilon: f64) -> Result<BatchNorm, LoadError> {
         let w = self.pp(name);
         let mut bn = BatchNormConfig::new(c).with_epsilon(epsilon).with_momentum(0.1).init(&self.device);
+        if self.store.random {
+            return Ok(bn);
+        }
         bn.gamma = Param::from_tensor(w.get("weight", [c])?);
         bn.beta = Param::from_tensor(w.get("bias", [c])?);
         bn.running_mean = RunningState::new(w.get("running_mean", [c])?);

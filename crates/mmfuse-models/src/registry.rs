@@ -3,7 +3,7 @@
 //! fresh models here; prediction rebuilds a run's model here before loading its weights.
 
 use crate::config::{Method, ModelConfig};
-use crate::encoders::{BertConfig, ImageCnnConfig, ImageEncoderConfig, PretrainedImage, TextEncoderConfig, TextTransformerConfig};
+use crate::encoders::{BertConfig, ImageCnnConfig, ImageEncoderConfig, TextEncoderConfig, TextTransformerConfig};
 use crate::fusion::clfa::{ClfaConfig, CrossEncoderConfig};
 use crate::fusion::mim::{HardConcreteConfig, Mim, MimConfig};
 use crate::fusion::muse::{CaptionDecoderConfig, CrossTransformerConfig, MuseConfig, PixelCnnPpConfig};
@@ -98,8 +98,7 @@ fn build_fusion(cfg: &ModelConfig, data: &DataConfig, shapes: &ModelShapes, task
     let d = text.d_model();
     let spec = data.image_spec();
     let image: ImageEncoderConfig = match &shapes.image {
-        Some(PretrainedImage::ResNet(r)) => ImageEncoderConfig::ResNet { resnet: r.clone(), d_model: d, grid: cfg.image_grid },
-        Some(PretrainedImage::Vit { vit }) => ImageEncoderConfig::Vit { vit: vit.clone(), d_model: d },
+        Some(p) => p.encoder_config(d, cfg.image_grid),
         None => ImageCnnConfig::new().with_channels(cfg.cnn_channels.clone()).with_d_model(d).into(),
     };
     Some(match &cfg.method {

@@ -43,7 +43,7 @@ fn mobilenet_v2_matches_torchvision() {
     assert_eq!(model.blocks.len(), 17);
     let features = model.features(x.clone());
     assert_eq!(features.dims(), [n, 1280, 7, 7]);
-    let logits_from_features = model.classifier.forward(MobileNetV2::pool(features.clone()));
+    let logits_from_features = model.classifier.as_ref().expect("the checkpoint has a classifier").forward(MobileNetV2::pool(features.clone()));
     let features = features.into_data().try_to_vec::<f32>().unwrap();
     let logits = model.forward(x).into_data().try_to_vec::<f32>().unwrap();
     let df = max_abs(&features, &features_ref);

@@ -417,6 +417,14 @@ async fn read_multipart(s: &AppState, req: Request) -> Result<MultipartPost, Api
     Ok((id, text, image, ocr))
 }
 
+/// A batch request of `n` posts (or segments) within `max_batch_posts`.
+fn check_batch_len(s: &AppState, n: usize, what: &str) -> Result<(), ApiError> {
+    if n > s.cfg.max_batch_posts {
+        return Err(ApiError::limit(StatusCode::PAYLOAD_TOO_LARGE, "max_batch_posts", format!("{n} {what}, above {}", s.cfg.max_batch_posts)));
+    }
+    Ok(())
+}
+
 async fn predict_batch(State(s): State<AppState>, req: Request) -> Response {
     let st = s.clone();
     guarded(&s, "/v1/predict/batch", || async move {
@@ -424,13 +432,7 @@ async fn predict_batch(State(s): State<AppState>, req: Request) -> Response {
         let bytes = read_body(&st, &parts.headers, body).await?;
         if st.predictor.features().is_some() {
             let b: SegmentBatchJson = parse_json(&bytes)?;
-            if b.posts.len() > st.cfg.max_batch_posts {
-                return Err(ApiError::limit(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "max_batch_posts",
-                    format!("{} segments, above {}", b.posts.len(), st.cfg.max_batch_posts),
-                ));
-            }
+            check_batch_len(&st, b.posts.len(), "segments")?;
             let futures = b.posts.into_iter().map(|p| {
                 let st = st.clone();
                 async move { result_value(run_segment(&st, p).await) }
@@ -438,13 +440,7 @@ async fn predict_batch(State(s): State<AppState>, req: Request) -> Response {
             return Ok(axum::Json(json!({"results": join_all(futures).await})).into_response());
         }
         let b: BatchJson = parse_json(&bytes)?;
-        if b.posts.len() > st.cfg.max_batch_posts {
-            return Err(ApiError::limit(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "max_batch_posts",
-                format!("{} posts, above {}", b.posts.len(), st.cfg.max_batch_posts),
-            ));
-        }
+        check_batch_len(&st, b.posts.len(), "posts")?;
         let futures = b.posts.into_iter().map(|p| {
             let st = st.clone();
             async move {

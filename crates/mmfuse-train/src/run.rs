@@ -30,7 +30,7 @@ use mmfuse_data::image::ImageLoader;
 use mmfuse_data::labels::LabelMap;
 use mmfuse_data::text::Tokenizer;
 use mmfuse_data::text::{TextTokenizer, caption_ids, train_word_tokenizer};
-use mmfuse_models::encoders::{ImageEncoder, PretrainedImage};
+use mmfuse_models::encoders::ImageEncoder;
 use mmfuse_models::fusion::FusionModel;
 pub use mmfuse_models::package::{CAPTION_TOKENIZER_FILE, IMAGE_ENCODER_FILE, LEXICON_FILE, ModelShapes, TEACHER_FILE, TEXT_ENCODER_FILE};
 use mmfuse_models::registry::{self, Model, text_encoder_config};
@@ -255,36 +255,29 @@ pub fn run_training(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Res
     };
     // the pretrained image encoder: its shape is saved so the run folder rebuilds the model
     let image = match &cfg.model.image_encoder {
-        Some(path) if path.is_dir() => {
-            let spec = cfg.data.image_spec();
-            let (enc, vit) = ImageEncoder::load_vit(path, bert.as_ref().map_or(cfg.model.d_model, |b| b.hidden_size), &train_device)
-                .with_context(|| format!("loading model.image_encoder = {} (a Hugging Face ViT folder)", path.display()))?;
-            if spec.size as usize != vit.image_size {
-                bail!(
-                    "model.image_encoder = {} takes {}x{} images, the data pipeline gives {}x{}: set data.preprocess = \"clip\" or \"imagenet_eval\" (224) or data.image_size = {}",
-                    path.display(),
-                    vit.image_size,
-                    vit.image_size,
-                    spec.size,
-                    spec.size,
-                    vit.image_size
-                );
-            }
-            let shape = PretrainedImage::Vit { vit };
-            checkpoint::write_atomic(&run_dir.join(IMAGE_ENCODER_FILE), serde_json::to_string_pretty(&shape)?.as_bytes())?;
-            Some((enc, shape))
-        }
         Some(path) => {
-            if !path.is_file() {
+            if !path.exists() {
                 bail!(
-                    "model.image_encoder = {}: no such file or folder — put torchvision ResNet weights there as safetensors (e.g. resnet152, saved with \
-                     safetensors.torch.save_file(torchvision.models.resnet152(weights=\"IMAGENET1K_V1\").state_dict(), path)), or a Hugging Face ViT folder",
+                    "model.image_encoder = {}: no such file or folder — give torchvision ResNet or MobileNetV2 weights as safetensors (e.g. resnet152, saved with \
+                     safetensors.torch.save_file(torchvision.models.resnet152(weights=\"IMAGENET1K_V1\").state_dict(), path)), or a Hugging Face ViT or CLIP folder",
                     path.display()
                 );
             }
-            let (enc, shape) = ImageEncoder::load_resnet(path, bert.as_ref().map_or(cfg.model.d_model, |b| b.hidden_size), cfg.model.image_grid, &train_device)
+            let d = bert.as_ref().map_or(cfg.model.d_model, |b| b.hidden_size);
+            let (enc, shape) = ImageEncoder::load_pretrained(path, d, cfg.model.image_grid, &train_device)
                 .with_context(|| format!("loading model.image_encoder = {}", path.display()))?;
-            let shape = PretrainedImage::ResNet(shape);
+            let spec = cfg.data.image_spec();
+            if let Some(size) = shape.input_size()
+                && spec.size as usize != size
+            {
+                bail!(
+                    "model.image_encoder = {} ({}) takes {size}x{size} images, the data pipeline gives {}x{}: set data.preprocess = \"clip\" or \"imagenet_eval\" (224) or data.image_size = {size}",
+                    path.display(),
+                    shape.name(),
+                    spec.size,
+                    spec.size,
+                );
+            }
             checkpoint::write_atomic(&run_dir.join(IMAGE_ENCODER_FILE), serde_json::to_string_pretty(&shape)?.as_bytes())?;
             Some((enc, shape))
         }
@@ -302,13 +295,9 @@ pub fn run_training(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Res
         features: None,
     };
     let mut model = post_model(cfg, &shapes, prepared.labels.len(), &train_device)?;
-    if let Some((enc, _)) = image {
+    if let (Some((enc, shape)), Some(path)) = (image, &cfg.model.image_encoder) {
         model.set_image_encoder(enc);
-        tracing::info!(
-            "image encoder: pretrained {} from {}",
-            if cfg.model.image_encoder.as_ref().is_some_and(|p| p.is_dir()) { "ViT" } else { "ResNet" },
-            cfg.model.image_encoder.as_ref().unwrap().display()
-        );
+        tracing::info!("image encoder: pretrained {} from {}", shape.name(), path.display());
     }
     if let Some((dir, _)) = &pretrained_text {
         let (text, _) =

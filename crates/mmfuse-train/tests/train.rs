@@ -280,6 +280,43 @@ fn pretrained_resnet_image_encoder_trains_with_frozen_stem() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// CLIP's vision tower as the image encoder of CLFA (the paper's student is CLIP ViT-B/32): a
+/// CLIP folder trains (its weights move), its shape is saved, and `mmfuse predict`'s loader
+/// (data and model crates only) rebuilds the run and predicts.
+#[test]
+fn clfa_trains_with_clips_vision_tower_as_student_and_reloads() {
+    let _g = serial();
+    let dir = tmp("clip-student");
+    let c = corpus(&dir);
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/encoders/clip-tiny");
+    let img = format!("model.image_encoder=\"{}\"", fixture.display());
+    let cfg = config(&c, &["model.method=\"clfa\"", "model.clfa.cross_layers=1", "model.clfa.alpha=0.0", &img, "data.image_size=32"]);
+    let run = dir.join("run");
+    run_training(&cfg, &run, &TrainOptions { quiet: true, ..Default::default() }).unwrap();
+    let shape = mmfuse_models::package::saved_image_config(&run).unwrap().expect("image_encoder.json");
+    assert!(matches!(shape, mmfuse_models::encoders::PretrainedImage::ClipVision { .. }), "{shape:?}");
+    let device = Device::flex();
+    let p = mmfuse_predict_free_load(&run, &device);
+    let FusionModel::Clfa(m) = &p else { panic!("not CLFA") };
+    let mmfuse_models::encoders::ImageEncoder::ClipVision(v) = &m.image else { panic!("not CLIP's vision tower") };
+    let (orig, _) = mmfuse_models::encoders::clip::ClipVisionTransformer::load(&fixture, &device).unwrap();
+    assert_ne!(flat(v.clip.patch_embedding.weight.val()), flat(orig.patch_embedding.weight.val()), "the CLIP tower was not fine-tuned");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The best model of a run folder, rebuilt the way the predictor does (package + registry).
+fn mmfuse_predict_free_load(run: &Path, device: &Device) -> FusionModel {
+    let cfg = mmfuse_models::package::PackageConfig::load(run).unwrap();
+    let tok = mmfuse_data::text::TextTokenizer::from_file(&run.join("tokenizer.json"), cfg.data.max_len, true).unwrap();
+    let labels: mmfuse_data::labels::LabelMap = serde_json::from_str(&std::fs::read_to_string(run.join("labels.json")).unwrap()).unwrap();
+    let shapes = ModelShapes::from_run_dir(run, &cfg.model, &cfg.data, tok.vocab_size()).unwrap();
+    let rec = ModuleRecord::load(run.join("checkpoints/best/model.bpk")).unwrap();
+    match mmfuse_models::registry::build(&cfg.model, &cfg.data, &shapes, labels.len(), device).unwrap() {
+        mmfuse_models::registry::Model::Posts(m) => m.try_load_record(rec).unwrap(),
+        other => panic!("{other:?}"),
+    }
+}
+
 /// A Hugging Face ViT folder as the image encoder: fine-tuned (its weights move), its shape saved
 /// (`image_encoder.json`), the run folder rebuilds the model; an image size the ViT does not
 /// take is an error that says what to set.

@@ -283,8 +283,34 @@ pub struct ClipVisionTransformer {
     pub image_size: usize,
 }
 
+impl ClipVisionConfig {
+    /// Random weights of this shape (what a run folder rebuilds before loading its checkpoint):
+    /// the loading code over [`Weights::random`].
+    pub fn init(&self, device: &Device) -> ClipVisionTransformer {
+        ClipVisionTransformer::from_weights(&Weights::random(device), self).expect("random weights have every shape")
+    }
+}
+
 impl ClipVisionTransformer {
-    fn from_weights(w: &Weights, c: &ClipVisionConfig) -> Result<Self, LoadError> {
+    /// The vision tower of a Hugging Face CLIP folder (`config.json` of a `CLIPModel`, whose
+    /// `vision_config` it reads, or of a `CLIPVisionModel`; weights under `vision_model.`).
+    pub fn load(dir: &Path, device: &Device) -> Result<(Self, ClipVisionConfig), LoadError> {
+        let path = dir.join("config.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| LoadError::Config { path: path.clone(), reason: e.to_string() })?;
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| LoadError::Config { path: path.clone(), reason: e.to_string() })?;
+        let vision = if v["model_type"] == "clip_vision_model" { v } else { v["vision_config"].clone() };
+        let config: ClipVisionConfig =
+            serde_json::from_value(vision).map_err(|e| LoadError::Config { path: path.clone(), reason: format!("vision_config: {e}") })?;
+        if config.patch_size == 0 || !config.image_size.is_multiple_of(config.patch_size) {
+            let reason = format!("vision_config: image_size {} is not a multiple of patch_size {}", config.image_size, config.patch_size);
+            return Err(LoadError::Config { path, reason });
+        }
+        let weights = Weights::open(Weights::folder_file(dir), device)?;
+        Ok((Self::from_weights(&weights.pp("vision_model"), &config)?, config))
+    }
+
+    /// Build from opened weights with HF `vision_model.*` key names at the root of `w`.
+    pub fn from_weights(w: &Weights, c: &ClipVisionConfig) -> Result<Self, LoadError> {
         let (h, eps) = (c.hidden_size, c.layer_norm_eps);
         let n = (c.image_size / c.patch_size).pow(2);
         let e = w.pp("embeddings");

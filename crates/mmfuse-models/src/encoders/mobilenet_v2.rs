@@ -106,14 +106,20 @@ pub struct MobileNetV2 {
     pub last: ConvBn,
     /// `classifier.0` (p = 0.2; active only on an autodiff device)
     pub dropout: Dropout,
-    /// `classifier.1`
-    pub classifier: Linear,
+    /// `classifier.1` (`None` in an image encoder, which reads the features only)
+    pub classifier: Option<Linear>,
 }
 
 impl MobileNetV2 {
     /// Load torchvision MobileNetV2 weights from a `.safetensors` file.
     pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Self, LoadError> {
         Self::from_weights(&Weights::from_safetensors(path, device)?)
+    }
+
+    /// Random weights of torchvision's layout (what a run folder rebuilds before loading its
+    /// checkpoint): the loading code over [`Weights::random`], 1000 classes.
+    pub fn init(device: &Device) -> Self {
+        Self::from_weights(&Weights::random(device)).expect("random weights have every shape")
     }
 
     /// Build from opened weights with torchvision key names at the root of `w`.
@@ -135,7 +141,7 @@ impl MobileNetV2 {
             _ => 1000, // missing or malformed: the `linear` call below reports it
         };
         let classifier = w.linear("classifier.1", FEATURE_CHANNELS, n_classes, true)?;
-        Ok(Self { stem, blocks, last, dropout: DropoutConfig::new(0.2).init(), classifier })
+        Ok(Self { stem, blocks, last, dropout: DropoutConfig::new(0.2).init(), classifier: Some(classifier) })
     }
 
     /// `x` `[B, 3, H, W]` (ImageNet-normalised; 224×224 in training) → feature map
@@ -154,8 +160,13 @@ impl MobileNetV2 {
         features.reshape([b, c, h * w]).mean_dim(2).reshape([b, c])
     }
 
-    /// `x` `[B, 3, H, W]` → class logits `[B, classes]` (avg pool → flatten → dropout → linear).
+    /// `x` `[B, 3, H, W]` → class logits `[B, classes]` (avg pool → flatten → dropout → linear);
+    /// without the classifier, the pooled features `[B, 1280]` after dropout.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        self.classifier.forward(self.dropout.forward(Self::pool(self.features(x))))
+        let x = self.dropout.forward(Self::pool(self.features(x)));
+        match &self.classifier {
+            Some(c) => c.forward(x),
+            None => x,
+        }
     }
 }

@@ -82,6 +82,12 @@ pub struct EncodedWords {
     pub truncated: bool,
 }
 
+/// Write `tokenizer` to `path` (pretty JSON), atomically.
+pub fn save_tokenizer(tokenizer: &Tokenizer, path: &Path) -> Result<()> {
+    let json = tokenizer.to_string(true).map_err(|e| tk_err(path, e))?;
+    crate::fsutil::write_atomic(path, json.as_bytes())
+}
+
 /// Fixed-length encoding with a tokenizer.
 #[derive(Clone)]
 pub struct TextTokenizer {
@@ -122,8 +128,9 @@ impl TextTokenizer {
     }
 
     /// Save as `tokenizer.json`.
+    /// Write the tokenizer as `tokenizer.json`, atomically (a kill mid-write leaves the old file).
     pub fn save(&self, path: &Path) -> Result<()> {
-        self.tokenizer.save(path, true).map_err(|e| tk_err(path, e))
+        save_tokenizer(&self.tokenizer, path)
     }
 
     pub fn tokenizer(&self) -> &Tokenizer {

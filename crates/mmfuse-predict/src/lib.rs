@@ -166,7 +166,11 @@ impl Predictor {
             serde_json::from_str(&std::fs::read_to_string(&p)?).with_context(|| format!("corrupt {}", p.display()))?
         };
         let weights = need(package::BEST_WEIGHTS)?;
-        let record = burn::store::ModuleRecord::load(&weights).with_context(|| format!("cannot read {}", weights.display()))?;
+        // read into memory (a record loaded from the file reads it lazily, and a retrained run
+        // replaces it)
+        let bytes = std::fs::read(&weights).with_context(|| format!("cannot read {}", weights.display()))?;
+        let record =
+            burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes)).with_context(|| format!("cannot read {}", weights.display()))?;
         let shapes = ModelShapes::from_run_dir(run_dir, &config.model, &config.data, encoder.vocab_size())?;
         let mismatch = || format!("{} does not match the model described by config.toml", weights.display());
         let model =

@@ -1,8 +1,12 @@
 //! Checkpoints, written atomically: a checkpoint is a folder (`model.bpk`, optionally
-//! `optimizer.bpk`, `state.json`) that is fully written and synced under a temporary name, then
-//! renamed into place. A kill at any moment leaves the previous good checkpoint.
+//! `optimizer.bpk` and further optimiser states, `state.json`, and `manifest.json` with the size
+//! and CRC-32 of each of them) that is fully written and synced under a temporary name, then
+//! renamed into place; the checkpoint it replaces stays as `.<name>.old` until the next save.
+//! A kill at any moment leaves a good checkpoint. On load, a checkpoint whose files do not
+//! match their manifest (truncated, bytes flipped, a file missing) is reported and the previous
+//! one (`.<name>.old`) is used; checkpoints written before manifests existed load unchecked.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use burn::store::ModuleRecord;
@@ -32,6 +36,12 @@ pub struct TrainState {
     pub last_eval_step: usize,
     /// Whether training finished (early stop or all epochs).
     pub finished: bool,
+    /// Sums of the logged values over the steps since the last `metrics.jsonl` row, and their
+    /// count: a resumed run logs the same running means as an uninterrupted one.
+    #[serde(default)]
+    pub log_sums: Vec<(String, f64)>,
+    #[serde(default)]
+    pub log_steps: usize,
 }
 
 /// A loaded checkpoint.
@@ -43,7 +53,19 @@ pub struct Checkpoint {
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
-    Ok(fsutil::write_synced(path, bytes)?)
+    fsutil::write_synced(path, bytes)?;
+    slow_write_pause();
+    Ok(())
+}
+
+/// Test hook: `MMFUSE_TEST_CHECKPOINT_PAUSE_MS` pauses after each file of a checkpoint, so that
+/// the crash test's kills land inside checkpoint writes (unset: no pause).
+fn slow_write_pause() {
+    static PAUSE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let ms = *PAUSE.get_or_init(|| std::env::var("MMFUSE_TEST_CHECKPOINT_PAUSE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0));
+    if ms > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
 }
 
 /// Write a file atomically (temporary file in the same folder, fsync, rename; see
@@ -88,41 +110,115 @@ pub fn save_with<M: Module>(
         write_synced(&tmp.join(format!("{file}.bpk")), &b)?;
     }
     write_synced(&tmp.join("state.json"), serde_json::to_string_pretty(state)?.as_bytes())?;
+    write_synced(&tmp.join(MANIFEST), serde_json::to_string_pretty(&manifest_of(&tmp)?)?.as_bytes())?;
     fsutil::sync_dir(&tmp);
-    if old.exists() {
-        fs::remove_dir_all(&old)?;
-    }
+    // the checkpoint being replaced becomes `.old` (kept until the next save: the fallback when
+    // the new one is found damaged), then the new one takes its place
     if final_dir.exists() {
+        if old.exists() {
+            fs::remove_dir_all(&old)?;
+        }
         fs::rename(&final_dir, &old)?;
     }
     fs::rename(&tmp, &final_dir)?;
     fsutil::sync_dir(root);
-    if old.exists() {
-        fs::remove_dir_all(&old)?;
+    Ok(())
+}
+
+/// The file in a checkpoint folder listing every other file's size and CRC-32.
+pub const MANIFEST: &str = "manifest.json";
+
+/// Size and CRC-32 of one file of a checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct FileSum {
+    bytes: u64,
+    crc32: u32,
+}
+
+fn sum_of(path: &Path) -> Result<FileSum> {
+    let data = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(FileSum { bytes: data.len() as u64, crc32: crc32fast::hash(&data) })
+}
+
+/// The manifest of every file of the checkpoint folder `dir` (but the manifest).
+fn manifest_of(dir: &Path) -> Result<std::collections::BTreeMap<String, FileSum>> {
+    let mut m = std::collections::BTreeMap::new();
+    for e in fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let p = e?.path();
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if name != MANIFEST && p.is_file() {
+            m.insert(name, sum_of(&p)?);
+        }
+    }
+    Ok(m)
+}
+
+/// Check the checkpoint folder `dir` against its manifest: `Err` says what is damaged. A folder
+/// without a manifest (written before manifests existed) passes.
+pub fn verify(dir: &Path) -> Result<()> {
+    let mp = dir.join(MANIFEST);
+    if !mp.exists() {
+        return Ok(());
+    }
+    let text = fs::read_to_string(&mp).with_context(|| format!("cannot read {}", mp.display()))?;
+    let want: std::collections::BTreeMap<String, FileSum> = serde_json::from_str(&text).with_context(|| format!("{} is corrupt", mp.display()))?;
+    for (name, sum) in &want {
+        let p = dir.join(name);
+        if !p.is_file() {
+            bail!("{} is missing", p.display());
+        }
+        let got = sum_of(&p)?;
+        if got.bytes != sum.bytes {
+            bail!("{} has {} bytes, its manifest says {} (truncated or overwritten)", p.display(), got.bytes, sum.bytes);
+        }
+        if got.crc32 != sum.crc32 {
+            bail!("{} does not match its checksum (crc32 {:08x}, manifest {:08x}): the file is damaged", p.display(), got.crc32, sum.crc32);
+        }
     }
     Ok(())
 }
 
-/// Load checkpoint `name` under `root`, if there is one (also recovers a checkpoint left as
-/// `.name.old` by a kill between the two renames of [`save`]).
+/// Load checkpoint `name` under `root`, if there is one: the checkpoint itself, or when it is
+/// missing (a kill between the two renames of [`save`]) or damaged (see [`verify`]; a warning
+/// says what) the previous one, `.name.old`. Both damaged is an error naming both.
 pub fn load(root: &Path, name: &str) -> Result<Option<Checkpoint>> {
-    let mut dir = root.join(name);
-    if !dir.exists() {
-        let old = root.join(format!(".{name}.old"));
-        if old.exists() {
-            dir = old;
-        } else {
-            return Ok(None);
+    let current = root.join(name);
+    let old = root.join(format!(".{name}.old"));
+    let mut damage = Vec::new();
+    for dir in [current, old] {
+        if !dir.exists() {
+            continue;
+        }
+        match verify(&dir).and_then(|()| read_checkpoint(&dir)) {
+            Ok(ck) => {
+                if !damage.is_empty() {
+                    tracing::warn!("checkpoint {}: using the previous good checkpoint {} (step {})", damage.join("; "), dir.display(), ck.state.step);
+                }
+                return Ok(Some(ck));
+            }
+            Err(e) => damage.push(format!("{e:#}")),
         }
     }
-    let model = ModuleRecord::load(dir.join("model.bpk")).with_context(|| format!("cannot read {}", dir.join("model.bpk").display()))?;
+    if damage.is_empty() {
+        return Ok(None);
+    }
+    bail!("no usable checkpoint '{name}' in {}: {}", root.display(), damage.join("; "))
+}
+
+fn read_checkpoint(dir: &Path) -> Result<Checkpoint> {
+    let dir = dir.to_path_buf();
+    // read into memory: a record loaded from the file reads it lazily, and the file goes away
+    // when later saves replace this checkpoint
+    let mp = dir.join("model.bpk");
+    let bytes = fs::read(&mp).with_context(|| format!("cannot read {}", mp.display()))?;
+    let model = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes)).with_context(|| format!("cannot read {}", mp.display()))?;
     let opt_path = dir.join("optimizer.bpk");
     let optimizer =
         if opt_path.exists() { Some(Bytes::from_bytes_vec(fs::read(&opt_path).with_context(|| format!("cannot read {}", opt_path.display()))?)) } else { None };
     let state_path = dir.join("state.json");
     let state = serde_json::from_str(&fs::read_to_string(&state_path).with_context(|| format!("cannot read {}", state_path.display()))?)
         .with_context(|| format!("corrupt {}", state_path.display()))?;
-    Ok(Some(Checkpoint { model, optimizer, state, dir }))
+    Ok(Checkpoint { model, optimizer, state, dir })
 }
 
 /// A further optimiser state saved by [`save_with`] in the checkpoint folder `dir`.
@@ -164,7 +260,38 @@ mod tests {
         fs::write(dir.join(".last.tmp/model.bpk"), b"garbage").unwrap();
         save(&dir, "last", &a, None, &TrainState { step: 8, ..Default::default() }).unwrap();
         assert_eq!(load(&dir, "last").unwrap().unwrap().state.step, 8);
-        assert!(!dir.join(".last.old").exists());
+        save(&dir, "last", &a, None, &TrainState { step: 9, ..Default::default() }).unwrap();
+        // the replaced checkpoint stays as the fallback
+        assert_eq!(read_checkpoint(&dir.join(".last.old")).unwrap().state.step, 8);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_damaged_checkpoint_is_detected_and_the_previous_one_used() {
+        let dir = std::env::temp_dir().join(format!("mmfuse-ckpt-damage-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let a: Linear = LinearConfig::new(3, 2).init(&Device::flex());
+        save(&dir, "last", &a, None, &TrainState { step: 4, ..Default::default() }).unwrap();
+        save(&dir, "last", &a, None, &TrainState { step: 6, ..Default::default() }).unwrap();
+        // one flipped byte in the newest model file
+        let model = dir.join("last/model.bpk");
+        let mut bytes = fs::read(&model).unwrap();
+        let k = bytes.len() / 2;
+        bytes[k] ^= 0x40;
+        fs::write(&model, &bytes).unwrap();
+        let e = verify(&dir.join("last")).unwrap_err().to_string();
+        assert!(e.contains("model.bpk does not match its checksum"), "{e}");
+        assert_eq!(load(&dir, "last").unwrap().unwrap().state.step, 4, "falls back to the previous checkpoint");
+        // truncated state of the previous one too: both are named in the error
+        let state = dir.join(".last.old/state.json");
+        let text = fs::read(&state).unwrap();
+        fs::write(&state, &text[..text.len() / 2]).unwrap();
+        let e = format!("{:#}", load(&dir, "last").err().unwrap());
+        assert!(e.contains("no usable checkpoint 'last'") && e.contains("model.bpk does not match") && e.contains("truncated"), "{e}");
+        // a checkpoint from before manifests loads unchecked
+        fs::remove_file(dir.join("last/manifest.json")).unwrap();
+        fs::write(&model, fs::read(dir.join(".last.old/model.bpk")).unwrap()).unwrap();
+        assert!(verify(&dir.join("last")).is_ok());
         let _ = fs::remove_dir_all(&dir);
     }
 }

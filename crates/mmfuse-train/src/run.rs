@@ -248,7 +248,7 @@ pub fn run_training(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Res
     let caption_vocab = match &prepared.caption_tokenizer {
         Some(tok) => {
             let path = run_dir.join(CAPTION_TOKENIZER_FILE);
-            tok.save(&path, false).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            mmfuse_data::text::save_tokenizer(tok, &path)?;
             tok.get_vocab_size(true)
         }
         None => 0,

@@ -422,7 +422,11 @@ pub fn train_loop<S: UpdateStrategy>(
                 truncate_metrics(&metrics, state.step)?;
                 tracing::info!("resumed from {} at step {}", ck.dir.display(), state.step);
             }
-            None => tracing::warn!("--resume: no checkpoint in {}, starting from scratch", ckpt_root.display()),
+            None => {
+                tracing::warn!("--resume: no checkpoint in {}, starting from scratch", ckpt_root.display());
+                // rows a killed earlier attempt logged before its first checkpoint
+                truncate_metrics(&metrics, 0)?;
+            }
         }
     } else if metrics.exists() {
         std::fs::remove_file(&metrics)?;
@@ -437,8 +441,6 @@ pub fn train_loop<S: UpdateStrategy>(
     let pb = progress_bar(total, state.step, opts.quiet);
     let mut ending = Ending::default();
     let mut steps_this_call = 0usize;
-    let mut running: Vec<(&'static str, f64)> = Vec::new();
-    let mut running_n = 0usize;
     let log_every = (batches_per_epoch / 10).clamp(1, 50);
     // dev evaluation and the `last` checkpoint, for the shared book-keeping
     let eval_of = |s: &S, model: &S::Model, state: &mut TrainState| -> Result<bool> {
@@ -476,27 +478,27 @@ pub fn train_loop<S: UpdateStrategy>(
             state.step += 1;
             state.batch_in_epoch += 1;
             steps_this_call += 1;
-            if running.is_empty() {
-                running = log.values.iter().map(|(k, _)| (*k, 0.0)).collect();
+            if state.log_sums.is_empty() {
+                state.log_sums = log.values.iter().map(|(k, _)| (k.to_string(), 0.0)).collect();
             }
-            for (r, (_, v)) in running.iter_mut().zip(&log.values) {
+            for (r, (_, v)) in state.log_sums.iter_mut().zip(&log.values) {
                 r.1 += v;
             }
-            running_n += 1;
+            state.log_steps += 1;
             if state.step % log_every == 0 {
-                let k = running_n as f64;
+                let k = state.log_steps as f64;
                 let mut row = json!({"step": state.step, "epoch": state.epoch});
-                for (key, sum) in &running {
-                    row[*key] = json!(sum / k);
+                for (key, sum) in &state.log_sums {
+                    row[key.as_str()] = json!(sum / k);
                 }
                 row["lr"] = json!(log.lr);
                 row["grad_norm"] = json!(log.grad_norm);
                 append_row(&metrics, &row)?;
-                if let Some((key, sum)) = running.first() {
+                if let Some((key, sum)) = state.log_sums.first() {
                     pb.set_message(format!("{key} {:.4}", sum / k));
                 }
-                running.clear();
-                running_n = 0;
+                state.log_sums.clear();
+                state.log_steps = 0;
             }
             pb.set_position(state.step as u64);
             let s = &strategy;

@@ -16,7 +16,12 @@
 //! `max_wait_ms` after the first, and runs them as one batch. Every limit (body size, image
 //! pixels — checked from the header before decoding —, text length, batch size, request
 //! timeout, concurrency) answers a 4xx/5xx JSON error naming the limit, and the server keeps
-//! serving. SIGTERM/Ctrl-C: stop accepting, finish in-flight requests, exit.
+//! serving. An oversize body is drained up to a bound before its 413, so clients that send
+//! everything before reading still read the answer; a body that does not arrive within the
+//! request time limit is a 408. With an API key (`ServeConfig::api_key`) every route but
+//! `/healthz` and the page needs `Authorization: Bearer <key>` (compared in constant time);
+//! no CORS headers are sent, and no request field names a file or URL the server would open.
+//! SIGTERM/Ctrl-C: stop accepting, finish in-flight requests, exit.
 //!
 //! What this crate must not do: compute anything itself. Every answer comes from the
 //! [`Predictor`]; the handlers validate, limit and queue, the batcher only gathers.
@@ -63,6 +68,31 @@ pub struct ServeConfig {
     pub request_timeout_ms: u64,
     /// Most requests in flight at once.
     pub max_concurrency: usize,
+    /// Bearer token every route but `/healthz` and the page requires (`None`: open, for a
+    /// server on loopback).
+    pub api_key: Option<ApiKey>,
+}
+
+/// An API key; `Debug` does not print it.
+#[derive(Clone)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    pub fn new(key: impl Into<String>) -> Self {
+        Self(key.into())
+    }
+
+    /// Whether `candidate` is the key, in time independent of where they differ.
+    fn matches(&self, candidate: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        bool::from(self.0.as_bytes().ct_eq(candidate.as_bytes()))
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(***)")
+    }
 }
 
 impl Default for ServeConfig {
@@ -76,6 +106,7 @@ impl Default for ServeConfig {
             max_batch_posts: 256,
             request_timeout_ms: 10_000,
             max_concurrency: 512,
+            api_key: None,
         }
     }
 }
@@ -131,7 +162,12 @@ impl IntoResponse for ApiError {
         if let Some(l) = self.limit {
             body["limit"] = json!(l);
         }
-        (self.status, axum::Json(body)).into_response()
+        let mut r = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+            // what was not drained of the body is not read: close rather than parse it as a request
+            r.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+        }
+        r
     }
 }
 
@@ -152,6 +188,7 @@ pub fn router(predictor: Predictor, cfg: ServeConfig) -> Router {
         .route("/v1/info", get(info))
         .route("/v1/predict", post(predict_one))
         .route("/v1/predict/batch", post(predict_batch))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), require_key))
         .with_state(state)
 }
 
@@ -162,6 +199,23 @@ pub async fn serve(predictor: Predictor, cfg: ServeConfig, addr: std::net::Socke
     axum::serve(listener, router(predictor, cfg)).with_graceful_shutdown(shutdown_signal()).await?;
     tracing::info!("shut down");
     Ok(())
+}
+
+/// With an API key: every route but `/healthz` and the page (which holds no data and asks for
+/// the key) needs `Authorization: Bearer <key>`, else 401.
+async fn require_key(State(s): State<AppState>, req: Request, next: axum::middleware::Next) -> Response {
+    if let Some(key) = &s.cfg.api_key
+        && !matches!(req.uri().path(), "/healthz" | "/")
+    {
+        let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        if !given.is_some_and(|g| key.matches(g.trim())) {
+            let mut r =
+                ApiError::limit(StatusCode::UNAUTHORIZED, "api_key", "missing or wrong API key: send the header Authorization: Bearer <key>").into_response();
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            return r;
+        }
+    }
+    next.run(req).await
 }
 
 async fn shutdown_signal() {
@@ -250,14 +304,62 @@ fn result_value(r: Result<PredictResult, ApiError>) -> Value {
     }
 }
 
-async fn read_body(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
-    let too_big = || ApiError::limit(StatusCode::PAYLOAD_TOO_LARGE, "max_body_bytes", format!("request body above {} bytes", s.cfg.max_body_bytes));
-    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok())
-        && len > s.cfg.max_body_bytes
-    {
-        return Err(too_big());
+/// Most bytes of an oversize body read and thrown away before the 413, so that a client still
+/// sending can read the answer (most clients, Python's `requests` and `urllib` among them, only
+/// read once they have sent everything, and see a reset if the server closes first).
+fn drain_bound(s: &AppState) -> usize {
+    s.cfg.max_body_bytes.saturating_mul(4).max(8 << 20)
+}
+
+/// Read and discard at most `bound` more bytes of `body`.
+async fn drain(body: &mut Body, bound: usize) {
+    use http_body_util::BodyExt;
+    let mut seen = 0usize;
+    while seen <= bound {
+        match body.frame().await {
+            Some(Ok(f)) => seen += f.data_ref().map_or(0, |d| d.len()),
+            _ => break,
+        }
     }
-    axum::body::to_bytes(body, s.cfg.max_body_bytes).await.map_err(|_| too_big())
+}
+
+/// The request body, at most `max_body_bytes` (413, after draining up to a bound), received
+/// within `request_timeout_ms` (408: a client dribbling its body does not hold a worker).
+async fn read_body(s: &AppState, headers: &HeaderMap, mut body: Body) -> Result<Bytes, ApiError> {
+    use http_body_util::BodyExt;
+    let limit = s.cfg.max_body_bytes;
+    let too_big = || ApiError::limit(StatusCode::PAYLOAD_TOO_LARGE, "max_body_bytes", format!("request body above {limit} bytes"));
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    let read = async {
+        if let Some(len) = declared
+            && len > limit
+        {
+            if len <= drain_bound(s) {
+                drain(&mut body, len).await;
+            }
+            return Err(too_big());
+        }
+        let mut buf: Vec<u8> = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}")))?;
+            if let Some(d) = frame.data_ref() {
+                if buf.len() + d.len() > limit {
+                    drain(&mut body, drain_bound(s)).await;
+                    return Err(too_big());
+                }
+                buf.extend_from_slice(d);
+            }
+        }
+        Ok(Bytes::from(buf))
+    };
+    match tokio::time::timeout(Duration::from_millis(s.cfg.request_timeout_ms), read).await {
+        Ok(r) => r,
+        Err(_) => Err(ApiError::limit(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout_ms",
+            format!("the request body did not arrive within {} ms", s.cfg.request_timeout_ms),
+        )),
+    }
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
@@ -372,7 +474,13 @@ async fn predict_one(State(s): State<AppState>, req: Request) -> Response {
             return Ok(axum::Json(r).into_response());
         }
         let (id, text, image, ocr) = if is_multipart {
-            read_multipart(&st, req).await?
+            tokio::time::timeout(Duration::from_millis(st.cfg.request_timeout_ms), read_multipart(&st, req)).await.map_err(|_| {
+                ApiError::limit(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout_ms",
+                    format!("the request body did not arrive within {} ms", st.cfg.request_timeout_ms),
+                )
+            })??
         } else {
             let (parts, body) = req.into_parts();
             let bytes = read_body(&st, &parts.headers, body).await?;
@@ -392,6 +500,7 @@ async fn read_multipart(s: &AppState, req: Request) -> Result<MultipartPost, Api
     if let Some(len) = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok())
         && len > s.cfg.max_body_bytes
     {
+        drain(&mut req.into_body(), drain_bound(s)).await;
         return Err(ApiError::limit(StatusCode::PAYLOAD_TOO_LARGE, "max_body_bytes", format!("request body above {} bytes", s.cfg.max_body_bytes)));
     }
     let mut mp = Multipart::from_request(req, &()).await.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid multipart body: {e}")))?;

@@ -262,3 +262,118 @@ async fn mim_runs_are_served() {
     assert!(page.as_str().unwrap().contains("info.task === 'regression'"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// With an API key every route but `/healthz` and the page answers 401 without the right
+/// `Authorization: Bearer` header; no CORS header is ever sent; no request field makes the
+/// server open a file (an image given as a path is not base64, a 422).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_key_no_cors_and_no_file_access() {
+    let dir = std::env::temp_dir().join(format!("mmfuse-serve-key-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (run, _) = train(&dir);
+    let cfg = ServeConfig { api_key: Some(mmfuse_serve::ApiKey::new("s3cret-key")), ..Default::default() };
+    let app = router(Predictor::load(&run, &Device::flex()).unwrap(), cfg);
+    let body = json!({"text": "Kalo Terzu went home"}).to_string();
+    let with = |key: Option<&str>| {
+        let mut b = Request::builder().method("POST").uri("/v1/predict").header("content-type", "application/json").header("origin", "http://evil.example");
+        if let Some(k) = key {
+            b = b.header("authorization", format!("Bearer {k}"));
+        }
+        b.body(Body::from(body.clone())).unwrap()
+    };
+    for key in [None, Some("s3cret-kez"), Some("s3cret"), Some("")] {
+        let (status, v) = call(&app, with(key)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{key:?}: {v}");
+        assert_eq!(v["limit"], "api_key");
+    }
+    let resp = app.clone().oneshot(with(Some("s3cret-key"))).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers().keys().all(|k| !k.as_str().starts_with("access-control-")), "CORS header sent: {:?}", resp.headers());
+    for open in ["/healthz", "/"] {
+        assert_eq!(call(&app, Request::get(open).body(Body::empty()).unwrap()).await.0, StatusCode::OK, "{open}");
+    }
+    for closed in ["/v1/info", "/metrics", "/openapi.json"] {
+        assert_eq!(call(&app, Request::get(closed).body(Body::empty()).unwrap()).await.0, StatusCode::UNAUTHORIZED, "{closed}");
+    }
+    // a CORS preflight gets no CORS answer
+    let pre = Request::builder().method("OPTIONS").uri("/v1/predict").header("origin", "http://evil.example").header("access-control-request-method", "POST");
+    let resp = app.clone().oneshot(pre.header("authorization", "Bearer s3cret-key").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
+    // paths and URLs are not images
+    for image in ["/etc/passwd", "file:///etc/passwd", "http://127.0.0.1:1/x.png"] {
+        let b = json!({"text": "hello there", "image": image}).to_string();
+        let req = Request::builder().method("POST").uri("/v1/predict").header("content-type", "application/json").header("authorization", "Bearer s3cret-key");
+        let (status, v) = call(&app, req.body(Body::from(b)).unwrap()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{image}: {v}");
+        assert!(v["error"].as_str().unwrap().contains("base64"), "{image}: {v}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Over a real socket: a client that sends a whole oversize body before reading (with a
+/// Content-Length, and chunked) reads the 413 instead of a connection reset, and a client that
+/// stops sending its body gets a 408 once the request time limit passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_and_stalled_bodies_get_readable_answers() {
+    use std::io::{Read, Write};
+    let dir = std::env::temp_dir().join(format!("mmfuse-serve-tcp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (run, _) = train(&dir);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let cfg = ServeConfig { max_body_bytes: 64 << 10, request_timeout_ms: 700, ..Default::default() };
+    let predictor = Predictor::load(&run, &Device::flex()).unwrap();
+    tokio::spawn(mmfuse_serve::serve(predictor, cfg, ([127, 0, 0, 1], port).into()));
+    let connect = move || {
+        for _ in 0..100 {
+            if let Ok(c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                c.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+                return c;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the server did not start");
+    };
+    let status_of = |mut c: std::net::TcpStream| -> String {
+        let mut out = Vec::new();
+        let _ = c.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).lines().next().unwrap_or("").to_string()
+    };
+    let big = vec![b'x'; 4 << 20]; // 4 MiB: more than the socket buffers hold
+    let results = tokio::task::spawn_blocking(move || {
+        // Content-Length declared
+        let mut c = connect();
+        let head = format!("POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", big.len());
+        c.write_all(head.as_bytes()).unwrap();
+        let sent = c.write_all(&big).map_err(|e| e.to_string());
+        let declared = (sent, status_of(c));
+        // chunked, no length
+        let mut c = connect();
+        c.write_all(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
+        let mut sent = Ok(());
+        for part in big.chunks(256 << 10) {
+            if let Err(e) = c.write_all(format!("{:x}\r\n", part.len()).as_bytes()).and_then(|_| c.write_all(part)).and_then(|_| c.write_all(b"\r\n")) {
+                sent = Err(e.to_string());
+                break;
+            }
+        }
+        let _ = c.write_all(b"0\r\n\r\n");
+        let chunked = (sent, status_of(c));
+        // a body that stops after 10 of 100 bytes
+        let mut c = connect();
+        c.write_all(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"text\": \"").unwrap();
+        let t = std::time::Instant::now();
+        let stalled = status_of(c);
+        (declared, chunked, stalled, t.elapsed())
+    })
+    .await
+    .unwrap();
+    let ((sent1, s1), (sent2, s2), s3, waited) = results;
+    assert_eq!(sent1, Ok(()), "the client could not send its body (reset): {s1}");
+    assert!(s1.contains("413"), "{s1}");
+    assert_eq!(sent2, Ok(()), "the chunked client could not send its body: {s2}");
+    assert!(s2.contains("413"), "{s2}");
+    assert!(s3.contains("408"), "{s3}");
+    assert!(waited < std::time::Duration::from_secs(5), "the stalled request took {waited:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

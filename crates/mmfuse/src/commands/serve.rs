@@ -35,10 +35,18 @@ pub struct Args {
     /// Most requests in flight.
     #[arg(long, default_value_t = 512)]
     max_concurrency: usize,
+    /// Require `Authorization: Bearer <KEY>` on every route but /healthz and the page. Prefer
+    /// the MMFUSE_API_KEY environment variable, which the process list does not show.
+    #[arg(long)]
+    api_key: Option<String>,
 }
 
 pub fn run(a: Args, g: &Global) -> Result<()> {
     let p = mmfuse_predict::Predictor::load(&a.model, &g.device()?)?;
+    let api_key = a.api_key.or_else(|| std::env::var("MMFUSE_API_KEY").ok()).filter(|k| !k.is_empty());
+    if api_key.is_none() && !matches!(a.host.as_str(), "127.0.0.1" | "localhost" | "::1") {
+        tracing::warn!("serving on {} without an API key: anyone who can reach the port can use the model (set MMFUSE_API_KEY)", a.host);
+    }
     let cfg = mmfuse_serve::ServeConfig {
         max_batch: a.max_batch,
         max_wait_ms: a.max_wait_ms,
@@ -47,6 +55,7 @@ pub fn run(a: Args, g: &Global) -> Result<()> {
         max_text_chars: a.max_text_chars,
         request_timeout_ms: a.request_timeout_ms,
         max_concurrency: a.max_concurrency,
+        api_key: api_key.map(mmfuse_serve::ApiKey::new),
         ..Default::default()
     };
     let addr: std::net::SocketAddr = format!("{}:{}", a.host, a.port).parse().with_context(|| format!("bad address {}:{}", a.host, a.port))?;

@@ -82,6 +82,17 @@ pub struct EncodedWords {
     pub truncated: bool,
 }
 
+/// Read a `tokenizer.json`. A malformed file is an error naming it: the `tokenizers` crate
+/// panics on some malformed files (e.g. a damaged `decoder`, found by `tests/fuzz.rs`), and
+/// that panic is caught here and reported as an error.
+pub fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
+    let bytes = std::fs::read(path).map_err(|e| tk_err(path, e))?;
+    match std::panic::catch_unwind(|| Tokenizer::from_bytes(&bytes)) {
+        Ok(r) => r.map_err(|e| tk_err(path, e)),
+        Err(_) => Err(tk_err(path, "malformed tokenizer.json (the tokenizers crate could not read it)")),
+    }
+}
+
 /// Write `tokenizer` to `path` (pretty JSON), atomically.
 pub fn save_tokenizer(tokenizer: &Tokenizer, path: &Path) -> Result<()> {
     let json = tokenizer.to_string(true).map_err(|e| tk_err(path, e))?;
@@ -123,11 +134,9 @@ impl TextTokenizer {
 
     /// Load a `tokenizer.json`.
     pub fn from_file(path: &Path, max_len: usize, cls: bool) -> Result<Self> {
-        let t = Tokenizer::from_file(path).map_err(|e| tk_err(path, e))?;
-        Ok(Self::new(t, max_len, cls))
+        Ok(Self::new(load_tokenizer(path)?, max_len, cls))
     }
 
-    /// Save as `tokenizer.json`.
     /// Write the tokenizer as `tokenizer.json`, atomically (a kill mid-write leaves the old file).
     pub fn save(&self, path: &Path) -> Result<()> {
         save_tokenizer(&self.tokenizer, path)

@@ -19,7 +19,6 @@ use crate::config::{Migration, ModelConfig, migrate_flat_keys};
 use crate::encoders::{BertConfig, PretrainedImage, TextEncoderConfig};
 use crate::registry::text_encoder_config;
 use mmfuse_data::config::DataConfig;
-use mmfuse_data::text::Tokenizer;
 use serde::Deserialize;
 use std::path::Path;
 
@@ -120,7 +119,7 @@ pub fn saved_caption_vocab(run_dir: &Path) -> Result<usize, PackageError> {
     if !p.exists() {
         return Ok(0);
     }
-    let tok = Tokenizer::from_file(&p).map_err(|e| err(&p, e))?;
+    let tok = mmfuse_data::text::load_tokenizer(&p).map_err(|e| err(&p, e))?;
     Ok(tok.get_vocab_size(true))
 }
 

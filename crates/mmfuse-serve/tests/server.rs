@@ -377,3 +377,40 @@ async fn oversize_and_stalled_bodies_get_readable_answers() {
     assert!(waited < std::time::Duration::from_secs(5), "the stalled request took {waited:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Fuzzed request bodies (valid posts, batches and a post with an image, under random byte
+/// edits) are answered 200 or 4xx, never 5xx, and the server keeps answering. `PROPTEST_CASES`
+/// sets the cases (CI: 256).
+#[test]
+fn fuzzed_request_bodies_get_4xx_never_5xx() {
+    use mmfuse_testkit::proptest::prelude::*;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let dir = std::env::temp_dir().join(format!("mmfuse-serve-fuzz-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (run, _) = train(&dir);
+    let app = rt.block_on(async { router(Predictor::load(&run, &Device::flex()).unwrap(), ServeConfig { max_body_bytes: 1 << 20, ..Default::default() }) });
+    let png = base64::engine::general_purpose::STANDARD.encode(png_header(4, 4));
+    let seeds: Vec<(&str, Vec<u8>)> = vec![
+        ("/v1/predict", json!({"id": "1", "text": "Kalo Terzu went to Paris"}).to_string().into_bytes()),
+        ("/v1/predict", json!({"text": "a post with an image", "image": png, "ocr": "x"}).to_string().into_bytes()),
+        ("/v1/predict/batch", json!({"posts": [{"text": "one"}, {"text": "two", "id": "b"}]}).to_string().into_bytes()),
+    ];
+    let mut runner = mmfuse_testkit::proptest::test_runner::TestRunner::new(mmfuse_testkit::cases());
+    let edits = (0usize..3, mmfuse_testkit::edits());
+    let statuses = std::sync::Mutex::new(std::collections::BTreeMap::new());
+    runner
+        .run(&edits, |(k, e)| {
+            let (uri, seed) = &seeds[k];
+            let b = mmfuse_testkit::mutate(seed, &e);
+            let (status, v) = rt.block_on(call(&app, json_req(uri, b.clone())));
+            *statuses.lock().unwrap().entry(status.as_u16()).or_insert(0usize) += 1;
+            prop_assert!(!status.is_server_error(), "{status} for {:?}: {v}", String::from_utf8_lossy(&b));
+            Ok(())
+        })
+        .unwrap();
+    eprintln!("fuzzed bodies by status: {:?}", statuses.lock().unwrap());
+    // still serving
+    let (status, _) = rt.block_on(call(&app, json_req("/v1/predict", json!({"text": "still here"}).to_string())));
+    assert_eq!(status, StatusCode::OK);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -414,3 +414,69 @@ fn fuzzed_request_bodies_get_4xx_never_5xx() {
     assert_eq!(status, StatusCode::OK);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Hostile clients over a real socket: a malformed request line, a malformed header, invalid
+/// UTF-8 and 100,000-deep nesting in the JSON body, and 200 idle connections held open: each bad
+/// request gets a 4xx (or the connection is closed by the HTTP layer), and a normal request
+/// made while all of that is going on is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_clients_do_not_stop_the_server() {
+    use std::io::{Read, Write};
+    let dir = std::env::temp_dir().join(format!("mmfuse-serve-hostile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (run, _) = train(&dir);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let predictor = Predictor::load(&run, &Device::flex()).unwrap();
+    tokio::spawn(mmfuse_serve::serve(predictor, ServeConfig { request_timeout_ms: 2000, ..Default::default() }, ([127, 0, 0, 1], port).into()));
+    let out = tokio::task::spawn_blocking(move || {
+        let connect = || {
+            for _ in 0..100 {
+                if let Ok(c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                    c.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+                    return c;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            panic!("the server did not start");
+        };
+        let send = |raw: &[u8]| -> String {
+            let mut c = connect();
+            let _ = c.write_all(raw);
+            let mut out = Vec::new();
+            let _ = c.read_to_end(&mut out);
+            String::from_utf8_lossy(&out).lines().next().unwrap_or("(closed)").to_string()
+        };
+        let idle: Vec<std::net::TcpStream> = (0..200).map(|_| connect()).collect();
+        let post = |body: &[u8]| {
+            let mut r = format!(
+                "POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            r.extend_from_slice(body);
+            r
+        };
+        let deep = format!("{{\"text\": {}1{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        let answers = vec![
+            ("request line", send(b"GARBAGE\r\n\r\n")),
+            ("header", send(b"POST /v1/predict HTTP/1.1\r\nHost x\r\n\r\n")),
+            ("invalid UTF-8", send(&post(b"{\"text\": \"\xff\xfe bad\"}"))),
+            ("deep nesting", send(&post(deep.as_bytes()))),
+            ("normal", send(&post(b"{\"text\": \"Kalo Terzu went home\"}"))),
+        ];
+        drop(idle);
+        answers
+    })
+    .await
+    .unwrap();
+    for (what, status) in &out {
+        let code: u16 = status.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        if *what == "normal" {
+            assert_eq!(code, 200, "{what}: {status}");
+        } else {
+            assert!(code == 0 || (400..500).contains(&code), "{what}: {status}");
+        }
+    }
+    eprintln!("{out:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

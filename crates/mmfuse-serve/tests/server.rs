@@ -263,6 +263,26 @@ async fn mim_runs_are_served() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Serve `run` on a free loopback port (in this runtime); the port.
+fn spawn_server(run: &Path, cfg: ServeConfig) -> u16 {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let predictor = Predictor::load(run, &Device::flex()).unwrap();
+    tokio::spawn(mmfuse_serve::serve(predictor, cfg, ([127, 0, 0, 1], port).into()));
+    port
+}
+
+/// A connection to the server on `port`, once it accepts (10 s read time-out).
+fn connect(port: u16) -> std::net::TcpStream {
+    for _ in 0..100 {
+        if let Ok(c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            c.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+            return c;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("the server did not start");
+}
+
 /// With an API key every route but `/healthz` and the page answers 401 without the right
 /// `Authorization: Bearer` header; no CORS header is ever sent; no request field makes the
 /// server open a file (an image given as a path is not base64, a 422).
@@ -320,20 +340,8 @@ async fn oversize_and_stalled_bodies_get_readable_answers() {
     let dir = std::env::temp_dir().join(format!("mmfuse-serve-tcp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let (run, _) = train(&dir);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let cfg = ServeConfig { max_body_bytes: 64 << 10, request_timeout_ms: 700, ..Default::default() };
-    let predictor = Predictor::load(&run, &Device::flex()).unwrap();
-    tokio::spawn(mmfuse_serve::serve(predictor, cfg, ([127, 0, 0, 1], port).into()));
-    let connect = move || {
-        for _ in 0..100 {
-            if let Ok(c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-                c.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
-                return c;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!("the server did not start");
-    };
+    let port = spawn_server(&run, ServeConfig { max_body_bytes: 64 << 10, request_timeout_ms: 700, ..Default::default() });
+    let connect = move || connect(port);
     let status_of = |mut c: std::net::TcpStream| -> String {
         let mut out = Vec::new();
         let _ = c.read_to_end(&mut out);
@@ -425,20 +433,9 @@ async fn hostile_clients_do_not_stop_the_server() {
     let dir = std::env::temp_dir().join(format!("mmfuse-serve-hostile-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let (run, _) = train(&dir);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let predictor = Predictor::load(&run, &Device::flex()).unwrap();
-    tokio::spawn(mmfuse_serve::serve(predictor, ServeConfig { request_timeout_ms: 2000, ..Default::default() }, ([127, 0, 0, 1], port).into()));
+    let port = spawn_server(&run, ServeConfig { request_timeout_ms: 2000, ..Default::default() });
     let out = tokio::task::spawn_blocking(move || {
-        let connect = || {
-            for _ in 0..100 {
-                if let Ok(c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-                    c.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
-                    return c;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            panic!("the server did not start");
-        };
+        let connect = || connect(port);
         let send = |raw: &[u8]| -> String {
             let mut c = connect();
             let _ = c.write_all(raw);

@@ -99,18 +99,23 @@ pub fn save_with<M: Module>(
     fs::create_dir_all(&tmp)?;
     // `valid()` synchronises running statistics (batch-norm), which a plain record would capture
     // one update late
+    // each file's size and checksum are taken from the bytes as they are written
+    let mut manifest = Manifest::new();
+    let mut put = |name: String, bytes: &[u8]| -> Result<()> {
+        write_synced(&tmp.join(&name), bytes)?;
+        manifest.insert(name, FileSum::of(bytes));
+        Ok(())
+    };
     let model_bytes = model.valid().into_record().into_bytes().context("cannot serialise the model")?;
-    write_synced(&tmp.join("model.bpk"), &model_bytes)?;
+    put("model.bpk".into(), &model_bytes)?;
     if let Some(o) = optimizer {
-        let b = o.into_bytes().context("cannot serialise the optimizer state")?;
-        write_synced(&tmp.join("optimizer.bpk"), &b)?;
+        put("optimizer.bpk".into(), &o.into_bytes().context("cannot serialise the optimizer state")?)?;
     }
     for (file, o) in extra {
-        let b = o.into_bytes().with_context(|| format!("cannot serialise the {file} state"))?;
-        write_synced(&tmp.join(format!("{file}.bpk")), &b)?;
+        put(format!("{file}.bpk"), &o.into_bytes().with_context(|| format!("cannot serialise the {file} state"))?)?;
     }
-    write_synced(&tmp.join("state.json"), serde_json::to_string_pretty(state)?.as_bytes())?;
-    write_synced(&tmp.join(MANIFEST), serde_json::to_string_pretty(&manifest_of(&tmp)?)?.as_bytes())?;
+    put("state.json".into(), serde_json::to_string_pretty(state)?.as_bytes())?;
+    write_synced(&tmp.join(MANIFEST), serde_json::to_string_pretty(&manifest)?.as_bytes())?;
     fsutil::sync_dir(&tmp);
     // the checkpoint being replaced becomes `.old` (kept until the next save: the fallback when
     // the new one is found damaged), then the new one takes its place
@@ -135,45 +140,61 @@ struct FileSum {
     crc32: u32,
 }
 
-fn sum_of(path: &Path) -> Result<FileSum> {
-    let data = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(FileSum { bytes: data.len() as u64, crc32: crc32fast::hash(&data) })
+impl FileSum {
+    fn of(bytes: &[u8]) -> Self {
+        Self { bytes: bytes.len() as u64, crc32: crc32fast::hash(bytes) }
+    }
 }
 
-/// The manifest of every file of the checkpoint folder `dir` (but the manifest).
-fn manifest_of(dir: &Path) -> Result<std::collections::BTreeMap<String, FileSum>> {
-    let mut m = std::collections::BTreeMap::new();
-    for e in fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
-        let p = e?.path();
-        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if name != MANIFEST && p.is_file() {
-            m.insert(name, sum_of(&p)?);
-        }
+/// File name → size and checksum, as `manifest.json` holds them.
+type Manifest = std::collections::BTreeMap<String, FileSum>;
+
+/// The manifest of the checkpoint folder `dir`; `None` for a folder written before manifests.
+fn read_manifest(dir: &Path) -> Result<Option<Manifest>> {
+    let mp = dir.join(MANIFEST);
+    if !mp.exists() {
+        return Ok(None);
     }
-    Ok(m)
+    let text = fs::read_to_string(&mp).with_context(|| format!("cannot read {}", mp.display()))?;
+    Ok(Some(serde_json::from_str(&text).with_context(|| format!("{} is corrupt", mp.display()))?))
+}
+
+/// Check the bytes of file `name` of the checkpoint folder `dir` against the manifest's entry.
+fn check(dir: &Path, manifest: &Manifest, name: &str, bytes: &[u8]) -> Result<()> {
+    let Some(want) = manifest.get(name) else { return Ok(()) };
+    let (p, got) = (dir.join(name), FileSum::of(bytes));
+    if got.bytes != want.bytes {
+        bail!("{} has {} bytes, its manifest says {} (truncated or overwritten)", p.display(), got.bytes, want.bytes);
+    }
+    if got.crc32 != want.crc32 {
+        bail!("{} does not match its checksum (crc32 {:08x}, manifest {:08x}): the file is damaged", p.display(), got.crc32, want.crc32);
+    }
+    Ok(())
+}
+
+/// Read file `name` of the checkpoint folder `dir` once, checked against `manifest`: `None` when
+/// it is absent and the manifest does not list it.
+fn read_checked(dir: &Path, manifest: Option<&Manifest>, name: &str) -> Result<Option<Vec<u8>>> {
+    let p = dir.join(name);
+    if !p.is_file() {
+        if manifest.is_some_and(|m| m.contains_key(name)) {
+            bail!("{} is missing", p.display());
+        }
+        return Ok(None);
+    }
+    let bytes = fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
+    if let Some(m) = manifest {
+        check(dir, m, name, &bytes)?;
+    }
+    Ok(Some(bytes))
 }
 
 /// Check the checkpoint folder `dir` against its manifest: `Err` says what is damaged. A folder
 /// without a manifest (written before manifests existed) passes.
 pub fn verify(dir: &Path) -> Result<()> {
-    let mp = dir.join(MANIFEST);
-    if !mp.exists() {
-        return Ok(());
-    }
-    let text = fs::read_to_string(&mp).with_context(|| format!("cannot read {}", mp.display()))?;
-    let want: std::collections::BTreeMap<String, FileSum> = serde_json::from_str(&text).with_context(|| format!("{} is corrupt", mp.display()))?;
-    for (name, sum) in &want {
-        let p = dir.join(name);
-        if !p.is_file() {
-            bail!("{} is missing", p.display());
-        }
-        let got = sum_of(&p)?;
-        if got.bytes != sum.bytes {
-            bail!("{} has {} bytes, its manifest says {} (truncated or overwritten)", p.display(), got.bytes, sum.bytes);
-        }
-        if got.crc32 != sum.crc32 {
-            bail!("{} does not match its checksum (crc32 {:08x}, manifest {:08x}): the file is damaged", p.display(), got.crc32, sum.crc32);
-        }
+    let Some(m) = read_manifest(dir)? else { return Ok(()) };
+    for name in m.keys() {
+        read_checked(dir, Some(&m), name)?;
     }
     Ok(())
 }
@@ -189,7 +210,7 @@ pub fn load(root: &Path, name: &str) -> Result<Option<Checkpoint>> {
         if !dir.exists() {
             continue;
         }
-        match verify(&dir).and_then(|()| read_checkpoint(&dir)) {
+        match read_checkpoint(&dir) {
             Ok(ck) => {
                 if !damage.is_empty() {
                     tracing::warn!("checkpoint {}: using the previous good checkpoint {} (step {})", damage.join("; "), dir.display(), ck.state.step);
@@ -205,19 +226,24 @@ pub fn load(root: &Path, name: &str) -> Result<Option<Checkpoint>> {
     bail!("no usable checkpoint '{name}' in {}: {}", root.display(), damage.join("; "))
 }
 
+/// Read and check (see [`verify`]) the checkpoint folder `dir`, each file read once.
 fn read_checkpoint(dir: &Path) -> Result<Checkpoint> {
     let dir = dir.to_path_buf();
-    // read into memory: a record loaded from the file reads it lazily, and the file goes away
-    // when later saves replace this checkpoint
+    let manifest = read_manifest(&dir)?;
+    let m = manifest.as_ref();
+    // the model is read into memory: a record loaded from the file reads it lazily, and the file
+    // goes away when later saves replace this checkpoint
     let mp = dir.join("model.bpk");
-    let bytes = fs::read(&mp).with_context(|| format!("cannot read {}", mp.display()))?;
+    let bytes = read_checked(&dir, m, "model.bpk")?.with_context(|| format!("{} is missing", mp.display()))?;
     let model = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes)).with_context(|| format!("cannot read {}", mp.display()))?;
-    let opt_path = dir.join("optimizer.bpk");
-    let optimizer =
-        if opt_path.exists() { Some(Bytes::from_bytes_vec(fs::read(&opt_path).with_context(|| format!("cannot read {}", opt_path.display()))?)) } else { None };
+    let optimizer = read_checked(&dir, m, "optimizer.bpk")?.map(Bytes::from_bytes_vec);
     let state_path = dir.join("state.json");
-    let state = serde_json::from_str(&fs::read_to_string(&state_path).with_context(|| format!("cannot read {}", state_path.display()))?)
-        .with_context(|| format!("corrupt {}", state_path.display()))?;
+    let text = read_checked(&dir, m, "state.json")?.with_context(|| format!("{} is missing", state_path.display()))?;
+    let state = serde_json::from_slice(&text).with_context(|| format!("corrupt {}", state_path.display()))?;
+    // the further optimiser states are checked here too ([`load_extra`] reads them when asked)
+    for name in m.into_iter().flat_map(|m| m.keys()).filter(|n| !["model.bpk", "optimizer.bpk", "state.json"].contains(&n.as_str())) {
+        read_checked(&dir, m, name)?;
+    }
     Ok(Checkpoint { model, optimizer, state, dir })
 }
 

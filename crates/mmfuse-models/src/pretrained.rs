@@ -82,6 +82,32 @@ struct Store {
     random: bool,
 }
 
+/// The weights file a path names: the file itself, or in a folder its `model.safetensors` (else
+/// its only `.safetensors` file); anything else is an error saying what was expected.
+pub fn weights_file(path: &Path) -> Result<PathBuf, LoadError> {
+    if path.is_file() {
+        return Ok(path.to_path_buf());
+    }
+    let bad = |reason: String| LoadError::Config { path: path.to_path_buf(), reason };
+    if !path.is_dir() {
+        return Err(bad("no such file or folder (expected a .safetensors file, or a folder holding model.safetensors)".into()));
+    }
+    let named = path.join("model.safetensors");
+    if named.is_file() {
+        return Ok(named);
+    }
+    let found: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(|source| LoadError::Io { path: path.to_path_buf(), source })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .collect();
+    match found.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(bad("the folder holds no .safetensors file (expected model.safetensors)".into())),
+        many => Err(bad(format!("the folder holds {} .safetensors files and no model.safetensors; name the file", many.len()))),
+    }
+}
+
 /// The checks every Transformer `config.json` here shares: `hidden_size` splits evenly into
 /// `num_attention_heads`, and `hidden_act` is one we implement.
 pub fn check_transformer_config(hidden_size: usize, num_attention_heads: usize, hidden_act: &str) -> Result<(), String> {

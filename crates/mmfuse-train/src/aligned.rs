@@ -7,7 +7,7 @@
 use crate::checkpoint::{self, TrainState};
 use crate::config::RunConfig;
 use crate::evaluate::EvalResult;
-use crate::optim::{WarmupLinear, adamw, clip_global_norm};
+use crate::optim::{WarmupLinear, adamw, clip_global_norm, restore_optimizer};
 use crate::run_folder::{RunSummary, pretrained_text_config, write_curves};
 use crate::trainer::{StepLog, TrainOptions, UpdateStrategy, schedule_len, train_loop, warmup_steps};
 use anyhow::{Context, Result, bail};
@@ -351,10 +351,10 @@ impl UpdateStrategy for MimTwoStep<'_> {
 
     fn restore(&mut self, optimizer: Option<Bytes>, dir: &Path, _step: usize) -> Result<()> {
         if let Some(b) = optimizer {
-            self.optim = std::mem::replace(&mut self.optim, adamw(0.0, 1e-8)).from_bytes(b).context("cannot restore the optimizer state")?;
+            restore_optimizer(&mut self.optim, b, "optimizer")?;
         }
         if let Some(b) = checkpoint::load_extra(dir, "optimizer_upn")? {
-            self.optim_upn = std::mem::replace(&mut self.optim_upn, adamw(0.0, 1e-8)).from_bytes(b).context("cannot restore the UPN optimizer state")?;
+            restore_optimizer(&mut self.optim_upn, b, "UPN optimizer")?;
         }
         Ok(())
     }
@@ -363,8 +363,13 @@ impl UpdateStrategy for MimTwoStep<'_> {
 /// The MIM model a config describes (fresh weights) over `vocab_size` words or a pretrained
 /// text encoder's config, and the feature sizes ([`mmfuse_models::registry::build`]).
 pub fn build_mim(cfg: &RunConfig, vocab_size: usize, bert: Option<&BertConfig>, da: usize, dv: usize, device: &Device) -> Result<Mim> {
-    let shapes = ModelShapes { features: Some((da, dv)), ..ModelShapes::scratch(&cfg.model, &cfg.data, vocab_size) };
-    let shapes = ModelShapes { text: text_encoder_config(&cfg.model, &cfg.data, vocab_size, bert), ..shapes };
+    let shapes = ModelShapes {
+        text: text_encoder_config(&cfg.model, &cfg.data, vocab_size, bert),
+        image: None,
+        caption_vocab: 0,
+        teacher_dim: 0,
+        features: Some((da, dv)),
+    };
     match registry::build(&cfg.model, &cfg.data, &shapes, 0, device).map_err(anyhow::Error::msg)? {
         Model::Aligned(m) => Ok(m),
         Model::Posts(_) => bail!("data.task = \"regression\" needs model.method = \"mim\""),

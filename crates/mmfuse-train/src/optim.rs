@@ -90,6 +90,15 @@ impl Schedule {
     }
 }
 
+/// Replace the state of `optim` by a checkpoint's serialised one (`what` names it in errors).
+pub fn restore_optimizer(optim: &mut ModuleOptimizer, bytes: burn::tensor::Bytes, what: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    // `from_bytes` takes the optimiser by value: a placeholder stands in meanwhile
+    let current = std::mem::replace(optim, adamw(0.0, 1e-8));
+    *optim = current.from_bytes(bytes).with_context(|| format!("cannot restore the {what} state"))?;
+    Ok(())
+}
+
 /// AdamW with the no-decay group.
 pub fn adamw(weight_decay: f64, eps: f64) -> ModuleOptimizer {
     let decay = AdamWConfig::new().with_weight_decay(weight_decay as f32).with_epsilon(eps as f32);

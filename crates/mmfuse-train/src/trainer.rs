@@ -372,7 +372,7 @@ impl<M: TaskModel> UpdateStrategy for SingleStep<'_, M> {
 
     fn restore(&mut self, optimizer: Option<burn::tensor::Bytes>, _dir: &Path, step: usize) -> Result<()> {
         if let Some(b) = optimizer {
-            self.optim = std::mem::replace(&mut self.optim, adamw(0.0, 1e-8)).from_bytes(b).context("cannot restore the optimizer state")?;
+            crate::optim::restore_optimizer(&mut self.optim, b, "optimizer")?;
         }
         self.sched.skip(step);
         Ok(())

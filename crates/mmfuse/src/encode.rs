@@ -14,35 +14,11 @@ use mmfuse_data::preprocess::Preprocess;
 use mmfuse_data::text::TextTokenizer;
 use mmfuse_kernels::device::on_compute_pool;
 use mmfuse_models::encoders::bert::{BertModel, mean_pooled_normalized};
+use mmfuse_models::encoders::image::TorchvisionCnn;
 use mmfuse_models::encoders::{MobileNetV2, ResNet};
 use mmfuse_models::layers::masked_mean;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-
-/// The weights file a path names: the file itself, or in a folder its `model.safetensors` (else
-/// its only `.safetensors` file); anything else is an error saying what was expected.
-pub fn weights_file(path: &Path, what: &str) -> Result<PathBuf> {
-    if path.is_file() {
-        return Ok(path.to_path_buf());
-    }
-    if !path.is_dir() {
-        bail!("{what} {}: no such file or folder (expected a .safetensors file, or a folder holding model.safetensors)", path.display());
-    }
-    let named = path.join("model.safetensors");
-    if named.is_file() {
-        return Ok(named);
-    }
-    let found: Vec<PathBuf> = std::fs::read_dir(path)
-        .with_context(|| format!("cannot read {}", path.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
-        .collect();
-    match found.as_slice() {
-        [one] => Ok(one.clone()),
-        [] => bail!("{what} {}: the folder holds no .safetensors file (expected model.safetensors)", path.display()),
-        many => bail!("{what} {}: the folder holds {} .safetensors files and no model.safetensors; name the file", path.display(), many.len()),
-    }
-}
 
 /// How token states become one vector.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -142,22 +118,9 @@ pub fn encode_texts(dir: &Path, texts: &Path, out: &Path, opts: TextOptions, dev
 /// `weights` may be the `.safetensors` file or a folder holding one (`model.safetensors`, or its
 /// only `.safetensors` file).
 pub fn encode_images(weights: &Path, images: &Path, out: &Path, preprocess: Preprocess, batch: usize, device: &Device, quiet: bool) -> Result<(usize, usize)> {
-    let weights = &weights_file(weights, "--image-encoder")?;
-    // one network per call
-    #[allow(clippy::large_enum_variant)]
-    enum Net {
-        ResNet(ResNet),
-        MobileNet(MobileNetV2),
-    }
-    let net = match ResNet::load(weights, device) {
-        Ok((r, _)) => Net::ResNet(r),
-        Err(resnet_err) => match MobileNetV2::load(weights, device) {
-            Ok(m) => Net::MobileNet(m),
-            Err(_) => {
-                return Err(anyhow::Error::new(resnet_err).context(format!("{} is neither torchvision ResNet nor MobileNetV2 weights", weights.display())));
-            }
-        },
-    };
+    let weights = &mmfuse_models::pretrained::weights_file(weights).context("--image-encoder")?;
+    let net = TorchvisionCnn::load(weights, device)
+        .with_context(|| format!("--image-encoder {}: expected torchvision ResNet or MobileNetV2 weights", weights.display()))?;
     let mut files: Vec<PathBuf> = std::fs::read_dir(images)
         .with_context(|| format!("cannot read {}", images.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -179,8 +142,8 @@ pub fn encode_images(weights: &Path, images: &Path, out: &Path, preprocess: Prep
         }
         let x = Tensor::<4>::from_data(TensorData::new(px, [chunk.len(), 3, s, s]), device);
         let v = on_compute_pool(|| match &net {
-            Net::ResNet(r) => ResNet::pool(r.features(x)),
-            Net::MobileNet(m) => MobileNetV2::pool(m.features(x)),
+            TorchvisionCnn::ResNet(r, _) => ResNet::pool(r.features(x)),
+            TorchvisionCnn::MobileNetV2(m) => MobileNetV2::pool(m.features(x)),
         });
         d = v.dims()[1];
         rows.extend(v.into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?);

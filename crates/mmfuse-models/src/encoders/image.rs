@@ -173,6 +173,27 @@ pub struct VitTokens {
     pub proj: Linear,
 }
 
+/// torchvision CNN weights, told apart by their tensors: a ResNet, else a MobileNetV2.
+// one network per load: boxing would buy nothing
+#[allow(clippy::large_enum_variant)]
+pub enum TorchvisionCnn {
+    ResNet(ResNet, ResNetConfig),
+    MobileNetV2(MobileNetV2),
+}
+
+impl TorchvisionCnn {
+    /// Load `path`, a `.safetensors` file or a folder holding one
+    /// ([`crate::pretrained::weights_file`]). Neither layout: the ResNet reading's error, which
+    /// names the first tensor that is missing or of the wrong shape.
+    pub fn load(path: &Path, device: &Device) -> Result<Self, LoadError> {
+        let file = crate::pretrained::weights_file(path)?;
+        match ResNet::load(&file, device) {
+            Ok((r, c)) => Ok(Self::ResNet(r, c)),
+            Err(resnet_err) => MobileNetV2::load(&file, device).map(Self::MobileNetV2).map_err(|_| resnet_err),
+        }
+    }
+}
+
 /// MobileNetV2 whose feature map becomes `grid`² projected tokens (the classifier dropped).
 #[derive(Module, Debug)]
 pub struct MobileNetTokens {
@@ -221,11 +242,16 @@ impl ImageEncoder {
     /// Load a torchvision ResNet `.safetensors` file (shape inferred from the tensors; `fc`
     /// dropped) as an encoder of `grid`² tokens of width `d_model` (the projection is new).
     pub fn load_resnet(path: &Path, d_model: usize, grid: usize, device: &Device) -> Result<(ImageEncoder, ResNetConfig), LoadError> {
-        let (mut r, mut c) = ResNet::load(path, device)?;
+        let (r, c) = ResNet::load(path, device)?;
+        Ok(Self::resnet_tokens(r, c, d_model, grid, device))
+    }
+
+    /// A loaded ResNet as an encoder of `grid`² tokens of width `d_model` (`fc` dropped).
+    fn resnet_tokens(mut r: ResNet, mut c: ResNetConfig, d_model: usize, grid: usize, device: &Device) -> (ImageEncoder, ResNetConfig) {
         r.fc = None;
         c.num_classes = 0;
         let proj = LinearConfig::new(r.feature_channels, d_model).init(device);
-        Ok((ImageEncoder::ResNet(ResNetTokens { resnet: r, proj, grid }), c))
+        (ImageEncoder::ResNet(ResNetTokens { resnet: r, proj, grid }), c)
     }
 
     /// Load a Hugging Face ViT folder (`config.json`, `model.safetensors`; the pooler is
@@ -269,18 +295,16 @@ impl ImageEncoder {
                 }),
             };
         }
-        let file = if path.is_dir() { path.join("model.safetensors") } else { path.to_path_buf() };
-        match Self::load_resnet(&file, d_model, grid, device) {
-            Ok((e, r)) => Ok((e, PretrainedImage::ResNet(r))),
-            Err(resnet_err) => match MobileNetV2::load(&file, device) {
-                Ok(net) => Ok((
-                    ImageEncoder::MobileNetV2(MobileNetTokens::new(net, d_model, grid, device)),
-                    PretrainedImage::MobileNetV2 { mobilenet_v2: MobileNetV2Shape {} },
-                )),
-                // neither: the ResNet reading names the first tensor that is missing or wrong
-                Err(_) => Err(resnet_err),
-            },
-        }
+        Ok(match TorchvisionCnn::load(path, device)? {
+            TorchvisionCnn::ResNet(r, c) => {
+                let (e, c) = Self::resnet_tokens(r, c, d_model, grid, device);
+                (e, PretrainedImage::ResNet(c))
+            }
+            TorchvisionCnn::MobileNetV2(net) => (
+                ImageEncoder::MobileNetV2(MobileNetTokens::new(net, d_model, grid, device)),
+                PretrainedImage::MobileNetV2 { mobilenet_v2: MobileNetV2Shape {} },
+            ),
+        })
     }
 
     /// Image tokens `[B, N, d]`.

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 pub enum DataError {
     #[error("cannot read {path}: {error}")]
     Io { path: PathBuf, error: std::io::Error },
+    #[error("cannot write {path}: {error}")]
+    Write { path: PathBuf, error: std::io::Error },
     #[error("{path}:{line}: {message}")]
     Format { path: PathBuf, line: usize, message: String },
     #[error("cannot decode image {path}: {reason}")]
@@ -24,6 +26,10 @@ pub type Result<T> = std::result::Result<T, DataError>;
 impl DataError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         DataError::Io { path: path.into(), error: source }
+    }
+    /// A failed write (create, write, sync, rename) of `path`.
+    pub fn write(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        DataError::Write { path: path.into(), error: source }
     }
     pub fn format(path: impl Into<PathBuf>, line: usize, message: impl Into<String>) -> Self {
         DataError::Format { path: path.into(), line, message: message.into() }

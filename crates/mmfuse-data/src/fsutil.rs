@@ -8,9 +8,9 @@ use std::path::Path;
 
 /// Create `path`, write `bytes` and fsync it.
 pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
-    let mut f = File::create(path).map_err(|e| DataError::io(path, e))?;
-    f.write_all(bytes).map_err(|e| DataError::io(path, e))?;
-    f.sync_all().map_err(|e| DataError::io(path, e))
+    let mut f = File::create(path).map_err(|e| DataError::write(path, e))?;
+    f.write_all(bytes).map_err(|e| DataError::write(path, e))?;
+    f.sync_all().map_err(|e| DataError::write(path, e))
 }
 
 /// fsync a folder so that renames inside it are durable (best effort: not every platform can
@@ -29,7 +29,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
         _ => Path::new("."),
     };
     let tmp = dir.join(format!(".{}.tmp-{}", path.file_name().and_then(|s| s.to_str()).unwrap_or("file"), std::process::id()));
-    let res = write_synced(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e)));
+    let res = write_synced(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path).map_err(|e| DataError::write(path, e)));
     if res.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }

@@ -89,6 +89,20 @@ pub fn save_with<M: Module>(
     extra: &[(&str, &ModuleOptimizer)],
     state: &TrainState,
 ) -> Result<()> {
+    // a failure (a full disk) leaves the checkpoint being replaced untouched: the new one is
+    // written beside it and takes its place only once complete
+    write_checkpoint(root, name, model, optimizer, extra, state)
+        .with_context(|| format!("cannot save checkpoint '{name}' of step {} in {}; the previous '{name}' checkpoint is kept", state.step, root.display()))
+}
+
+fn write_checkpoint<M: Module>(
+    root: &Path,
+    name: &str,
+    model: &M,
+    optimizer: Option<&ModuleOptimizer>,
+    extra: &[(&str, &ModuleOptimizer)],
+    state: &TrainState,
+) -> Result<()> {
     fs::create_dir_all(root).with_context(|| format!("cannot create {}", root.display()))?;
     let final_dir = root.join(name);
     let tmp = root.join(format!(".{name}.tmp"));
@@ -96,7 +110,7 @@ pub fn save_with<M: Module>(
     if tmp.exists() {
         fs::remove_dir_all(&tmp).with_context(|| format!("cannot clear {}", tmp.display()))?;
     }
-    fs::create_dir_all(&tmp)?;
+    fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     // `valid()` synchronises running statistics (batch-norm), which a plain record would capture
     // one update late
     // each file's size and checksum are taken from the bytes as they are written

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what the browser end-to-end test needs (Debian's chromium, and
-# playwright-core from npm) when missing, checks formatting (cargo fmt) and lints (clippy, warnings
-# are errors), then runs the whole test suite.
+# playwright-core from npm) and what the GPU tests need (the Vulkan loader and Mesa's lavapipe,
+# a Vulkan driver on the CPU) when missing, checks formatting (cargo fmt) and lints (clippy,
+# warnings are errors), then runs the whole test suite, built with the GPU (wgpu) backend.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,27 @@ if [ ! -d crates/mmfuse-serve/e2e/node_modules/playwright-core ]; then
   (cd crates/mmfuse-serve/e2e && npm install --no-package-lock --no-audit --no-fund --silent)
 fi
 
+# the GPU path runs in CI on lavapipe; Debian 12's Mesa is 22.3, bookworm-backports has 25
+lavapipe() { [ -e /usr/share/vulkan/icd.d/lvp_icd.json ] || ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1; }
+if ! lavapipe && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "installing the Vulkan loader and Mesa's lavapipe (for the GPU tests)…" >&2
+  from=()
+  if grep -q bookworm /etc/os-release 2>/dev/null; then
+    grep -rqs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/ ||
+      echo 'deb http://deb.debian.org/debian bookworm-backports main' > /etc/apt/sources.list.d/bookworm-backports.list
+    from=(-t bookworm-backports)
+  fi
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${from[@]}" libvulkan1 mesa-vulkan-drivers >/dev/null ||
+    echo "NOTE: could not install libvulkan1 and mesa-vulkan-drivers" >&2
+fi
+if lavapipe; then
+  export MMFUSE_REQUIRE_GPU=1
+else
+  echo "NOTE: no Vulkan CPU driver (lavapipe): the GPU tests will skip (apt-get install libvulkan1 mesa-vulkan-drivers)" >&2
+fi
+# lavapipe compiles each GPU kernel with LLVM; Mesa keeps the results in ~/.cache/mesa_shader_cache_db
+FEATURES=(--features mmfuse/wgpu)
+
 # style and lints first: they fail fast and cost seconds on a warm build
 if cargo fmt --version >/dev/null 2>&1; then
   cargo fmt --all --check
@@ -25,10 +47,10 @@ else
   echo "NOTE: rustfmt is not installed: skipping 'cargo fmt --check' (rustup component add rustfmt)" >&2
 fi
 if cargo clippy --version >/dev/null 2>&1; then
-  cargo clippy --release --workspace --all-targets -- -D warnings
+  cargo clippy --release --workspace --all-targets "${FEATURES[@]}" -- -D warnings
 else
   echo "NOTE: clippy is not installed: skipping 'cargo clippy -D warnings' (rustup component add clippy)" >&2
 fi
 
 export MMFUSE_REQUIRE_BROWSER=1
-cargo test --release --workspace "$@"
+cargo test --release --workspace "${FEATURES[@]}" "$@"

@@ -65,13 +65,40 @@ def cell(runs):
     return f"{fmt(m)} ({fmt(min(runs))}–{fmt(max(runs))}), n={len(runs)}", m
 
 
+def gpu_table(path, runs):
+    info = [json.loads(line) for line in open(path) if line.startswith('{"info"')]
+    print(" ".join(json.dumps(i) for i in info) + "\n")
+    print("ratio = mmfuse / PyTorch (above 1 is better for /s rows, worse for ms, s, MB rows)\n")
+    print("| metric | mmfuse median (min–max) | PyTorch median (min–max) | ratio |")
+    print("|---|---|---|---|")
+    batches = sorted({int(k[2].rsplit("_b", 1)[1]) for k in runs if k[2].startswith("infer_samples_per_s_b")})
+    for model in ("muse", "concat"):
+        rows = [(f"{model} training steps/s (batch 16)", "train_steps_per_s")]
+        rows += [(f"{model} inference samples/s (batch {b})", f"infer_samples_per_s_b{b}") for b in batches]
+        rows += [
+            (f"{model} latency ms (batch 1)", "latency_ms_b1"),
+            (f"{model} first training step s (compilation, once)", "first_train_s"),
+            (f"{model} first inference batch s (after training)", "first_infer_s"),
+            (f"{model} peak GPU memory MB (allocator reserved)", "peak_device_mb"),
+        ]
+        for label, metric in rows:
+            c1, m1 = cell(runs.get(("mmfuse", model, metric), []))
+            c2, m2 = cell(runs.get(("pytorch", model, metric), []))
+            ratio = f"{m1 / m2:.2f}" if m1 is not None and m2 else "–"
+            print(f"| {label} | {c1} | {c2} | {ratio} |")
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("results")
     p.add_argument("--threads", default="?")
     p.add_argument("--features", default="none", help="extra cargo features of the mmfuse build")
+    p.add_argument("--gpu", action="store_true", help="the table of bench/gpu.sh")
     a = p.parse_args()
     runs = load(a.results)
+    if a.gpu:
+        gpu_table(a.results, runs)
+        return
     rows = [
         ("MuSE training steps/s (batch 16)", "muse", "muse", "train_steps_per_s"),
         ("MuSE training steps/s vs PyTorch loop exchange", "muse", "muse_loop", "train_steps_per_s"),

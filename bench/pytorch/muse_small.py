@@ -263,6 +263,9 @@ def predict(model, ids, mask, images):
     return torch.softmax(model(ids, mask, images), 1).tolist()
 
 
+DEVICE = "cpu"
+
+
 def emit(model, metric, unit, runs):
     print(
         json.dumps(
@@ -275,6 +278,7 @@ def emit(model, metric, unit, runs):
                 "min": min(runs),
                 "max": max(runs),
                 "threads": torch.get_num_threads(),
+                "device": DEVICE,
                 "runs": runs,
             }
         ),
@@ -282,13 +286,22 @@ def emit(model, metric, unit, runs):
     )
 
 
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def bench_model(name, a):
+    device = torch.device(a.device)
     torch.manual_seed(1)
-    model = build(name)
+    model = build(name).to(device)
+    on = lambda xs: [x.to(device) for x in xs]  # noqa: E731
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     if not a.skip_train:
         model.train()
         opt = adamw(model)
-        ids, mask, images, y = batch(TRAIN_BATCH)
+        ids, mask, images, y = on(batch(TRAIN_BATCH))
         rates = []
         for rep in range(a.reps + 1):
             t0 = time.perf_counter()
@@ -298,28 +311,40 @@ def bench_model(name, a):
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 opt.step()
+            sync(device)
+            t = time.perf_counter() - t0
             if rep > 0:  # rep 0 is the warm-up
-                rates.append(a.train_steps / (time.perf_counter() - t0))
+                rates.append(a.train_steps / t)
+            else:
+                emit(name, "first_train_s", "s", [t])
         emit(name, "train_steps_per_s", "steps/s", rates)
     if not a.skip_infer:
         model.eval()
-        b32, b1 = batch(INFER_BATCH)[:3], batch(1)[:3]
-        inf, lat = [], []
+        b1 = on(batch(1)[:3])
         with torch.inference_mode():
+            for bs in a.infer_batches:
+                bn = on(batch(bs)[:3])
+                inf = []
+                for rep in range(a.reps + 1):
+                    t0 = time.perf_counter()
+                    for _ in range(a.infer_iters):
+                        predict(model, *bn)
+                    t = time.perf_counter() - t0
+                    if rep > 0:
+                        inf.append(a.infer_iters * bs / t)
+                    elif bs == a.infer_batches[0]:
+                        emit(name, "first_infer_s", "s", [t])
+                emit(name, f"infer_samples_per_s_b{bs}", "samples/s", inf)
+            lat = []
             for rep in range(a.reps + 1):
-                t0 = time.perf_counter()
-                for _ in range(a.infer_iters):
-                    predict(model, *b32)
-                r = a.infer_iters * INFER_BATCH / (time.perf_counter() - t0)
                 t1 = time.perf_counter()
                 for _ in range(a.latency_iters):
                     predict(model, *b1)
-                lat_ms = (time.perf_counter() - t1) * 1000.0 / a.latency_iters
                 if rep > 0:
-                    inf.append(r)
-                    lat.append(lat_ms)
-        emit(name, "infer_samples_per_s_b32", "samples/s", inf)
+                    lat.append((time.perf_counter() - t1) * 1000.0 / a.latency_iters)
         emit(name, "latency_ms_b1", "ms", lat)
+    if device.type == "cuda":
+        emit(name, "peak_device_mb", "MB", [torch.cuda.max_memory_reserved(device) / 1e6])
 
 
 def cold_start(path, b, iters):
@@ -405,9 +430,14 @@ def main():
     p.add_argument("--iters", type=int, default=1)
     p.add_argument("--matmul-peak", action="store_true")
     p.add_argument("--check", action="store_true")
+    p.add_argument("--device", default="cpu", help="cpu, or cuda[:N] for the GPU benchmark")
+    p.add_argument("--infer-batches", default=str(INFER_BATCH), help="comma-separated inference batch sizes")
     a = p.parse_args()
+    a.infer_batches = [int(x) for x in a.infer_batches.split(",")]
     if a.threads:
         torch.set_num_threads(a.threads)
+    global DEVICE
+    DEVICE = a.device
     if a.save:
         torch.manual_seed(1)
         torch.save(Muse("vectorised").eval().state_dict(), a.save)

@@ -3,14 +3,31 @@
 //! burn 0.22 dispatches on the [`Device`] at run time: model code is written once against
 //! `Tensor<D, K>` and runs on whatever device its tensors live on. mmfuse supports:
 //! - `cpu` (default): burn's `flex` backend, pure Rust, SIMD, multi-threaded — needs nothing
-//!   installed;
-//! - `cuda[:N]`: burn's CubeCL CUDA backend (kernels compiled at run time), only when mmfuse is
-//!   built with the `cuda` cargo feature.
+//!   installed; this crate's hand-written operations run only here;
+//! - `gpu`, `gpu:N`, `gpu:software`: burn's CubeCL wgpu backend (WGSL kernels compiled at run
+//!   time; Vulkan on Linux and Windows, Metal on macOS, DX12), when mmfuse is built with the
+//!   `wgpu` cargo feature. `gpu` is the adapter wgpu ranks best (a high-power GPU first), `gpu:N`
+//!   the N-th discrete GPU, `gpu:software` a CPU Vulkan driver such as Mesa's lavapipe (how the
+//!   GPU path is tested on machines without one). burn's own operations run there;
+//! - `cuda[:N]`: burn's CubeCL CUDA backend, only when mmfuse is built with the `cuda` feature
+//!   (its build downloads LLVM, so it does not build offline).
 
 use burn::tensor::Device;
 use std::fmt;
 
-/// A device name as given on the command line (`cpu`, `cuda`, `cuda:1`).
+/// Which wgpu adapter a `gpu` device names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GpuAdapter {
+    /// The adapter wgpu ranks best (`CUBECL_WGPU_DEFAULT_DEVICE` overrides); software adapters
+    /// are skipped.
+    Default,
+    /// The N-th discrete GPU.
+    Discrete(usize),
+    /// A software (CPU) Vulkan driver, e.g. Mesa's lavapipe: correct, not fast.
+    Software,
+}
+
+/// A device name as given on the command line (`cpu`, `gpu`, `gpu:1`, `gpu:software`, `cuda:0`).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "String", into = "String")]
 #[derive(Default)]
@@ -18,6 +35,8 @@ pub enum DeviceSpec {
     /// burn's pure-Rust `flex` CPU backend.
     #[default]
     Cpu,
+    /// A GPU through burn's wgpu backend (feature `wgpu`).
+    Gpu(GpuAdapter),
     /// A CUDA GPU by index (feature `cuda`).
     Cuda(usize),
 }
@@ -26,6 +45,9 @@ impl fmt::Display for DeviceSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DeviceSpec::Cpu => write!(f, "cpu"),
+            DeviceSpec::Gpu(GpuAdapter::Default) => write!(f, "gpu"),
+            DeviceSpec::Gpu(GpuAdapter::Discrete(i)) => write!(f, "gpu:{i}"),
+            DeviceSpec::Gpu(GpuAdapter::Software) => write!(f, "gpu:software"),
             DeviceSpec::Cuda(i) => write!(f, "cuda:{i}"),
         }
     }
@@ -50,34 +72,144 @@ impl std::str::FromStr for DeviceSpec {
         let s = s.trim().to_ascii_lowercase();
         match s.as_str() {
             "cpu" | "flex" => Ok(DeviceSpec::Cpu),
-            "cuda" | "gpu" => Ok(DeviceSpec::Cuda(0)),
-            _ => match s.strip_prefix("cuda:") {
-                Some(i) => i.parse().map(DeviceSpec::Cuda).map_err(|_| format!("bad CUDA device index in '{s}'; expected e.g. cuda:0")),
-                None => Err(format!("unknown device '{s}'; expected cpu, cuda or cuda:N")),
-            },
+            "gpu" | "wgpu" => Ok(DeviceSpec::Gpu(GpuAdapter::Default)),
+            "gpu:software" | "gpu:cpu" | "wgpu:software" => Ok(DeviceSpec::Gpu(GpuAdapter::Software)),
+            "cuda" => Ok(DeviceSpec::Cuda(0)),
+            _ => {
+                if let Some(i) = s.strip_prefix("gpu:").or_else(|| s.strip_prefix("wgpu:")) {
+                    i.parse()
+                        .map(|i| DeviceSpec::Gpu(GpuAdapter::Discrete(i)))
+                        .map_err(|_| format!("bad GPU in '{s}'; expected gpu, gpu:N (the N-th discrete GPU) or gpu:software"))
+                } else if let Some(i) = s.strip_prefix("cuda:") {
+                    i.parse().map(DeviceSpec::Cuda).map_err(|_| format!("bad CUDA device index in '{s}'; expected e.g. cuda:0"))
+                } else {
+                    Err(format!("unknown device '{s}'; expected cpu, gpu, gpu:N, gpu:software, cuda or cuda:N"))
+                }
+            }
         }
     }
 }
 
 impl DeviceSpec {
     /// The burn device (without autodiff) for this spec, or a clear error when the backend was
-    /// not compiled in.
+    /// not compiled in or, for a GPU, when no adapter is found (naming what to install).
     pub fn device(&self) -> Result<Device, String> {
         match self {
             DeviceSpec::Cpu => Ok(Device::flex()),
+            DeviceSpec::Gpu(adapter) => gpu::device(*adapter, self),
             #[cfg(feature = "cuda")]
             DeviceSpec::Cuda(i) => Ok(Device::cuda(*i)),
             #[cfg(not(feature = "cuda"))]
             DeviceSpec::Cuda(_) => Err(format!(
                 "device '{self}' needs the CUDA backend, which this mmfuse binary was built without; \
-                 rebuild with `cargo install --path crates/mmfuse --features cuda` (needs the CUDA driver at run time)"
+                 rebuild with `cargo install --path crates/mmfuse --features cuda` (needs network access to build \
+                 and the CUDA driver at run time), or use `--device gpu` with a build that has the `wgpu` feature"
             )),
         }
     }
 
-    /// Whether the backend behind this spec was compiled in.
+    /// Whether the backend behind this spec was compiled in and, for a GPU, an adapter found.
     pub fn available(&self) -> bool {
         self.device().is_ok()
+    }
+
+    /// The adapter's name as the driver reports it (`NVIDIA H200`, `llvmpipe (LLVM 15.0.6, 256
+    /// bits)`), or `None` for the CPU backend and CUDA.
+    pub fn adapter_name(&self) -> Option<String> {
+        match self {
+            DeviceSpec::Gpu(adapter) => gpu::adapter_name(*adapter),
+            _ => None,
+        }
+    }
+}
+
+/// Whether this build has the wgpu backend (`--device gpu`).
+pub const GPU_COMPILED: bool = cfg!(feature = "wgpu");
+
+#[cfg(feature = "wgpu")]
+mod gpu {
+    use super::{DeviceSpec, GpuAdapter};
+    use burn::tensor::{Device, DeviceKind};
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+
+    /// A wgpu runtime is set up once per adapter and process (setting it up again is an error),
+    /// so the outcome is kept: the device, and the adapter's name, or why there is none.
+    type Entry = Result<(Device, String), String>;
+    static ADAPTERS: OnceLock<Mutex<HashMap<GpuAdapter, Entry>>> = OnceLock::new();
+
+    fn entry(adapter: GpuAdapter, spec: &DeviceSpec) -> Entry {
+        let mut map = ADAPTERS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(adapter)
+            .or_insert_with(|| {
+                let kind = match adapter {
+                    GpuAdapter::Default => DeviceKind::DefaultDevice,
+                    GpuAdapter::Discrete(i) => DeviceKind::DiscreteGpu(i),
+                    GpuAdapter::Software => DeviceKind::Cpu,
+                };
+                // wgpu loads the Vulkan loader at run time and may panic deep inside on a
+                // broken installation: report it like any other missing adapter.
+                let init = std::panic::catch_unwind(|| Device::wgpu_options().device_kind(kind).init_with_setup());
+                match init {
+                    Ok(Ok((device, setup))) => {
+                        let info = setup.adapter.get_info();
+                        tracing::info!(
+                            "device {spec}: {} ({:?}, {:?}, driver {} {})",
+                            info.name,
+                            info.device_type,
+                            info.backend,
+                            info.driver,
+                            info.driver_info
+                        );
+                        Ok((device, info.name))
+                    }
+                    Ok(Err(e)) => Err(no_adapter(spec, &e.to_string())),
+                    Err(_) => Err(no_adapter(spec, "the wgpu runtime panicked while looking for an adapter")),
+                }
+            })
+            .clone()
+    }
+
+    fn no_adapter(spec: &DeviceSpec, why: &str) -> String {
+        let hint = match spec {
+            DeviceSpec::Gpu(GpuAdapter::Software) => {
+                "install a CPU Vulkan driver: on Debian/Ubuntu `apt-get install libvulkan1 mesa-vulkan-drivers` \
+                 (Mesa's lavapipe; `vulkaninfo --summary` should list llvmpipe)"
+            }
+            _ => {
+                "install the GPU's driver with Vulkan support and the Vulkan loader (Debian/Ubuntu: `libvulkan1`, plus \
+                 `mesa-vulkan-drivers` for AMD/Intel or NVIDIA's driver; `vulkaninfo --summary` lists the adapters \
+                 Vulkan sees; an NVIDIA container may need VK_DRIVER_FILES pointing at nvidia_icd.json), or run on \
+                 the CPU with --device cpu"
+            }
+        };
+        format!("no GPU adapter for device '{spec}': {why}; {hint}")
+    }
+
+    pub fn device(adapter: GpuAdapter, spec: &DeviceSpec) -> Result<Device, String> {
+        entry(adapter, spec).map(|(d, _)| d)
+    }
+
+    pub fn adapter_name(adapter: GpuAdapter) -> Option<String> {
+        entry(adapter, &DeviceSpec::Gpu(adapter)).ok().map(|(_, n)| n)
+    }
+}
+
+#[cfg(not(feature = "wgpu"))]
+mod gpu {
+    use super::{DeviceSpec, GpuAdapter};
+    use burn::tensor::Device;
+
+    pub fn device(_: GpuAdapter, spec: &DeviceSpec) -> Result<Device, String> {
+        Err(format!(
+            "device '{spec}' needs the GPU (wgpu) backend, which this mmfuse binary was built without; rebuild with \
+             `cargo install --path crates/mmfuse --features wgpu` (builds offline; needs a Vulkan, Metal or DX12 \
+             driver at run time)"
+        ))
+    }
+
+    pub fn adapter_name(_: GpuAdapter) -> Option<String> {
+        None
     }
 }
 
@@ -135,6 +267,13 @@ mod tests {
     fn parses_device_names() {
         assert_eq!("cpu".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cpu);
         assert_eq!("cuda".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(0));
+        assert_eq!("gpu".parse::<DeviceSpec>().unwrap(), DeviceSpec::Gpu(GpuAdapter::Default));
+        assert_eq!("GPU:2".parse::<DeviceSpec>().unwrap(), DeviceSpec::Gpu(GpuAdapter::Discrete(2)));
+        assert_eq!("gpu:software".parse::<DeviceSpec>().unwrap(), DeviceSpec::Gpu(GpuAdapter::Software));
+        for name in ["cpu", "gpu", "gpu:1", "gpu:software", "cuda:0"] {
+            assert_eq!(name.parse::<DeviceSpec>().unwrap().to_string(), name, "round trip");
+        }
+        assert!("gpu:x".parse::<DeviceSpec>().is_err());
         assert_eq!("CUDA:3".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(3));
         assert!("cuda:x".parse::<DeviceSpec>().is_err());
         assert!("tpu".parse::<DeviceSpec>().is_err());

@@ -28,7 +28,7 @@ pub mod relu6;
 pub mod softmax;
 
 pub use conv2d::conv2d;
-pub use device::{DeviceSpec, join_streams, on_compute_pool};
+pub use device::{DeviceSpec, GpuAdapter, join_streams, on_compute_pool};
 pub use dropout::{Dropout, DropoutConfig};
 pub use gelu::gelu;
 pub use layer_norm::{LayerNorm, LayerNormConfig};

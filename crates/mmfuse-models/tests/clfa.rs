@@ -10,7 +10,7 @@ use mmfuse_models::fusion::clfa::{Clfa, ClfaConfig, CrossEncoderConfig, Fuser, P
 use mmfuse_models::heads::losses::cross_entropy;
 use mmfuse_models::task::{Prediction, TaskKind, TaskModel};
 mod common;
-use common::{GradReport, serial};
+use common::{GradReport, post_batch_of, serial};
 
 const P: usize = 6;
 
@@ -32,16 +32,7 @@ fn config(fuser: Fuser, pooling: Pooling, n_classes: usize) -> ClfaConfig {
 /// `b` posts of 6 positions (some padded), 16×16 images, classes `i % n_classes`, and teacher
 /// embeddings `[b, P]` per modality.
 fn host_batch(b: usize, n_classes: usize) -> HostBatch {
-    let (l, s) = (6, 16);
-    let mut hb = HostBatch { batch_size: b, seq_len: l, image_size: s, ..Default::default() };
-    for i in 0..b {
-        for p in 0..l {
-            hb.ids.push(((i * 7 + p * 3) % 20) as i64);
-            hb.mask.push(p < l - i % 3);
-        }
-    }
-    hb.images = (0..b * 3 * s * s).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0).collect();
-    hb.classes = Some((0..b).map(|i| (i % n_classes) as i64).collect());
+    let mut hb = post_batch_of(b, TaskKind::Classify { n_classes });
     let t: Vec<f32> = (0..b * P).map(|k| (((k * 13) % 11) as f32 - 5.0) / 5.0).collect();
     let v: Vec<f32> = (0..b * P).map(|k| (((k * 17) % 7) as f32 - 3.0) / 3.0).collect();
     hb.teacher = Some((t, v, P));

@@ -5,44 +5,17 @@
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor};
 use mmfuse_models::batch::AlignedHostBatch;
-use mmfuse_models::encoders::{TextEncoderConfig, TextTransformerConfig};
 use mmfuse_models::fusion::mim::{HardConcreteConfig, Mim, MimConfig, MimFusion};
 mod common;
-use common::{GradReport, serial};
-
-const L: usize = 7;
-const A: usize = 3;
-const V: usize = 2;
-
-fn text() -> TextEncoderConfig {
-    TextTransformerConfig::new(20).with_d_model(16).with_n_heads(2).with_n_layers(1).with_d_ff(32).with_max_len(L).with_dropout(0.0).into()
-}
+use common::{GradReport, MIM_A as A, MIM_L as L, MIM_V as V, aligned_batch, serial, tiny_mim};
 
 fn config(fusion: MimFusion) -> MimConfig {
-    MimConfig::new(text(), A, V, L, HardConcreteConfig::new())
-        .with_d_model(8)
-        .with_n_heads(2)
-        .with_d_ff(16)
-        .with_n_layers(1)
-        .with_dropout(0.0)
-        .with_lstm_hidden(4)
-        .with_fusion(fusion)
+    tiny_mim(fusion)
 }
 
 /// `b` segments: lengths vary (some padding), labels in [−3, 3].
 fn host_batch(b: usize) -> AlignedHostBatch {
-    let mut hb = AlignedHostBatch { batch_size: b, seq_len: L, audio_dim: A, video_dim: V, ..Default::default() };
-    for i in 0..b {
-        let len = L - i % 3;
-        for p in 0..L {
-            let real = p < len;
-            hb.ids.push(if real { ((i * 5 + p * 3) % 19 + 1) as i64 } else { 0 });
-            hb.mask.push(real);
-            let on = real && p > 0;
-            hb.audio.extend((0..A).map(|k| if on { (((i + p * k) % 7) as f32 - 3.0) / 3.0 } else { 0.0 }));
-            hb.video.extend((0..V).map(|k| if on { (((i * 3 + p + k) % 5) as f32 - 2.0) / 2.0 } else { 0.0 }));
-        }
-    }
+    let mut hb = aligned_batch(b, L, A, V);
     // all above the initial predictions: an L1 loss over labels on both sides of the
     // predictions in equal numbers gives a head's bias a gradient of exactly 0 (Σ ±1/B), which
     // only a summation order's rounding could make non-zero

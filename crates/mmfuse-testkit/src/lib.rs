@@ -1,6 +1,7 @@
 //! Test support shared by the mmfuse crates' tests (a dev-dependency only): the byte-edit model
 //! of the fuzz tests (`tests/fuzz*.rs`) — random flips, insertions, deletions and repeated runs
-//! of a seed file, then an optional truncation — and their case count.
+//! of a seed file, then an optional truncation — and their case count; and the GPU device the
+//! GPU tests run on ([`test_gpu`]).
 //!
 //! What this crate must not do: be a dependency of anything but tests.
 
@@ -48,6 +49,37 @@ pub fn cases() -> ProptestConfig {
         cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256),
         failure_persistence: None,
         ..ProptestConfig::default()
+    }
+}
+
+/// The GPU device the GPU tests run on, without autodiff, with its name: `gpu:software` (Mesa's
+/// lavapipe, a Vulkan driver on the CPU) unless `MMFUSE_TEST_GPU` names another (`gpu`, `gpu:0`).
+///
+/// `None`, after a visible note, when this build has no `wgpu` feature or the machine no adapter;
+/// with `MMFUSE_REQUIRE_GPU` set (the README's test command sets it where it installed lavapipe)
+/// either is a failure instead.
+pub fn test_gpu(what: &str) -> Option<(burn::tensor::Device, mmfuse_kernels::DeviceSpec)> {
+    use mmfuse_kernels::device::{DeviceSpec, GPU_COMPILED, GpuAdapter};
+    let spec: DeviceSpec = match std::env::var("MMFUSE_TEST_GPU") {
+        Ok(s) => s.parse().expect("MMFUSE_TEST_GPU"),
+        Err(_) => DeviceSpec::Gpu(GpuAdapter::Software),
+    };
+    let required = std::env::var_os("MMFUSE_REQUIRE_GPU").is_some();
+    if !GPU_COMPILED {
+        assert!(!required, "MMFUSE_REQUIRE_GPU is set but this test was built without the `wgpu` feature");
+        eprintln!("NOTE: {what} skipped: built without the `wgpu` feature (cargo test --features mmfuse/wgpu)");
+        return None;
+    }
+    match spec.device() {
+        Ok(d) => {
+            eprintln!("{what} on {spec}: {}", spec.adapter_name().unwrap_or_default());
+            Some((d, spec))
+        }
+        Err(e) if !required => {
+            eprintln!("NOTE: {what} skipped: {e}");
+            None
+        }
+        Err(e) => panic!("{what}: {e}"),
     }
 }
 

@@ -49,7 +49,7 @@ pub struct TrainConfig {
     /// Seed of parameter init, shuffling and dropout.
     #[serde(default = "default_seed")]
     pub seed: u64,
-    /// Compute device: `cpu` or `cuda[:N]`.
+    /// Compute device: `cpu`, `gpu[:N]` / `gpu:software` (feature `wgpu`) or `cuda[:N]` (feature `cuda`).
     #[serde(default)]
     pub device: DeviceSpec,
     /// Data parallelism: devices to shard each batch over (e.g. ["cuda:0", "cuda:1"]); empty

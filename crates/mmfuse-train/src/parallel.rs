@@ -54,6 +54,7 @@ pub fn data_parallel_grads<M: TaskModel>(model: &M, batch: &HostBatch, devices: 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::module::Module;
     use mmfuse_models::encoders::{ImageCnnConfig, TextTransformerConfig};
     use mmfuse_models::fusion::{ConcatFusionConfig, Modality};
     use mmfuse_models::task::TaskKind;
@@ -72,14 +73,19 @@ mod tests {
         hb
     }
 
+    /// A tiny late-fusion classifier, seeded; no batch-norm: its batch statistics differ per
+    /// shard by design.
+    fn tiny_model(device: &Device, seed: u64) -> mmfuse_models::fusion::ConcatFusion {
+        device.seed(seed);
+        let text = TextTransformerConfig::new(11).with_d_model(8).with_n_heads(2).with_n_layers(1).with_d_ff(16).with_max_len(5).with_dropout(0.0);
+        let image = ImageCnnConfig::new().with_channels(vec![]).with_d_model(8);
+        ConcatFusionConfig::new(Modality::Fused, TaskKind::Classify { n_classes: 3 }, text.into(), image.into()).with_dropout(0.0).init(device)
+    }
+
     #[test]
     fn two_device_step_equals_one_device_step() {
         let device = Device::flex().autodiff();
-        device.seed(11);
-        let text = TextTransformerConfig::new(11).with_d_model(8).with_n_heads(2).with_n_layers(1).with_d_ff(16).with_max_len(5).with_dropout(0.0);
-        // no batch-norm here: its batch statistics differ per shard by design
-        let image = ImageCnnConfig::new().with_channels(vec![]).with_d_model(8);
-        let model = ConcatFusionConfig::new(Modality::Fused, TaskKind::Classify { n_classes: 3 }, text.into(), image.into()).with_dropout(0.0).init(&device);
+        let model = tiny_model(&device, 11);
         let hb = host_batch(6);
         let loss = model.loss(&hb.to_device(&device));
         let single_loss = loss.clone().into_scalar::<f32>() as f64;
@@ -93,6 +99,32 @@ mod tests {
         assert!(max < 1e-5, "max gradient difference {max}");
         assert!(a.iter().any(|v| v.abs() > 1e-6), "gradients must not be trivially zero");
         assert_eq!(single.len(), par.len());
+    }
+
+    /// Data parallelism on GPU devices (the same adapter twice: what one machine can test) and
+    /// on a CPU + a GPU equals the one-CPU-device step, the gradients reduced onto `devices[0]`.
+    #[test]
+    fn data_parallel_on_gpu_devices_equals_one_cpu_step() {
+        let Some((gpu, _)) = mmfuse_testkit::test_gpu("GPU data parallelism") else { return };
+        let gpu = gpu.autodiff();
+        let device = Device::flex().autodiff();
+        let model = tiny_model(&device, 12);
+        let hb = host_batch(6);
+        let loss = model.loss(&hb.to_device(&device));
+        let single_loss = loss.clone().into_scalar::<f32>() as f64;
+        let single = GradientsParams::from_grads(loss.backward(), &model);
+        let w = model.head.hidden.weight.id;
+        let a = single.get::<2>(w).unwrap().into_data().try_to_vec::<f32>().unwrap();
+        for devices in [vec![gpu.clone(), gpu.clone()], vec![device.clone(), gpu.clone()]] {
+            let on_first = model.clone().fork(&devices[0]);
+            let (par_loss, par) = data_parallel_grads(&on_first, &hb, &devices);
+            assert!((single_loss - par_loss).abs() < 1e-4 * single_loss.abs(), "{single_loss} vs {par_loss}");
+            let b = par.get::<2>(w).unwrap().into_data().try_to_vec::<f32>().unwrap();
+            let max = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+            let scale = a.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+            assert!(max <= 1e-4 * scale, "max gradient difference {max} (scale {scale})");
+            assert_eq!(single.len(), par.len());
+        }
     }
 
     #[test]

@@ -9,8 +9,11 @@
 //!
 //! Modes (each prints JSON lines `{"impl","model","metric","unit","median","min","max","runs"}`):
 //! - (none): training steps/s (forward + backward + global-norm clipping 1.0 + AdamW) at batch
-//!   16, inference samples/s at batch 32 and latency at batch 1, for `--models muse,concat`,
-//!   `--reps N` measured repeats (default 5) after one warm-up;
+//!   16, inference samples/s at batch 32 (`--infer-batches 32,256` for more) and latency at
+//!   batch 1, for `--models muse,concat`, `--reps N` measured repeats (default 5) after one
+//!   warm-up, whose time is reported apart (`first_train_s`, `first_infer_s`: on a GPU it includes
+//!   compiling the kernels); `--device gpu` (a build with `--features wgpu`) runs on the GPU and
+//!   adds the peak memory the device's allocator reserved (`peak_device_mb`);
 //! - `--save FILE`: write MuSE-small's record (`model.valid().into_record()`, as checkpoints do);
 //! - `--cold-start FILE [--batch N] [--iters K]`: build MuSE-small, load FILE, predict K batches
 //!   of N (default 1 × 1) and exit — `bench/run.sh` times the whole process and reads its max
@@ -26,7 +29,7 @@ use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::store::ModuleRecord;
 use burn::tensor::{Device, Distribution, Tensor};
-use mmfuse_kernels::device::on_compute_pool;
+use mmfuse_kernels::device::{DeviceSpec, is_cpu, on_compute_pool};
 use mmfuse_models::batch::HostBatch;
 use mmfuse_models::encoders::{ImageCnnConfig, TextTransformerConfig};
 use mmfuse_models::fusion::muse::{CrossTransformerConfig, MuseConfig};
@@ -109,9 +112,25 @@ fn emit(model: &str, metric: &str, unit: &str, runs: &[f64]) {
     let (m, lo, hi) = stats(runs);
     let threads = rayon_threads();
     let runs = runs.iter().map(|x| format!("{x:.6}")).collect::<Vec<_>>().join(",");
+    let device = DEVICE.get().map(|d| d.to_string()).unwrap_or_else(|| "cpu".into());
     println!(
-        "{{\"impl\":\"mmfuse\",\"model\":\"{model}\",\"metric\":\"{metric}\",\"unit\":\"{unit}\",\"median\":{m:.6},\"min\":{lo:.6},\"max\":{hi:.6},\"threads\":{threads},\"runs\":[{runs}]}}"
+        "{{\"impl\":\"mmfuse\",\"model\":\"{model}\",\"metric\":\"{metric}\",\"unit\":\"{unit}\",\"median\":{m:.6},\"min\":{lo:.6},\"max\":{hi:.6},\"threads\":{threads},\"device\":\"{device}\",\"runs\":[{runs}]}}"
     );
+}
+
+/// The device of this invocation (`--device`, default cpu).
+static DEVICE: std::sync::OnceLock<DeviceSpec> = std::sync::OnceLock::new();
+
+fn bench_device() -> Device {
+    let spec = DEVICE.get_or_init(DeviceSpec::default);
+    spec.device().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The most the device's allocator has reserved so far, MB, sampled (`None` on the CPU).
+fn reserved_mb(device: &Device, peak: &mut f64) {
+    if let Some(u) = device.memory_pool_usage() {
+        *peak = peak.max(u.bytes_reserved as f64 / 1e6);
+    }
 }
 
 fn rayon_threads() -> usize {
@@ -124,14 +143,17 @@ struct Opts {
     infer_iters: usize,
     latency_iters: usize,
     models: Vec<String>,
+    infer_batches: Vec<usize>,
     skip_train: bool,
     skip_infer: bool,
 }
 
 fn bench_model(name: &str, o: &Opts) {
-    let device = Device::flex().autodiff();
+    let plain = bench_device();
+    let device = plain.clone().autodiff();
     device.seed(1);
     let mut model = build(name, &device);
+    let mut peak = 0.0;
     if !o.skip_train {
         let mut optim = adamw(0.01, 1e-8);
         let mut sched = Schedule::new(1e-3, 1e-3, 10, 1_000_000);
@@ -139,44 +161,63 @@ fn bench_model(name: &str, o: &Opts) {
         let mut rates = Vec::new();
         for rep in 0..=o.reps {
             let t0 = Instant::now();
+            let mut last = None;
             for _ in 0..o.train_steps {
                 let loss = model.loss(&batch);
+                last = Some(loss.clone());
                 let mut grads = GradientsParams::from_grads(loss.backward(), &model);
                 clip_global_norm(&model, &mut grads, 1.0);
                 model = optim.step(sched.step(), model, grads);
             }
-            // rep 0 is the warm-up
+            // a GPU runs asynchronously: wait for the steps (and the updated weights)
+            let _ = last.map(|l| l.into_scalar::<f32>());
+            let _ = device.sync();
+            reserved_mb(&plain, &mut peak);
+            let t = t0.elapsed().as_secs_f64();
+            // rep 0 is the warm-up (and, on a GPU, kernel compilation)
             if rep > 0 {
-                rates.push(o.train_steps as f64 / t0.elapsed().as_secs_f64());
+                rates.push(o.train_steps as f64 / t);
+            } else {
+                emit(name, "first_train_s", "s", &[t]);
             }
         }
         emit(name, "train_steps_per_s", "steps/s", &rates);
     }
     if !o.skip_infer {
         let valid = model.valid();
-        let plain = Device::flex();
-        let b32 = host_batch(INFER_BATCH).to_device(&plain);
         let b1 = host_batch(1).to_device(&plain);
-        let mut inf = Vec::new();
+        for &bs in &o.infer_batches {
+            let bn = host_batch(bs).to_device(&plain);
+            let mut inf = Vec::new();
+            for rep in 0..=o.reps {
+                let t0 = Instant::now();
+                for _ in 0..o.infer_iters {
+                    let _ = valid.predict(&bn);
+                }
+                reserved_mb(&plain, &mut peak);
+                let t = t0.elapsed().as_secs_f64();
+                if rep > 0 {
+                    inf.push((o.infer_iters * bs) as f64 / t);
+                } else if bs == o.infer_batches[0] {
+                    emit(name, "first_infer_s", "s", &[t]);
+                }
+            }
+            emit(name, &format!("infer_samples_per_s_b{bs}"), "samples/s", &inf);
+        }
         let mut lat = Vec::new();
         for rep in 0..=o.reps {
-            let t0 = Instant::now();
-            for _ in 0..o.infer_iters {
-                let _ = valid.predict(&b32);
-            }
-            let r = (o.infer_iters * INFER_BATCH) as f64 / t0.elapsed().as_secs_f64();
             let t1 = Instant::now();
             for _ in 0..o.latency_iters {
                 let _ = valid.predict(&b1);
             }
-            let l = t1.elapsed().as_secs_f64() * 1000.0 / o.latency_iters as f64;
             if rep > 0 {
-                inf.push(r);
-                lat.push(l);
+                lat.push(t1.elapsed().as_secs_f64() * 1000.0 / o.latency_iters as f64);
             }
         }
-        emit(name, "infer_samples_per_s_b32", "samples/s", &inf);
         emit(name, "latency_ms_b1", "ms", &lat);
+    }
+    if !is_cpu(&plain) {
+        emit(name, "peak_device_mb", "MB", &[peak]);
     }
 }
 
@@ -275,6 +316,9 @@ fn main() {
         cold_start(&path, num("--batch", 1), num("--iters", 1), started);
         return;
     }
+    if let Some(d) = value("--device") {
+        DEVICE.set(d.parse().unwrap_or_else(|e| panic!("--device: {e}"))).expect("set once");
+    }
     let reps = num("--reps", 5);
     if args.iter().any(|a| a == "--breakdown") {
         let only = value("--stage");
@@ -291,6 +335,11 @@ fn main() {
         infer_iters: num("--infer-iters", 2),
         latency_iters: num("--latency-iters", 10),
         models: value("--models").unwrap_or_else(|| "muse,concat".into()).split(',').map(str::to_string).collect(),
+        infer_batches: value("--infer-batches")
+            .unwrap_or_else(|| INFER_BATCH.to_string())
+            .split(',')
+            .map(|b| b.parse().unwrap_or_else(|_| panic!("--infer-batches takes numbers, e.g. 32,256")))
+            .collect(),
         skip_train: args.iter().any(|a| a == "--skip-train"),
         skip_infer: args.iter().any(|a| a == "--skip-infer"),
     };

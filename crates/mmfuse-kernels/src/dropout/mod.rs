@@ -8,6 +8,9 @@
 //!
 //! The generator is seeded from burn's device RNG (one draw per call), so `Device::seed` still
 //! makes the masks reproducible — a resumed run draws the same masks as an uninterrupted one.
+//!
+//! On other devices (the GPU) the mask is burn's, drawn on the device: a host-made mask would
+//! cost a read-back and an upload per call.
 
 mod mask;
 
@@ -52,6 +55,10 @@ impl Dropout {
         }
         let device = x.device();
         let keep = 1.0 - self.prob;
+        if !crate::device::is_cpu(&device) {
+            let mask = Tensor::<D>::random(x.shape(), Distribution::Bernoulli(keep), &device);
+            return x * mask.div_scalar(keep);
+        }
         // one draw from the device RNG seeds this call's generator
         let s = Tensor::<1>::random([2], Distribution::Uniform(0.0, 1.0), &device).into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
         let seed = s.iter().fold(0u64, |acc, v| (acc << 32) ^ u64::from(v.to_bits()));

@@ -95,7 +95,8 @@ impl Crf {
     pub fn decode(&self, emissions: Tensor<3>, mask: Tensor<2, Bool>) -> Vec<Vec<usize>> {
         let [b, l, t] = emissions.dims();
         let e = emissions.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 emissions");
-        let m = mask.into_data().try_to_vec::<bool>().expect("bool mask");
+        // read as integers: a GPU backend stores booleans as u32, not as Rust `bool`s
+        let m: Vec<bool> = mask.int().into_data().convert::<i32>().try_to_vec::<i32>().expect("int mask").into_iter().map(|v| v != 0).collect();
         let trans = self.transitions.val().into_data().convert::<f32>().try_to_vec::<f32>().expect("f32");
         let start = self.start.val().into_data().convert::<f32>().try_to_vec::<f32>().expect("f32");
         let end = self.end.val().into_data().convert::<f32>().try_to_vec::<f32>().expect("f32");

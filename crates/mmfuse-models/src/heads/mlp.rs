@@ -7,8 +7,8 @@
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::Gelu;
 use burn::tensor::{Device, Tensor};
+use mmfuse_kernels::gelu;
 use mmfuse_kernels::{Dropout, DropoutConfig, Linear, LinearConfig};
 
 /// Configuration of [`MlpHead`].
@@ -28,7 +28,6 @@ pub struct MlpHeadConfig {
 #[derive(Module, Debug)]
 pub struct MlpHead {
     pub hidden: Linear,
-    pub act: Gelu,
     pub dropout: Dropout,
     pub output: Linear,
 }
@@ -37,7 +36,6 @@ impl MlpHeadConfig {
     pub fn init(&self, device: &Device) -> MlpHead {
         MlpHead {
             hidden: LinearConfig::new(self.d_input, self.d_hidden).init(device),
-            act: Gelu::new(),
             dropout: DropoutConfig::new(self.dropout).init(),
             output: LinearConfig::new(self.d_hidden, self.n_outputs).init(device),
         }
@@ -47,6 +45,6 @@ impl MlpHeadConfig {
 impl MlpHead {
     /// `[..., d_input]` → `[..., n_outputs]`.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        self.output.forward(self.dropout.forward(self.act.forward(self.hidden.forward(x))))
+        self.output.forward(self.dropout.forward(gelu(self.hidden.forward(x))))
     }
 }

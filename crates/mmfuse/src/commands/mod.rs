@@ -23,7 +23,8 @@ use mmfuse_kernels::device::DeviceSpec;
 /// The options every command takes.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Global {
-    /// Compute device: cpu (default) or cuda[:N] (needs a build with --features cuda).
+    /// Compute device: cpu (default), gpu, gpu:N or gpu:software (a build with --features wgpu), or
+    /// cuda[:N] (a build with --features cuda).
     #[arg(long, global = true)]
     pub device: Option<DeviceSpec>,
     /// No progress bars; only warnings and results.

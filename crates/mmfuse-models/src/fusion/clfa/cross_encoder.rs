@@ -14,8 +14,8 @@
 pub use crate::layers::attention::{MASK_BIAS, MaskedAttention};
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::Gelu;
 use burn::tensor::{Bool, Device, Tensor};
+use mmfuse_kernels::gelu;
 use mmfuse_kernels::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 
 /// Configuration of [`CrossEncoder`] (paper values marked "paper:").
@@ -56,7 +56,6 @@ pub struct CrossEncoderLayer {
     pub norm_ocr: Option<LayerNorm>,
     pub ffn_in: Linear,
     pub ffn_out: Linear,
-    pub act: Gelu,
     pub norm_ffn: LayerNorm,
     pub dropout: Dropout,
 }
@@ -73,7 +72,6 @@ impl CrossEncoderLayer {
             norm_ocr: c.ocr.then(norm),
             ffn_in: LinearConfig::new(c.d_model, c.d_ff).init(device),
             ffn_out: LinearConfig::new(c.d_ff, c.d_model).init(device),
-            act: Gelu::new(),
             norm_ffn: norm(),
             dropout: DropoutConfig::new(c.dropout).init(),
         }
@@ -106,7 +104,7 @@ impl CrossEncoderLayer {
             let a = att.forward(x.clone(), o, o_mask);
             x = norm.forward(x + self.dropout.forward(a));
         }
-        let f = self.ffn_out.forward(self.act.forward(self.ffn_in.forward(x.clone())));
+        let f = self.ffn_out.forward(gelu(self.ffn_in.forward(x.clone())));
         self.norm_ffn.forward(x + self.dropout.forward(f))
     }
 }

@@ -39,6 +39,7 @@ pub mod image;
 pub mod imagenet;
 pub mod labels;
 pub mod lexicon;
+pub mod manifest;
 pub mod mmsd;
 pub mod mvsa;
 pub mod pickle;

@@ -6,7 +6,8 @@
 //!
 //! Readers: Twitter CoNLL, classification JSONL, MMSD lines and MMSD2.0 JSON, Python pickles
 //! (MAG-BERT and MMSA layouts), PNG / JPEG images (size limit from the header), lexicons,
-//! `tokenizer.json`, mmfuse's aligned layout (`.jsonl` + `.safetensors`).
+//! `tokenizer.json`, mmfuse's aligned layout (`.jsonl` + `.safetensors`), the MVSA layout
+//! (`labelResultAll.txt` + `data/<id>.txt`).
 
 use mmfuse_data::aligned::{AlignedDataset, mag_bert_from_value, mmsa_from_value, read_dir, write_dir};
 use mmfuse_data::aligned_synth::{AlignedSynthConfig, generate};
@@ -39,6 +40,8 @@ struct Seeds {
     tokenizer: Vec<u8>,
     aligned_jsonl: Vec<u8>,
     aligned_st: Vec<u8>,
+    mvsa_labels: Vec<u8>,
+    mvsa_texts: Vec<Vec<u8>>,
 }
 
 fn seeds() -> &'static Seeds {
@@ -66,6 +69,9 @@ fn seeds() -> &'static Seeds {
             tokenizer: tok.to_string(false).unwrap().into_bytes(),
             aligned_jsonl: std::fs::read(aligned.join("train.jsonl")).unwrap(),
             aligned_st: std::fs::read(aligned.join("train.safetensors")).unwrap(),
+            // MVSA-multiple's layout: three annotators' text,image labels per post
+            mvsa_labels: b"ID\ttext,image\ttext,image\ttext,image\n1\tpositive,positive\tpositive,neutral\tneutral,neutral\n2\tnegative,negative\tnegative,neutral\tpositive,negative\n3\tneutral,neutral\tneutral,neutral\tneutral,positive\n".to_vec(),
+            mvsa_texts: vec![b"good  day #sun\n".to_vec(), b"caf\xe9 closed".to_vec(), b"RT @x: ok".to_vec()],
         }
     })
 }
@@ -134,5 +140,21 @@ proptest! {
                 let _ = read_dir(&dir);
             }
         }
+    }
+
+    /// The MVSA layout: the label file or one post's text damaged, the rest intact.
+    #[test]
+    fn mvsa_layout_never_panics(e in edits(), which in 0usize..4) {
+        let s = seeds();
+        let dir = tmp().join(format!("mvsa-{}", std::thread::current().name().unwrap_or("t").replace("::", "-")));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        let labels = if which == 0 { mutate(&s.mvsa_labels, &e) } else { s.mvsa_labels.clone() };
+        std::fs::write(dir.join("labelResultAll.txt"), labels).unwrap();
+        for (k, t) in s.mvsa_texts.iter().enumerate() {
+            let t = if which == k + 1 { mutate(t, &e) } else { t.clone() };
+            std::fs::write(dir.join("data").join(format!("{}.txt", k + 1)), t).unwrap();
+        }
+        let _ = mmfuse_data::mvsa::read_mvsa(&dir);
     }
 }

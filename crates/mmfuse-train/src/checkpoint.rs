@@ -12,6 +12,8 @@ use burn::optim::ModuleOptimizer;
 use burn::store::ModuleRecord;
 use burn::tensor::Bytes;
 use mmfuse_data::fsutil;
+pub use mmfuse_data::manifest::MANIFEST;
+use mmfuse_data::manifest::{FileSum, Manifest, read_checked, read_manifest};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -142,65 +144,6 @@ fn write_checkpoint<M: Module>(
     fs::rename(&tmp, &final_dir)?;
     fsutil::sync_dir(root);
     Ok(())
-}
-
-/// The file in a checkpoint folder listing every other file's size and CRC-32.
-pub const MANIFEST: &str = "manifest.json";
-
-/// Size and CRC-32 of one file of a checkpoint.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct FileSum {
-    bytes: u64,
-    crc32: u32,
-}
-
-impl FileSum {
-    fn of(bytes: &[u8]) -> Self {
-        Self { bytes: bytes.len() as u64, crc32: crc32fast::hash(bytes) }
-    }
-}
-
-/// File name → size and checksum, as `manifest.json` holds them.
-type Manifest = std::collections::BTreeMap<String, FileSum>;
-
-/// The manifest of the checkpoint folder `dir`; `None` for a folder written before manifests.
-fn read_manifest(dir: &Path) -> Result<Option<Manifest>> {
-    let mp = dir.join(MANIFEST);
-    if !mp.exists() {
-        return Ok(None);
-    }
-    let text = fs::read_to_string(&mp).with_context(|| format!("cannot read {}", mp.display()))?;
-    Ok(Some(serde_json::from_str(&text).with_context(|| format!("{} is corrupt", mp.display()))?))
-}
-
-/// Check the bytes of file `name` of the checkpoint folder `dir` against the manifest's entry.
-fn check(dir: &Path, manifest: &Manifest, name: &str, bytes: &[u8]) -> Result<()> {
-    let Some(want) = manifest.get(name) else { return Ok(()) };
-    let (p, got) = (dir.join(name), FileSum::of(bytes));
-    if got.bytes != want.bytes {
-        bail!("{} has {} bytes, its manifest says {} (truncated or overwritten)", p.display(), got.bytes, want.bytes);
-    }
-    if got.crc32 != want.crc32 {
-        bail!("{} does not match its checksum (crc32 {:08x}, manifest {:08x}): the file is damaged", p.display(), got.crc32, want.crc32);
-    }
-    Ok(())
-}
-
-/// Read file `name` of the checkpoint folder `dir` once, checked against `manifest`: `None` when
-/// it is absent and the manifest does not list it.
-fn read_checked(dir: &Path, manifest: Option<&Manifest>, name: &str) -> Result<Option<Vec<u8>>> {
-    let p = dir.join(name);
-    if !p.is_file() {
-        if manifest.is_some_and(|m| m.contains_key(name)) {
-            bail!("{} is missing", p.display());
-        }
-        return Ok(None);
-    }
-    let bytes = fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
-    if let Some(m) = manifest {
-        check(dir, m, name, &bytes)?;
-    }
-    Ok(Some(bytes))
 }
 
 /// Check the checkpoint folder `dir` against its manifest: `Err` says what is damaged. A folder

@@ -445,6 +445,7 @@ where
     Fut: std::future::Future<Output = Result<Response, ApiError>>,
 {
     let start = Instant::now();
+    s.metrics.request_started(endpoint);
     let response = match s.slots.clone().try_acquire_owned() {
         Err(_) => ApiError::limit(StatusCode::SERVICE_UNAVAILABLE, "max_concurrency", format!("more than {} requests in flight", s.cfg.max_concurrency))
             .into_response(),

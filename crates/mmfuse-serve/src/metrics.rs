@@ -1,5 +1,5 @@
-//! Prometheus text metrics: request counts by endpoint and status, a latency histogram, and a
-//! histogram of the model's batch sizes (dynamic batching at work).
+//! Prometheus text metrics: requests started by endpoint, request counts by endpoint and status,
+//! a latency histogram, and a histogram of the model's batch sizes (dynamic batching at work).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -44,6 +44,7 @@ impl Histogram {
 
 #[derive(Default)]
 struct Inner {
+    started: BTreeMap<String, u64>,
     requests: BTreeMap<(String, u16), u64>,
     latency: BTreeMap<String, Histogram>,
     batches: Histogram,
@@ -56,6 +57,13 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// A request to `endpoint` was received and is being answered (started minus finished is
+    /// the number in flight).
+    pub fn request_started(&self, endpoint: &str) {
+        let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        *m.started.entry(endpoint.to_string()).or_default() += 1;
+    }
+
     pub fn observe_request(&self, endpoint: &str, status: u16, seconds: f64) {
         let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         *m.requests.entry((endpoint.to_string(), status)).or_default() += 1;
@@ -70,6 +78,10 @@ impl Metrics {
     pub fn render(&self) -> String {
         let m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = String::new();
+        out.push_str("# HELP mmfuse_requests_started_total Requests received by endpoint (minus mmfuse_requests_total: in flight).\n# TYPE mmfuse_requests_started_total counter\n");
+        for (e, n) in &m.started {
+            let _ = writeln!(out, "mmfuse_requests_started_total{{endpoint=\"{e}\"}} {n}");
+        }
         out.push_str("# HELP mmfuse_requests_total Requests by endpoint and HTTP status.\n# TYPE mmfuse_requests_total counter\n");
         for ((e, s), n) in &m.requests {
             let _ = writeln!(out, "mmfuse_requests_total{{endpoint=\"{e}\",status=\"{s}\"}} {n}");

@@ -18,8 +18,8 @@ use std::fmt;
 /// Which wgpu adapter a `gpu` device names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum GpuAdapter {
-    /// The adapter wgpu ranks best (`CUBECL_WGPU_DEFAULT_DEVICE` overrides); software adapters
-    /// are skipped.
+    /// The adapter wgpu ranks best (`CUBECL_WGPU_DEFAULT_DEVICE` overrides). With no GPU this
+    /// can be a software adapter: it is used, with a warning that `cpu` is faster.
     Default,
     /// The N-th discrete GPU.
     Discrete(usize),
@@ -161,6 +161,13 @@ mod gpu {
                             info.driver,
                             info.driver_info
                         );
+                        if adapter != GpuAdapter::Software && info.device_type == burn::tensor::wgpu::wgpu::DeviceType::Cpu {
+                            tracing::warn!(
+                                "device {spec}: the only adapter is {}, a software (CPU) Vulkan driver, much slower than --device cpu; \
+                                 install the GPU's Vulkan driver, or choose it on purpose with --device gpu:software",
+                                info.name
+                            );
+                        }
                         Ok((device, info.name))
                     }
                     Ok(Err(e)) => Err(no_adapter(spec, &e.to_string())),

@@ -41,11 +41,7 @@ if [ -z "${BIN:-}" ]; then
   echo "building the mmfuse bench with the wgpu backend (release)..." >&2
   # --workspace: the same feature set as the test build, so its artifacts are reused
   BIN="$(cargo bench --workspace --bench muse_vs_torch --no-run --features mmfuse/wgpu --message-format=json 2>/dev/null |
-    "$PY" -c 'import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("target", {}).get("name") == "muse_vs_torch" and m.get("executable"):
-        print(m["executable"])')"
+    "$PY" bench/cargo_artifact.py muse_vs_torch)"
 fi
 [ -x "$BIN" ] || { echo "no bench binary (BIN=$BIN)" >&2; exit 1; }
 "$PY" -c "import torch; d = torch.device('$TORCH_DEVICE'); assert d.type != 'cuda' or torch.cuda.is_available(), 'torch sees no CUDA GPU'" ||

@@ -34,11 +34,7 @@ export RAYON_NUM_THREADS="$THREADS" OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="
 echo "building the mmfuse bench (release)..." >&2
 MMFUSE_FEATURES="${MMFUSE_FEATURES:-}"
 BIN="$(cargo bench -p mmfuse --bench muse_vs_torch --no-run ${MMFUSE_FEATURES:+--features "$MMFUSE_FEATURES"} --message-format=json 2>/dev/null |
-  "$PY" -c 'import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("target", {}).get("name") == "muse_vs_torch" and m.get("executable"):
-        print(m["executable"])')"
+    "$PY" bench/cargo_artifact.py muse_vs_torch)"
 [ -x "$BIN" ] || { echo "could not build the muse_vs_torch bench (cargo bench -p mmfuse --bench muse_vs_torch --no-run)" >&2; exit 1; }
 TORCH_BENCH=bench/pytorch/muse_small.py
 

@@ -71,3 +71,15 @@ pub fn read_checked(dir: &Path, manifest: Option<&Manifest>, name: &str) -> Resu
     }
     Ok(Some(bytes))
 }
+
+/// [`read_checked`] of a file that must be there.
+pub fn read_required(dir: &Path, manifest: Option<&Manifest>, name: &str) -> Result<Vec<u8>> {
+    read_checked(dir, manifest, name)?.ok_or_else(|| DataError::Other(format!("{} is missing", dir.join(name).display())))
+}
+
+/// The file `path`, checked against the manifest of its folder where it has one.
+pub fn read_file_checked(path: &Path) -> Result<Vec<u8>> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| DataError::Other(format!("{}: not a file name", path.display())))?;
+    read_required(dir, read_manifest(dir)?.as_ref(), name)
+}

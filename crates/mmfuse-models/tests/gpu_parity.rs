@@ -19,7 +19,7 @@
 //! the largest error each test prints). A wrong operation (a changed epsilon, a wrong
 //! approximation, a transposed weight) moves results by 1e-3 or more.
 
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::store::ModuleRecord;
 use burn::tensor::{Device, Tensor};
@@ -30,7 +30,9 @@ use mmfuse_models::fusion::mim::{Mim, MimFusion};
 use mmfuse_models::fusion::{ConcatFusionConfig, Modality};
 use mmfuse_models::task::{Prediction, TaskKind, TaskModel};
 mod common;
-use common::{MIM_A, MIM_L, MIM_V, aligned_batch, post_batch, scratch_text, serial, set_tiny_captions, tiny_bert, tiny_mim, tiny_muse, tiny_vit};
+use common::{
+    MIM_A, MIM_L, MIM_V, aligned_batch, for_each_trainable, post_batch, scratch_text, serial, set_tiny_captions, tiny_bert, tiny_mim, tiny_muse, tiny_vit,
+};
 
 const RTOL: f32 = 1e-4;
 
@@ -55,50 +57,25 @@ fn rel_err(a: &[f32], b: &[f32], floor: f32) -> f32 {
 
 /// Compares the gradient of every trainable parameter between the two gradient sets (the GPU
 /// model is a fork of the CPU one, so its parameters keep their ids).
-struct Compare<'a> {
-    cpu: &'a GradientsParams,
-    gpu: &'a GradientsParams,
-    path: Vec<String>,
-    compared: usize,
-    worst: (f32, String),
-    bad: Vec<String>,
-}
-
-impl ModuleVisitor for Compare<'_> {
-    fn enter_module(&mut self, name: &str, _t: &str) {
-        self.path.push(name.into());
-    }
-    fn exit_module(&mut self, _n: &str, _t: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-        if !p.is_require_grad() {
-            return;
-        }
-        let path = self.path.join(".");
-        match (self.cpu.get::<D>(p.id), self.gpu.get::<D>(p.id)) {
-            (None, None) => {}
-            (Some(c), Some(g)) => {
-                self.compared += 1;
-                let e = rel_err(&values(c), &values(g), 1e-2);
-                if e > self.worst.0 {
-                    self.worst = (e, path.clone());
-                }
-                if e > RTOL {
-                    self.bad.push(format!("{path}: relative error {e:.2e}"));
-                }
-            }
-            (c, _) => self.bad.push(format!("{path}: gradient only on the {}", if c.is_some() { "CPU" } else { "GPU" })),
-        }
-    }
-}
-
 fn compare_grads<M: Module>(name: &str, model: &M, cpu: &GradientsParams, gpu: &GradientsParams) {
-    let mut v = Compare { cpu, gpu, path: vec![], compared: 0, worst: (0.0, String::new()), bad: vec![] };
-    model.visit(&mut v);
-    eprintln!("{name}: {} parameter gradients, largest relative error {:.2e} ({})", v.compared, v.worst.0, v.worst.1);
-    assert!(v.compared > 4, "{name}: only {} gradients compared", v.compared);
-    assert!(v.bad.is_empty(), "{name}: GPU gradients differ from the CPU's:\n{}", v.bad.join("\n"));
+    let (mut compared, mut worst, mut bad) = (0, (0.0f32, String::new()), Vec::new());
+    for_each_trainable(model, &[cpu, gpu], |path, g| match (&g[0], &g[1]) {
+        (None, None) => {}
+        (Some(c), Some(g)) => {
+            compared += 1;
+            let e = rel_err(c, g, 1e-2);
+            if e > worst.0 {
+                worst = (e, path.to_string());
+            }
+            if e > RTOL {
+                bad.push(format!("{path}: relative error {e:.2e}"));
+            }
+        }
+        (c, _) => bad.push(format!("{path}: gradient only on the {}", if c.is_some() { "CPU" } else { "GPU" })),
+    });
+    eprintln!("{name}: {compared} parameter gradients, largest relative error {:.2e} ({})", worst.0, worst.1);
+    assert!(compared > 4, "{name}: only {compared} gradients compared");
+    assert!(bad.is_empty(), "{name}: GPU gradients differ from the CPU's:\n{}", bad.join("\n"));
 }
 
 fn compare_predictions(name: &str, cpu: &Prediction, gpu: &Prediction) {

@@ -170,10 +170,7 @@ impl Predictor {
         // replaces it)
         // checked against the checkpoint's manifest: damaged weights are an error, not wrong
         // predictions (a checkpoint written before manifests loads unchecked)
-        let best = weights.parent().expect("checkpoints/best/model.bpk has a folder");
-        let manifest = mmfuse_data::manifest::read_manifest(best)?;
-        let file = weights.file_name().and_then(|f| f.to_str()).expect("model.bpk");
-        let bytes = mmfuse_data::manifest::read_checked(best, manifest.as_ref(), file)?.with_context(|| format!("{} is missing", weights.display()))?;
+        let bytes = mmfuse_data::manifest::read_file_checked(&weights)?;
         let record =
             burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes)).with_context(|| format!("cannot read {}", weights.display()))?;
         let shapes = ModelShapes::from_run_dir(run_dir, &config.model, &config.data, encoder.vocab_size())?;

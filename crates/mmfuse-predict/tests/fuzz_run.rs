@@ -12,7 +12,8 @@ use mmfuse_data::synth::{SynthConfig, generate};
 use mmfuse_predict::{ImageInput, Post, Predictor};
 use mmfuse_testkit::proptest::prelude::*;
 use mmfuse_testkit::{cases, edits, mutate};
-use mmfuse_train::{RunConfig, TrainOptions, run_training};
+use mmfuse_train::{TrainOptions, run_training};
+mod common;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -29,21 +30,7 @@ fn seed_run() -> &'static Vec<Vec<u8>> {
     S.get_or_init(|| {
         let dir = tmp();
         generate(&dir.join("corpus"), &SynthConfig { seed: 3, n_train: 64, n_dev: 16, n_test: 8, ..Default::default() }).unwrap();
-        let o: Vec<String> = [
-            "data.max_len=12",
-            "model.d_model=16",
-            "model.n_heads=2",
-            "model.d_ff=32",
-            "model.n_layers=1",
-            "model.cnn_channels=[4,8]",
-            "model.concat.d_hidden=16",
-            "train.epochs=1",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([format!("data.dir=\"{}\"", dir.join("corpus/cls").display())])
-        .collect();
-        let cfg = RunConfig::from_toml_str("[data]\ntask = \"classify\"\ndir = \"x\"\n[model]\n[train]\n", &o).unwrap();
+        let cfg = common::tiny_config(&dir.join("corpus/cls"), "classify", &["train.epochs=1".into()]);
         run_training(&cfg, &dir.join("run"), &TrainOptions { quiet: true, ..Default::default() }).unwrap();
         FILES.iter().map(|f| std::fs::read(dir.join("run").join(f)).unwrap()).collect()
     })

@@ -11,24 +11,10 @@ use mmfuse_predict::{ImageInput, Output, Post, Predictor};
 use mmfuse_train::{RunConfig, TrainOptions, run_training};
 use std::path::Path;
 
-const SMALL: [&str; 10] = [
-    "data.max_len=16",
-    "model.d_model=16",
-    "model.n_heads=2",
-    "model.d_ff=32",
-    "model.n_layers=1",
-    "model.cnn_channels=[4,8]",
-    "model.concat.d_hidden=16",
-    "train.batch_size=32",
-    "train.epochs=2",
-    "train.lr=3e-3",
-];
+mod common;
 
 fn config(corpus: &Path, task: &str, device: &str) -> RunConfig {
-    let mut o: Vec<String> = SMALL.iter().map(|s| s.to_string()).collect();
-    o.push(format!("data.dir=\"{}\"", corpus.display()));
-    o.push(format!("train.device=\"{device}\""));
-    RunConfig::from_toml_str(&format!("[data]\ntask = \"{task}\"\ndir = \"x\"\n[model]\n[train]\n"), &o).unwrap()
+    common::tiny_config(corpus, task, &[format!("train.device=\"{device}\"")])
 }
 
 /// Trains on the GPU for 3 steps, then resumes on the CPU to the end; the run's results.json.

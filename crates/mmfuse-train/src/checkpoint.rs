@@ -13,7 +13,7 @@ use burn::store::ModuleRecord;
 use burn::tensor::Bytes;
 use mmfuse_data::fsutil;
 pub use mmfuse_data::manifest::MANIFEST;
-use mmfuse_data::manifest::{FileSum, Manifest, read_checked, read_manifest};
+use mmfuse_data::manifest::{FileSum, Manifest, read_checked, read_manifest, read_required};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -191,11 +191,11 @@ fn read_checkpoint(dir: &Path) -> Result<Checkpoint> {
     // the model is read into memory: a record loaded from the file reads it lazily, and the file
     // goes away when later saves replace this checkpoint
     let mp = dir.join("model.bpk");
-    let bytes = read_checked(&dir, m, "model.bpk")?.with_context(|| format!("{} is missing", mp.display()))?;
+    let bytes = read_required(&dir, m, "model.bpk")?;
     let model = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes)).with_context(|| format!("cannot read {}", mp.display()))?;
     let optimizer = read_checked(&dir, m, "optimizer.bpk")?.map(Bytes::from_bytes_vec);
     let state_path = dir.join("state.json");
-    let text = read_checked(&dir, m, "state.json")?.with_context(|| format!("{} is missing", state_path.display()))?;
+    let text = read_required(&dir, m, "state.json")?;
     let state = serde_json::from_slice(&text).with_context(|| format!("corrupt {}", state_path.display()))?;
     // the further optimiser states are checked here too ([`load_extra`] reads them when asked)
     for name in m.into_iter().flat_map(|m| m.keys()).filter(|n| !["model.bpk", "optimizer.bpk", "state.json"].contains(&n.as_str())) {

@@ -1,5 +1,6 @@
 //! Helpers shared by the model test binaries (each includes this file with `mod common;`):
-//! the check that every trainable parameter received a gradient, the lock that serialises
+//! a walk over the trainable parameters with their gradients, the check that every one
+//! received a gradient, the lock that serialises
 //! tests drawing from burn's process-wide random generator, and the tiny inputs and encoders
 //! the tests build their models from.
 #![allow(dead_code)] // not every test binary uses every helper
@@ -25,9 +26,20 @@ pub struct GradReport {
 
 impl GradReport {
     pub fn of<M: Module>(module: &M, grads: &GradientsParams) -> Self {
-        let mut v = Visitor { grads, path: vec![], report: GradReport::default() };
-        module.visit(&mut v);
-        v.report
+        let mut report = GradReport::default();
+        for_each_trainable(module, &[grads], |path, g| {
+            report.total += 1;
+            match &g[0] {
+                None => report.missing.push(path.to_string()),
+                Some(v) => {
+                    let s: f32 = v.iter().map(|x| x.abs()).sum();
+                    if !(s.is_finite() && s > 0.0) {
+                        report.zero.push(path.to_string());
+                    }
+                }
+            }
+        });
+        report
     }
 
     /// Missing and zero together.
@@ -36,13 +48,20 @@ impl GradReport {
     }
 }
 
-struct Visitor<'a> {
-    grads: &'a GradientsParams,
-    path: Vec<String>,
-    report: GradReport,
+/// Calls `f` for each trainable parameter of `module`, in order, with its path
+/// (`layers.0.attention.query.weight`) and its gradient's values in each of `grads` (`None`
+/// where that set has none).
+pub fn for_each_trainable<M: Module>(module: &M, grads: &[&GradientsParams], f: impl FnMut(&str, Vec<Option<Vec<f32>>>)) {
+    module.visit(&mut Walk { grads, path: vec![], f });
 }
 
-impl ModuleVisitor for Visitor<'_> {
+struct Walk<'a, F> {
+    grads: &'a [&'a GradientsParams],
+    path: Vec<String>,
+    f: F,
+}
+
+impl<F: FnMut(&str, Vec<Option<Vec<f32>>>)> ModuleVisitor for Walk<'_, F> {
     fn enter_module(&mut self, name: &str, _t: &str) {
         self.path.push(name.into());
     }
@@ -53,16 +72,8 @@ impl ModuleVisitor for Visitor<'_> {
         if !p.is_require_grad() {
             return;
         }
-        self.report.total += 1;
-        match self.grads.get::<D>(p.id) {
-            None => self.report.missing.push(self.path.join(".")),
-            Some(g) => {
-                let s: f32 = g.abs().sum().into_scalar::<f32>();
-                if !(s.is_finite() && s > 0.0) {
-                    self.report.zero.push(self.path.join("."));
-                }
-            }
-        }
+        let values = self.grads.iter().map(|g| g.get::<D>(p.id).map(|t| t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 gradient"))).collect();
+        (self.f)(&self.path.join("."), values);
     }
 }
 

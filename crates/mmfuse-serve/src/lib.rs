@@ -21,7 +21,10 @@
 //! request time limit is a 408. With an API key (`ServeConfig::api_key`) every route but
 //! `/healthz` and the page needs `Authorization: Bearer <key>` (compared in constant time);
 //! no CORS headers are sent, and no request field names a file or URL the server would open.
-//! SIGTERM/Ctrl-C: stop accepting, finish in-flight requests, exit.
+//! A request head (or the next one on an idle keep-alive connection) that does not arrive
+//! within `header_timeout_ms` closes the connection, so byte-dribbling clients hold nothing
+//! for long. SIGTERM/Ctrl-C: every request then gets a 503 (`/healthz` too, so balancers look
+//! elsewhere), the requests in flight finish, idle connections close, and the process exits.
 //!
 //! What this crate must not do: compute anything itself. Every answer comes from the
 //! [`Predictor`]; the handlers validate, limit and queue, the batcher only gathers.
@@ -44,7 +47,7 @@ use mmfuse_predict::{AlignedPost, ImageInput, Post, PredictResult, Predictor};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, oneshot};
@@ -68,6 +71,9 @@ pub struct ServeConfig {
     pub request_timeout_ms: u64,
     /// Most requests in flight at once.
     pub max_concurrency: usize,
+    /// Time allowed for a request's head (line and headers) to arrive, and for the next one on
+    /// an idle keep-alive connection; then the connection is closed.
+    pub header_timeout_ms: u64,
     /// Bearer token every route but `/healthz` and the page requires (`None`: open, for a
     /// server on loopback).
     pub api_key: Option<ApiKey>,
@@ -106,6 +112,7 @@ impl Default for ServeConfig {
             max_batch_posts: 256,
             request_timeout_ms: 10_000,
             max_concurrency: 512,
+            header_timeout_ms: 10_000,
             api_key: None,
         }
     }
@@ -121,6 +128,8 @@ pub struct AppState {
     slots: Arc<Semaphore>,
     /// Valid posts between validation and answer (the batcher waits only for these).
     in_flight: Arc<AtomicUsize>,
+    /// Set at SIGTERM: new requests are refused with a 503 while those in flight finish.
+    draining: Arc<AtomicBool>,
 }
 
 /// Decrements the in-flight count when a post is answered or abandoned.
@@ -173,14 +182,20 @@ impl IntoResponse for ApiError {
 
 /// Build the router (also used by tests without a socket).
 pub fn router(predictor: Predictor, cfg: ServeConfig) -> Router {
+    build(predictor, cfg).0
+}
+
+/// The router and its draining flag.
+fn build(predictor: Predictor, cfg: ServeConfig) -> (Router, Arc<AtomicBool>) {
     let predictor = Arc::new(predictor.with_max_pixels(cfg.max_pixels));
     let cfg = Arc::new(cfg);
     let metrics = Arc::new(Metrics::default());
     let in_flight = Arc::new(AtomicUsize::new(0));
     let queue = spawn_batcher(predictor.clone(), cfg.clone(), metrics.clone(), in_flight.clone());
     let slots = Arc::new(Semaphore::new(cfg.max_concurrency));
-    let state = AppState { predictor, queue, cfg, metrics, slots, in_flight };
-    Router::new()
+    let draining = Arc::new(AtomicBool::new(false));
+    let state = AppState { predictor, queue, cfg, metrics, slots, in_flight, draining: draining.clone() };
+    let app = Router::new()
         .route("/", get(index))
         .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
         .route("/metrics", get(metrics_text))
@@ -189,16 +204,117 @@ pub fn router(predictor: Predictor, cfg: ServeConfig) -> Router {
         .route("/v1/predict", post(predict_one))
         .route("/v1/predict/batch", post(predict_batch))
         .layer(axum::middleware::from_fn_with_state(state.clone(), require_key))
-        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), refuse_when_draining))
+        .with_state(state);
+    (app, draining)
 }
 
-/// Serve on `addr` until SIGTERM or Ctrl-C; in-flight requests finish first.
+/// Serve on `addr` until SIGTERM or Ctrl-C, then drain: new requests get a 503, the requests
+/// in flight finish (at most `request_timeout_ms + header_timeout_ms` + 2 s), then it returns.
+///
+/// The accept loop is ours rather than `axum::serve`'s, which sets no time-out on reading a
+/// request head: each connection is hyper's HTTP/1 with a timer and `header_read_timeout`.
 pub async fn serve(predictor: Predictor, cfg: ServeConfig, addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    use tokio::task::JoinSet;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!("serving on http://{}", listener.local_addr()?);
-    axum::serve(listener, router(predictor, cfg)).with_graceful_shutdown(shutdown_signal()).await?;
+    let header_timeout = Duration::from_millis(cfg.header_timeout_ms.max(1));
+    let drain_limit = Duration::from_millis(cfg.request_timeout_ms + cfg.header_timeout_ms + 2000);
+    let (app, draining) = build(predictor, cfg);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
+    // connections accepted before the signal: each finishes its request in flight, then closes
+    let mut open = JoinSet::new();
+    let mut signal = std::pin::pin!(shutdown_signal());
+    loop {
+        tokio::select! {
+            _ = &mut signal => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    open.spawn(connection(stream, app.clone(), header_timeout, Some(stop_rx.clone())));
+                }
+                Err(e) => accept_failed(e).await,
+            },
+            Some(_) = open.join_next(), if !open.is_empty() => {}
+        }
+    }
+    draining.store(true, Ordering::SeqCst);
+    let _ = stop_tx.send(());
+    // while those drain, connections still arriving are answered 503 (`Connection: close`)
+    let mut late = JoinSet::new();
+    let drained = tokio::time::timeout(drain_limit, async {
+        loop {
+            tokio::select! {
+                done = open.join_next() => if done.is_none() { break },
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        late.spawn(connection(stream, app.clone(), header_timeout, None));
+                    }
+                    Err(e) => accept_failed(e).await,
+                },
+                Some(_) = late.join_next(), if !late.is_empty() => {}
+            }
+        }
+    })
+    .await;
+    drop(listener);
+    if drained.is_err() {
+        tracing::warn!("{} connections were still open {drain_limit:?} after the shutdown signal: closed", open.len());
+        open.abort_all();
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), async { while late.join_next().await.is_some() {} }).await;
+    late.abort_all();
+    drop(stop_tx);
     tracing::info!("shut down");
     Ok(())
+}
+
+/// One HTTP/1 connection; with `stop`, a graceful close (after the request in flight) once it
+/// fires.
+async fn connection(stream: tokio::net::TcpStream, app: Router, header_timeout: Duration, stop: Option<tokio::sync::watch::Receiver<()>>) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let _ = stream.set_nodelay(true);
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .serve_connection(TokioIo::new(stream), hyper_util::service::TowerToHyperService::new(app));
+    let mut conn = std::pin::pin!(conn);
+    let Some(mut stop) = stop else {
+        let _ = conn.await;
+        return;
+    };
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!("connection closed: {e}");
+            }
+            return;
+        }
+        _ = stop.changed() => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    let _ = conn.await;
+}
+
+/// An accept error: a client that gave up is nothing; anything else (out of file descriptors)
+/// is logged and the loop backs off a little rather than spinning.
+async fn accept_failed(e: std::io::Error) {
+    use std::io::ErrorKind::*;
+    if !matches!(e.kind(), ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted) {
+        tracing::warn!("cannot accept a connection: {e}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// After the shutdown signal every new request, `/healthz` included, is a 503 that closes its
+/// connection.
+async fn refuse_when_draining(State(s): State<AppState>, req: Request, next: axum::middleware::Next) -> Response {
+    if !s.draining.load(Ordering::SeqCst) {
+        return next.run(req).await;
+    }
+    let mut r = ApiError::limit(StatusCode::SERVICE_UNAVAILABLE, "shutdown", "the server is shutting down").into_response();
+    r.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+    r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    r
 }
 
 /// With an API key: every route but `/healthz` and the page (which holds no data and asks for

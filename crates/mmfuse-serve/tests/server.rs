@@ -386,6 +386,77 @@ async fn oversize_and_stalled_bodies_get_readable_answers() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Slow-loris clients over a real socket: 50 connections dribbling a request head one byte every
+/// 50 ms (4 s for the whole head), a connection that never sends anything, and a keep-alive
+/// connection left idle after its answer are all closed by the server once the header time-out
+/// (500 ms here) passes, long before the heads complete; a normal request made meanwhile is
+/// answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dribbled_heads_and_idle_connections_are_closed_at_the_header_timeout() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let dir = std::env::temp_dir().join(format!("mmfuse-serve-slow-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (run, _) = train(&dir);
+    let port = spawn_server(&run, ServeConfig { header_timeout_ms: 500, ..Default::default() });
+    let post = "POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 32\r\n\r\n{\"text\": \"Kalo Terzu went home\"}";
+    let (closed_after, normal) = tokio::task::spawn_blocking(move || {
+        // when the server closes `c` (EOF or reset), sending `dribble` one byte per 50 ms meanwhile
+        let closed = |mut c: std::net::TcpStream, dribble: &[u8]| -> Duration {
+            let t = Instant::now();
+            c.set_nonblocking(true).unwrap();
+            let mut sent = 0;
+            loop {
+                match c.peek(&mut [0u8; 1]) {
+                    Ok(0) => return t.elapsed(),
+                    Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => return t.elapsed(),
+                    _ => {}
+                }
+                if sent < dribble.len() && c.write(&dribble[sent..sent + 1]).is_ok() {
+                    sent += 1;
+                }
+                assert!(t.elapsed() < Duration::from_secs(8), "the connection was not closed ({sent} bytes sent)");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        };
+        let head = post.split("\r\n\r\n").next().unwrap().as_bytes().to_vec();
+        assert!(head.len() * 50 > 4000, "the head takes 4 s to dribble");
+        let dribblers: Vec<_> = (0..50)
+            .map(|_| {
+                let (c, head) = (connect(port), head.clone());
+                std::thread::spawn(move || closed(c, &head))
+            })
+            .collect();
+        let silent = std::thread::spawn(move || closed(connect(port), b""));
+        let mut ka = connect(port);
+        ka.write_all(post.as_bytes()).unwrap();
+        let mut answer = [0u8; 12];
+        ka.read_exact(&mut answer).unwrap();
+        let mut rest = [0u8; 4096];
+        let _ = ka.set_read_timeout(Some(Duration::from_millis(200))).map(|_| ka.read(&mut rest));
+        let kept_alive = std::thread::spawn(move || closed(ka, b""));
+        // a normal request while the dribblers hold their connections
+        let mut c = connect(port);
+        c.write_all(post.replace("Host: x", "Host: x\r\nConnection: close").as_bytes()).unwrap();
+        let mut out = String::new();
+        let _ = c.read_to_string(&mut out);
+        let mut closed_after: Vec<(&str, Duration)> = dribblers.into_iter().map(|d| ("dribbled head", d.join().unwrap())).collect();
+        closed_after.push(("silent", silent.join().unwrap()));
+        closed_after.push(("idle keep-alive", kept_alive.join().unwrap()));
+        (closed_after, (String::from_utf8_lossy(&answer).to_string(), out.lines().next().unwrap_or("").to_string()))
+    })
+    .await
+    .unwrap();
+    assert!(normal.0.contains("200"), "{normal:?}");
+    assert!(normal.1.contains("200"), "{normal:?}");
+    let longest = closed_after.iter().map(|c| c.1).max().unwrap();
+    for (what, after) in &closed_after {
+        assert!(*after >= Duration::from_millis(100) && *after < Duration::from_millis(2500), "{what}: closed after {after:?}");
+    }
+    eprintln!("{} slow or idle connections closed, the last {longest:?} after connecting", closed_after.len());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Fuzzed request bodies (valid posts, batches and a post with an image, under random byte
 /// edits) are answered 200 or 4xx, never 5xx, and the server keeps answering. `PROPTEST_CASES`
 /// sets the cases (CI: 256).

@@ -1,9 +1,11 @@
 //! Test support shared by the mmfuse crates' tests (a dev-dependency only): the byte-edit model
 //! of the fuzz tests (`tests/fuzz*.rs`) — random flips, insertions, deletions and repeated runs
 //! of a seed file, then an optional truncation — and their case count; and the GPU device the
-//! GPU tests run on ([`test_gpu`]).
+//! GPU tests run on ([`test_gpu`]); and an HTTP load generator for the server ([`load`]).
 //!
 //! What this crate must not do: be a dependency of anything but tests.
+
+pub mod load;
 
 pub use proptest;
 use proptest::prelude::*;

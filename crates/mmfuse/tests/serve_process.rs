@@ -1,6 +1,7 @@
 //! `mmfuse serve` as a process: SIGTERM lets the requests in flight finish with full answers —
-//! one, or many on many connections at once — then the server exits cleanly and stops
-//! accepting connections.
+//! one, or many on many connections at once — while new requests get a 503, then the server
+//! exits cleanly and stops accepting connections; and a burst at concurrency 256 with good and
+//! bad posts gets only the answers it should, in bounded memory.
 
 use mmfuse_data::synth::{SynthConfig, generate};
 use mmfuse_train::{RunConfig, TrainOptions, run_training};
@@ -61,11 +62,16 @@ fn train_run(dir: &Path) -> PathBuf {
 
 /// `mmfuse serve` on a free port, answering `/healthz`; the child and the port.
 fn serve(run: &Path) -> (Child, u16) {
+    serve_with(run, &["--max-batch", "4"])
+}
+
+fn serve_with(run: &Path, args: &[&str]) -> (Child, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = Command::new(env!("CARGO_BIN_EXE_mmfuse"))
         .args(["-q", "serve", "--model"])
         .arg(run)
-        .args(["--port", &port.to_string(), "--max-batch", "4"])
+        .args(["--port", &port.to_string()])
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -194,13 +200,83 @@ fn sigterm_under_load_finishes_every_request_in_flight() {
         .count();
     sigterm(&child);
     let started = Instant::now();
+    // a request arriving now is refused with a 503 (a 200 only until the signal is handled)
+    let refused = loop {
+        let (code, body) = mmfuse_testkit::load::get(port, "/v1/info").unwrap();
+        if code != 200 || started.elapsed() > Duration::from_secs(5) {
+            break (code, body, started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(refused.0, 503, "{refused:?}");
+    assert!(refused.1.contains("shutting down"), "{refused:?}");
     for (_, r) in &mut conns {
         let answer = response(r);
         assert_complete(&mut child, answer, n);
     }
-    eprintln!("{pending} of {clients} requests were still being answered at SIGTERM; all answered in full {:.2} s later", started.elapsed().as_secs_f64());
+    eprintln!(
+        "{pending} of {clients} requests were still being answered at SIGTERM; a new one got {} after {:.3} s; all answered in full {:.2} s later",
+        refused.0,
+        refused.2.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
     assert!(pending > 0, "every request was answered before SIGTERM: nothing was in flight");
     drop(conns);
+    assert_clean_exit(child, port);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A burst at concurrency 256 for 60 s (`MMFUSE_BURST_SECS` to change) of good posts (text,
+/// text + image, batches of 8) and bad ones (not JSON, unknown field, an image that is not base64
+/// or not an image, an overlong text) on keep-alive connections: every good post gets a 200 and
+/// every bad one a 4xx (a 503 is the only 5xx allowed, and the queue should not even fill), no
+/// connection is refused or reset, the server's peak memory stays bounded, and it keeps serving
+/// and exits cleanly after.
+#[test]
+fn burst_at_concurrency_256_gets_only_the_answers_it_should() {
+    use mmfuse_testkit::load;
+    let dir = std::env::temp_dir().join(format!("mmfuse-burst-{}", std::process::id()));
+    let run = train_run(&dir);
+    let png = std::fs::read_dir(dir.join("corpus/cls/images")).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|e| e == "png")).unwrap();
+    let png = std::fs::read(png).unwrap();
+    let (mut child, port) = serve_with(&run, &[]);
+    let secs: u64 = std::env::var("MMFUSE_BURST_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
+    let mix = load::post_mix(&png, 5000);
+    let r = load::run(port, 256, Duration::from_secs(secs), &mix);
+    let rss = load::peak_rss_mb(child.id()).unwrap_or(f64::NAN);
+    let (buckets, calls, posts) = load::batch_sizes(port).unwrap();
+    eprintln!(
+        "burst: {} answers in {:.1} s ({:.0}/s) at concurrency 256; p50 {:.1} ms, p99 {:.1} ms; classes {:?}; I/O errors {}; peak RSS {rss:.0} MiB; {calls} model calls, {:.1} posts each; batch buckets {buckets:?}",
+        r.answers(),
+        r.seconds,
+        r.per_second(),
+        r.latency_ms(0.5),
+        r.latency_ms(0.99),
+        r.classes(),
+        r.io_errors,
+        posts / calls.max(1) as f64,
+    );
+    eprintln!("by kind: {:?}", r.by_kind);
+    if r.io_errors > 0 || !r.unexpected.is_empty() {
+        let _ = child.kill();
+        let _ = child.wait();
+        let mut log = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+        panic!(
+            "I/O errors {} ({:?}), unexpected answers {:?}; server log: {log}",
+            r.io_errors,
+            r.io_error_samples,
+            &r.unexpected[..r.unexpected.len().min(10)]
+        );
+    }
+    assert_eq!(r.classes().get("other"), None, "{:?}", r.by_status);
+    for req in &mix {
+        assert!(r.by_kind.iter().any(|((k, _), n)| *k == req.kind && *n > 0), "no answer to {}", req.kind);
+    }
+    assert!(r.answers() >= 256, "{} answers", r.answers());
+    assert!(rss < 1024.0, "peak RSS {rss:.0} MiB");
+    assert_eq!(load::get(port, "/healthz").unwrap().0, 200);
+    sigterm(&child);
     assert_clean_exit(child, port);
     let _ = std::fs::remove_dir_all(&dir);
 }

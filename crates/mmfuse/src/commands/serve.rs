@@ -35,6 +35,10 @@ pub struct Args {
     /// Most requests in flight.
     #[arg(long, default_value_t = 512)]
     max_concurrency: usize,
+    /// Time for a request's head to arrive (and the next one on an idle keep-alive
+    /// connection), in ms; then the connection is closed.
+    #[arg(long, default_value_t = 10_000)]
+    header_timeout_ms: u64,
     /// Require `Authorization: Bearer <KEY>` on every route but /healthz and the page. Prefer
     /// the MMFUSE_API_KEY environment variable, which the process list does not show.
     #[arg(long)]
@@ -55,6 +59,7 @@ pub fn run(a: Args, g: &Global) -> Result<()> {
         max_text_chars: a.max_text_chars,
         request_timeout_ms: a.request_timeout_ms,
         max_concurrency: a.max_concurrency,
+        header_timeout_ms: a.header_timeout_ms,
         api_key: api_key.map(mmfuse_serve::ApiKey::new),
         ..Default::default()
     };

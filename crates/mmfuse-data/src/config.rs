@@ -32,8 +32,9 @@ pub struct DataConfig {
     /// (`.png`, then `.jpg` are tried); classification samples name their image.
     #[serde(default = "default_image_dir")]
     pub image_dir: PathBuf,
-    /// What to do with a missing or undecodable image: `error` (default) or `placeholder`
-    /// (counted and reported at the end of the run).
+    /// What to do with a missing or undecodable image: `error` (default), `absent` (the post
+    /// has no image, and the model knows it) or `reference_placeholder` (a grey image the model
+    /// takes for real, as in the reference code); fallbacks are counted and reported.
     #[serde(default = "default_missing")]
     pub missing_image: MissingImage,
     /// Word pieces per text, `[CLS]` included; longer texts are truncated (counted).
@@ -89,6 +90,15 @@ fn default_min_count() -> u32 {
 }
 
 impl TaskFamily {
+    /// The name used in configs: `ner`, `classify`, `regression`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskFamily::Ner => "ner",
+            TaskFamily::Classify => "classify",
+            TaskFamily::Regression => "regression",
+        }
+    }
+
     /// The split files of a corpus folder of this family.
     pub fn split_files(self) -> [&'static str; 3] {
         match self {

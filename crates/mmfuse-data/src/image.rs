@@ -2,6 +2,7 @@
 //! (decompression bombs), EXIF orientation, any colour type → RGB, resize, normalisation to
 //! CHW `f32`, and a counted placeholder for missing or unreadable images.
 
+use crate::corrupt::{ImageCorruption, sample_seed};
 use crate::error::{DataError, Result};
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits, imageops::FilterType};
 use serde::{Deserialize, Serialize};
@@ -44,12 +45,34 @@ impl Default for ImageSpec {
 
 /// What to do with a missing or undecodable image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum MissingImage {
     /// Stop with an error naming the file.
     Error,
-    /// Use the placeholder image, count it, report it at the end.
-    Placeholder,
+    /// The post has no image: the model is told so (each fusion method hides the image from
+    /// fusion, see its file), counted and reported at the end.
+    Absent,
+    /// The reference implementations' behaviour, for reproducing them: a grey picture stands in
+    /// for the image and the model sees it as a real one (counted and reported). `placeholder`
+    /// is accepted as its old name.
+    #[serde(alias = "placeholder")]
+    ReferencePlaceholder,
+}
+
+impl MissingImage {
+    /// Whether a fallback (absent or placeholder) is allowed instead of an error.
+    pub fn tolerates(self) -> bool {
+        self != MissingImage::Error
+    }
+
+    /// The name used in configs and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            MissingImage::Error => "error",
+            MissingImage::Absent => "absent",
+            MissingImage::ReferencePlaceholder => "reference_placeholder",
+        }
+    }
 }
 
 impl std::str::FromStr for MissingImage {
@@ -57,8 +80,9 @@ impl std::str::FromStr for MissingImage {
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         match s {
             "error" => Ok(MissingImage::Error),
-            "placeholder" => Ok(MissingImage::Placeholder),
-            _ => Err(format!("unknown missing-image policy '{s}'; expected error or placeholder")),
+            "absent" => Ok(MissingImage::Absent),
+            "reference_placeholder" | "placeholder" => Ok(MissingImage::ReferencePlaceholder),
+            _ => Err(format!("unknown missing-image policy '{s}'; expected error, absent or reference_placeholder")),
         }
     }
 }
@@ -123,11 +147,21 @@ pub fn to_tensor_data(img: &image::RgbImage, spec: &ImageSpec) -> Vec<f32> {
 /// see [`decode_rgb`] and [`to_tensor_data`]. A file that cannot be opened is a
 /// [`DataError::Io`] naming it.
 pub fn load_image(path: &Path, spec: &ImageSpec) -> Result<Vec<f32>> {
+    load_image_with(path, spec, None)
+}
+
+/// [`load_image`] with a corruption applied to the decoded image before preprocessing
+/// (robustness evaluation; see [`crate::corrupt`]), seeded by the file's path.
+pub fn load_image_with(path: &Path, spec: &ImageSpec, corruption: Option<(ImageCorruption, u64)>) -> Result<Vec<f32>> {
     if spec.size == 0 {
         return Err(DataError::Other(format!("image size must be at least 1 (loading {})", path.display())));
     }
     let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-    let img = decode_rgb(BufReader::new(file), path, spec.max_pixels)?;
+    let mut img = decode_rgb(BufReader::new(file), path, spec.max_pixels)?;
+    if let Some((c, seed)) = corruption {
+        let key = path.to_string_lossy();
+        img = c.apply(img, sample_seed(&key, c.name(), c.severity(), seed), &key)?;
+    }
     Ok(to_tensor_data(&img, spec))
 }
 
@@ -153,16 +187,37 @@ pub struct ImageLoader {
     /// Images are not used (text-only models): every load is the placeholder, nothing is read
     /// or counted.
     unused: bool,
+    /// Robustness evaluation: what happens to every image this loader hands out.
+    alteration: Option<Alteration>,
+}
+
+/// An image's pixels and whether the post is to be treated as image-absent (see
+/// [`ImageLoader::load_flagged`]).
+pub type Flagged = (Vec<f32>, bool);
+
+/// How a robustness evaluation alters every image of a loader.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Alteration {
+    /// No image is read: every post is image-absent (with the `reference_placeholder` policy,
+    /// the grey picture stands in and the model takes it for real, as the reference code does).
+    Absent,
+    /// Every image is corrupted after decoding, seeded by its path and this seed.
+    Corrupt(ImageCorruption, u64),
 }
 
 impl ImageLoader {
     pub fn new(spec: ImageSpec, policy: MissingImage) -> Self {
-        Self { spec, policy, placeholders: AtomicUsize::new(0), warned: Mutex::new(HashSet::new()), unused: false }
+        Self { spec, policy, placeholders: AtomicUsize::new(0), warned: Mutex::new(HashSet::new()), unused: false, alteration: None }
+    }
+
+    /// This loader with every image altered (robustness evaluation).
+    pub fn altered(spec: ImageSpec, policy: MissingImage, alteration: Alteration) -> Self {
+        Self { alteration: Some(alteration), ..Self::new(spec, policy) }
     }
 
     /// A loader for models that ignore images: no file is opened.
     pub fn unused(spec: ImageSpec) -> Self {
-        Self { unused: true, ..Self::new(spec, MissingImage::Placeholder) }
+        Self { unused: true, ..Self::new(spec, MissingImage::ReferencePlaceholder) }
     }
 
     pub fn spec(&self) -> &ImageSpec {
@@ -184,28 +239,40 @@ impl ImageLoader {
     }
 
     /// Load one image, applying the policy: with [`MissingImage::Error`] any failure is
-    /// returned; with [`MissingImage::Placeholder`] the failure is logged (`tracing::warn!`,
-    /// once per file, for the first [`MAX_PLACEHOLDER_WARNINGS`] files), counted, and the
-    /// [`placeholder`] is returned.
+    /// returned; otherwise the failure is logged (`tracing::warn!`, once per file, for the first
+    /// [`MAX_PLACEHOLDER_WARNINGS`] files), counted, and the [`placeholder`] pixels are returned
+    /// (see [`ImageLoader::load_flagged`] for whether they stand for an absent image).
     pub fn load(&self, path: &Path) -> Result<Vec<f32>> {
+        self.load_flagged(path).map(|(pixels, _)| pixels)
+    }
+
+    /// [`ImageLoader::load`], also saying whether the model should treat the image as absent
+    /// (a fallback under [`MissingImage::Absent`]; never for a loader of unused images).
+    pub fn load_flagged(&self, path: &Path) -> Result<(Vec<f32>, bool)> {
         if self.unused {
-            return Ok(placeholder(&self.spec));
+            return Ok((placeholder(&self.spec), false));
         }
-        match load_image(path, &self.spec) {
-            Ok(v) => Ok(v),
-            Err(e) if self.policy == MissingImage::Placeholder => {
+        let corruption = match self.alteration {
+            Some(Alteration::Absent) => return Ok((placeholder(&self.spec), self.policy != MissingImage::ReferencePlaceholder)),
+            Some(Alteration::Corrupt(c, seed)) => Some((c, seed)),
+            None => None,
+        };
+        match load_image_with(path, &self.spec, corruption) {
+            Ok(v) => Ok((v, false)),
+            Err(e) if self.policy.tolerates() => {
                 self.placeholders.fetch_add(1, Ordering::Relaxed);
                 let mut w = self.warned.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 if !w.contains(path) {
                     let n = w.len();
+                    let what = if self.policy == MissingImage::Absent { "treating the image as absent" } else { "using the placeholder image" };
                     if n < MAX_PLACEHOLDER_WARNINGS {
-                        tracing::warn!("{e}; using the placeholder image");
+                        tracing::warn!("{e}; {what}");
                     } else if n == MAX_PLACEHOLDER_WARNINGS {
-                        tracing::warn!("more images replaced by the placeholder; further files are counted, not logged");
+                        tracing::warn!("more images missing or unreadable; further files are counted, not logged");
                     }
                     w.insert(path.to_path_buf());
                 }
-                Ok(placeholder(&self.spec))
+                Ok((placeholder(&self.spec), self.policy == MissingImage::Absent))
             }
             Err(e) => Err(e),
         }
@@ -214,13 +281,18 @@ impl ImageLoader {
     /// Load many images in parallel (scoped threads over `available_parallelism` contiguous
     /// chunks), results in the order of `paths`; the first error (in path order) is returned.
     pub fn load_many(&self, paths: &[PathBuf]) -> Result<Vec<Vec<f32>>> {
+        Ok(self.load_many_flagged(paths)?.into_iter().map(|(pixels, _)| pixels).collect())
+    }
+
+    /// [`ImageLoader::load_many`] with the absent flag of [`ImageLoader::load_flagged`].
+    pub fn load_many_flagged(&self, paths: &[PathBuf]) -> Result<Vec<Flagged>> {
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(paths.len().max(1));
         if threads <= 1 || paths.len() < 8 {
-            return paths.iter().map(|p| self.load(p)).collect();
+            return paths.iter().map(|p| self.load_flagged(p)).collect();
         }
         let chunk = paths.len().div_ceil(threads);
-        let parts: Vec<Result<Vec<Vec<f32>>>> = std::thread::scope(|s| {
-            let handles: Vec<_> = paths.chunks(chunk).map(|c| s.spawn(move || c.iter().map(|p| self.load(p)).collect::<Result<Vec<_>>>())).collect();
+        let parts: Vec<Result<Vec<Flagged>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = paths.chunks(chunk).map(|c| s.spawn(move || c.iter().map(|p| self.load_flagged(p)).collect::<Result<Vec<_>>>())).collect();
             handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(DataError::Other("image loading thread panicked".into())))).collect()
         });
         let mut out = Vec::with_capacity(paths.len());
@@ -306,7 +378,7 @@ mod tests {
         let strict = ImageLoader::new(spec.clone(), MissingImage::Error);
         let e = strict.load_many(&paths).unwrap_err().to_string();
         assert!(e.contains("many-missing.png"), "{e}");
-        let lenient = ImageLoader::new(spec.clone(), MissingImage::Placeholder);
+        let lenient = ImageLoader::new(spec.clone(), MissingImage::ReferencePlaceholder);
         let v = lenient.load_many(&paths).unwrap();
         assert_eq!(v.len(), 21);
         for (k, x) in v.iter().enumerate() {
@@ -325,9 +397,11 @@ mod tests {
     #[test]
     fn missing_image_policy_parses() {
         assert_eq!("error".parse::<MissingImage>(), Ok(MissingImage::Error));
-        assert_eq!("placeholder".parse::<MissingImage>(), Ok(MissingImage::Placeholder));
+        assert_eq!("placeholder".parse::<MissingImage>(), Ok(MissingImage::ReferencePlaceholder));
+        assert_eq!("absent".parse::<MissingImage>(), Ok(MissingImage::Absent));
+        assert_eq!(serde_json::from_str::<MissingImage>("\"placeholder\"").unwrap(), MissingImage::ReferencePlaceholder);
         assert!("skip".parse::<MissingImage>().is_err());
-        assert_eq!(serde_json::to_string(&MissingImage::Placeholder).unwrap(), "\"placeholder\"");
+        assert_eq!(serde_json::to_string(&MissingImage::ReferencePlaceholder).unwrap(), "\"reference_placeholder\"");
         assert_eq!(serde_json::from_str::<MissingImage>("\"error\"").unwrap(), MissingImage::Error);
     }
 
@@ -384,7 +458,7 @@ mod tests {
         let e = load_image(&junk, &ImageSpec::default()).unwrap_err().to_string();
         assert!(e.starts_with(&format!("cannot decode image {}: ", junk.display())), "{e}");
         // the placeholder policy counts instead
-        let l = ImageLoader::new(ImageSpec::default(), MissingImage::Placeholder);
+        let l = ImageLoader::new(ImageSpec::default(), MissingImage::ReferencePlaceholder);
         let v = l.load(&p).unwrap();
         assert_eq!(v, placeholder(&ImageSpec::default()));
         l.load(&tmp("does-not-exist.png")).unwrap();
@@ -414,7 +488,7 @@ mod tests {
         assert!(matches!(e, DataError::ImageTooLarge { width: 20000, height: 20000, .. }), "{e}");
         assert_eq!(e.to_string(), format!("image {} is 20000x20000 = 400000000 pixels, above the limit of 40000000", p.display()));
         // the placeholder policy does not hide a rejected image: it is replaced and counted
-        let l = ImageLoader::new(ImageSpec::default(), MissingImage::Placeholder);
+        let l = ImageLoader::new(ImageSpec::default(), MissingImage::ReferencePlaceholder);
         assert_eq!(l.load(&p).unwrap(), placeholder(&ImageSpec::default()));
         assert_eq!(l.placeholder_count(), 1);
     }

@@ -12,6 +12,8 @@
 //!   normalisation, placeholders for missing images.
 //! - [`text`]: Hugging Face `tokenizers`: word-level tokenizers trained from scratch, any
 //!   `tokenizer.json`, fixed-length encoding with word-piece alignment.
+//! - [`corrupt`]: seeded image, text and feature corruptions at three severities, for
+//!   robustness evaluation.
 //! - [`synth`]: the synthetic corpus whose labels need both modalities.
 //! - [`mvsa`]: MVSA-Single/Multiple posts and labels, with the standard label-agreement cleaning.
 //! - [`mmsd`]: MMSD (Python-literal lines, parsed by hand) and MMSD2.0 (JSON) sarcasm data.
@@ -33,6 +35,7 @@ pub mod aligned_synth;
 pub mod cls;
 pub mod config;
 pub mod conll;
+pub mod corrupt;
 pub mod error;
 pub mod fsutil;
 pub mod image;

@@ -3,6 +3,7 @@
 //! [`plot_curves`] draws a [`PLOT_WIDTH`]×[`PLOT_HEIGHT`] image with the run's title on top
 //! and two panels: the training loss against the step (left) and one line per dev metric
 //! against the step (right), each with tick labels, axis descriptions and a legend.
+//! [`plot_lines`] draws one such panel (e.g. a robustness report's scores against severity).
 //!
 //! Text is rendered with plotters' `ab_glyph` backend using the DejaVu Sans font embedded by
 //! the `dejavu` crate, so no system font or font library is needed. The image is rendered in
@@ -183,6 +184,7 @@ fn y_formatter(lo: f64, hi: f64) -> impl Fn(&f64) -> String {
 fn draw_panel(
     area: &DrawingArea<BitMapBackend<'_>, Shift>,
     caption: &str,
+    x_desc: &str,
     y_desc: &str,
     series: &[(&str, &[CurvePoint])],
     legend_pos: SeriesLabelPosition,
@@ -192,16 +194,14 @@ fn draw_panel(
     let (xr, yr) = found.clone().unwrap_or((0..1, 0.0..1.0));
     let y_fmt = y_formatter(yr.start, yr.end);
 
-    let mut chart = ChartBuilder::on(area)
-        .caption(caption, (FONT, 17))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(xr, yr)
-        .map_err(draw_err)?;
+    let mut builder = ChartBuilder::on(area);
+    if !caption.is_empty() {
+        builder.caption(caption, (FONT, 17));
+    }
+    let mut chart = builder.margin(12).x_label_area_size(40).y_label_area_size(60).build_cartesian_2d(xr, yr).map_err(draw_err)?;
     chart
         .configure_mesh()
-        .x_desc("step")
+        .x_desc(x_desc)
         .y_desc(y_desc)
         .x_labels(6)
         .y_labels(6)
@@ -255,19 +255,43 @@ fn draw_panel(
 /// Non-finite values are skipped; empty curves give a panel saying "no data". The image is
 /// fully rendered before `path` is created, so a drawing failure leaves no partial file.
 pub fn plot_curves(path: &Path, title: &str, loss: &[CurvePoint], dev: &[(String, Vec<CurvePoint>)]) -> Result<(), PlotError> {
+    render(path, PLOT_WIDTH, PLOT_HEIGHT, title, |body| {
+        let (body_w, _) = body.dim_in_pixel();
+        let (left, right) = body.split_horizontally(body_w / 2);
+        draw_panel(&left, "training loss", "step", "loss", &[("train loss", loss)], SeriesLabelPosition::UpperRight)?;
+        let dev_series: Vec<(&str, &[CurvePoint])> = dev.iter().map(|(n, c)| (n.as_str(), c.as_slice())).collect();
+        draw_panel(&right, "dev metrics", "step", "value", &dev_series, SeriesLabelPosition::LowerRight)
+    })
+}
+
+/// Writes a one-panel PNG (`width`×[`PLOT_HEIGHT`]) with `title` on top and one line per
+/// `(name, points)` of `series` against the integer x of [`CurvePoint::step`] (described by
+/// `x_desc`), with a legend; e.g. a score against a corruption's severity. Same rules as
+/// [`plot_curves`] for non-finite values and partial files.
+pub fn plot_lines(path: &Path, title: &str, x_desc: &str, y_desc: &str, series: &[(String, Vec<CurvePoint>)], width: u32) -> Result<(), PlotError> {
+    render(path, width.max(200), PLOT_HEIGHT, title, |body| {
+        let s: Vec<(&str, &[CurvePoint])> = series.iter().map(|(n, c)| (n.as_str(), c.as_slice())).collect();
+        draw_panel(body, "", x_desc, y_desc, &s, SeriesLabelPosition::LowerLeft)
+    })
+}
+
+/// Draw into a white `w`×`h` image under `title` with `draw`, then write it to `path` as PNG
+/// (only once fully drawn).
+fn render(
+    path: &Path,
+    w: u32,
+    h: u32,
+    title: &str,
+    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<(), PlotError>,
+) -> Result<(), PlotError> {
     ensure_font()?;
-    let (w, h) = (PLOT_WIDTH, PLOT_HEIGHT);
     let mut buf = vec![0u8; (w as usize) * (h as usize) * 3];
     {
         let backend = BitMapBackend::with_buffer_and_format(&mut buf, (w, h)).map_err(|e| PlotError::Draw(e.to_string()))?;
         let root = backend.into_drawing_area();
         root.fill(&WHITE).map_err(draw_err)?;
         let body = if title.is_empty() { root.clone() } else { root.titled(title, (FONT, 20)).map_err(draw_err)? };
-        let (body_w, _) = body.dim_in_pixel();
-        let (left, right) = body.split_horizontally(body_w / 2);
-        draw_panel(&left, "training loss", "loss", &[("train loss", loss)], SeriesLabelPosition::UpperRight)?;
-        let dev_series: Vec<(&str, &[CurvePoint])> = dev.iter().map(|(n, c)| (n.as_str(), c.as_slice())).collect();
-        draw_panel(&right, "dev metrics", "value", &dev_series, SeriesLabelPosition::LowerRight)?;
+        draw(&body)?;
         root.present().map_err(draw_err)?;
     }
 

@@ -1,4 +1,11 @@
-//! The tensors a model consumes: one [`Batch`] of posts (text ids + mask, images, targets).
+//! The tensors a model consumes: one [`Batch`] of posts (text ids + mask, images, targets,
+//! which modalities each post has).
+//!
+//! An absent modality is a state of the batch, not a picture: [`Batch::present`] says, per
+//! post, whether its text and its image are there. The tensors keep their shapes (an absent
+//! image's pixels are the grey placeholder, an absent text's ids whatever was tokenised), so
+//! every model must read the presence flags where it fuses; the helpers below give the masks
+//! and row weights the fusion methods use.
 //!
 //! Building a batch from samples (tokenising, decoding images) is the data crate's and the
 //! trainer's job; this type only fixes the layout every model agrees on.
@@ -46,6 +53,61 @@ pub struct Batch {
     /// CLFA's lexicon weights: per text position, the |polarity| of its word in an affective
     /// lexicon (0 for words not in it, specials and padding) `[B, L]`.
     pub lexicon: Option<Tensor<2>>,
+    /// Which modalities each post has; `None`: every post has both.
+    pub present: Option<Presence>,
+}
+
+/// Per post, whether its text and its image are there: 1.0 present, 0.0 absent, `[B]` each.
+#[derive(Clone, Debug)]
+pub struct Presence {
+    pub text: Tensor<1>,
+    pub image: Tensor<1>,
+}
+
+impl Batch {
+    /// 1.0 / 0.0 per post whether its image is there `[B]`; `None`: all are.
+    pub fn image_present(&self) -> Option<Tensor<1>> {
+        self.present.as_ref().map(|p| p.image.clone())
+    }
+
+    /// 1.0 / 0.0 per post whether its text is there `[B]`; `None`: all are.
+    pub fn text_present(&self) -> Option<Tensor<1>> {
+        self.present.as_ref().map(|p| p.text.clone())
+    }
+
+    /// Key-padding mask `[B, n]` of `n` image tokens: true for every token of a post that has
+    /// its image, false for all tokens of a post without.
+    pub fn image_token_mask(&self, n: usize) -> Tensor<2, Bool> {
+        let b = self.ids.dims()[0];
+        match self.image_present() {
+            None => Tensor::<2, Bool>::full([b, n], true, &self.ids.device()),
+            Some(p) => p.greater_elem(0.5).reshape([b, 1]).expand([b, n]),
+        }
+    }
+
+    /// The text mask as fusion sees it `[B, L]`: [`Batch::mask`], all false for a post whose text
+    /// is absent (the text encoder itself still reads `mask`).
+    pub fn fusion_text_mask(&self) -> Tensor<2, Bool> {
+        match self.text_present() {
+            None => self.mask.clone(),
+            Some(p) => {
+                let [b, l] = self.mask.dims();
+                self.mask.clone().bool_and(p.greater_elem(0.5).reshape([b, 1]).expand([b, l]))
+            }
+        }
+    }
+}
+
+/// `x` `[B, d]` with the rows of absent posts zeroed (`present` `[B]` of 1.0 / 0.0; `None`
+/// leaves `x` as it is).
+pub fn zero_absent_rows(x: Tensor<2>, present: Option<Tensor<1>>) -> Tensor<2> {
+    match present {
+        None => x,
+        Some(p) => {
+            let [b, d] = x.dims();
+            x * p.reshape([b, 1]).expand([b, d])
+        }
+    }
 }
 
 /// Host-side batch, before it is moved to a device (built on data-loading threads).
@@ -69,9 +131,28 @@ pub struct HostBatch {
     pub ocr: Option<(Vec<i64>, Vec<bool>, usize)>,
     /// Lexicon weights `[B·L]` (see [`Batch::lexicon`]).
     pub lexicon: Option<Vec<f32>>,
+    /// Per post, whether its image / its text is absent `[B]` each (see [`Batch::present`]);
+    /// `None`: none is.
+    pub absent: Option<(Vec<bool>, Vec<bool>)>,
 }
 
 impl HostBatch {
+    /// Mark post `i` as having no image (`image`) and/or no text (`text`).
+    pub fn mark_absent(&mut self, i: usize, image: bool, text: bool) {
+        if !image && !text {
+            return;
+        }
+        let n = self.batch_size;
+        let (im, tx) = self.absent.get_or_insert_with(|| (vec![false; n], vec![false; n]));
+        im[i] |= image;
+        tx[i] |= text;
+    }
+
+    /// Whether post `i` has its image / its text.
+    pub fn has(&self, i: usize) -> (bool, bool) {
+        self.absent.as_ref().map_or((true, true), |(im, tx)| (!im[i], !tx[i]))
+    }
+
     /// Fill [`HostBatch::words`] from per-position first-piece flags `[B·L]`.
     pub fn set_word_positions(&mut self, first_piece: &[bool]) {
         let l = self.seq_len;
@@ -154,6 +235,7 @@ impl HostBatch {
                 teacher: self.teacher.as_ref().map(|(t, i, p)| (t[r.start * p..r.end * p].to_vec(), i[r.start * p..r.end * p].to_vec(), *p)),
                 ocr: self.ocr.as_ref().map(|(o, m, lo)| (o[r.start * lo..r.end * lo].to_vec(), m[r.start * lo..r.end * lo].to_vec(), *lo)),
                 lexicon: self.lexicon.as_ref().map(|w| w[r.start * l..r.end * l].to_vec()),
+                absent: self.absent.as_ref().map(|(im, tx)| (im[r.clone()].to_vec(), tx[r.clone()].to_vec())),
             });
             start += size;
         }
@@ -192,7 +274,11 @@ impl HostBatch {
             (Tensor::from_data(TensorData::new(o.clone(), [b, *lo]), device), Tensor::from_data(TensorData::new(m.clone(), [b, *lo]), device))
         });
         let lexicon = self.lexicon.as_ref().map(|w| Tensor::from_data(TensorData::new(w.clone(), [b, l]), device));
-        Batch { ids, mask, images, targets, words, captions, teacher, ocr, lexicon }
+        let present = self.absent.as_ref().map(|(im, tx)| {
+            let flags = |v: &[bool]| Tensor::from_data(TensorData::new(v.iter().map(|&a| if a { 0.0f32 } else { 1.0 }).collect::<Vec<_>>(), [b]), device);
+            Presence { text: flags(tx), image: flags(im) }
+        });
+        Batch { ids, mask, images, targets, words, captions, teacher, ocr, lexicon, present }
     }
 }
 
@@ -238,6 +324,17 @@ pub struct AlignedBatch {
     pub video: Tensor<3>,
     /// Sentiment labels `[B]`, if any.
     pub labels: Option<Tensor<1>>,
+    /// Per segment, 1.0 / 0.0 whether its audio and its video are there (`[B]` each); `None`:
+    /// every segment has both. An absent modality's feature rows are zeros.
+    pub present: Option<AlignedPresence>,
+}
+
+/// Which of the non-text modalities each segment has (the words define the alignment, so a
+/// segment always has its text).
+#[derive(Clone, Debug)]
+pub struct AlignedPresence {
+    pub audio: Tensor<1>,
+    pub video: Tensor<1>,
 }
 
 /// Host-side [`AlignedBatch`].
@@ -252,17 +349,45 @@ pub struct AlignedHostBatch {
     pub audio: Vec<f32>,
     pub video: Vec<f32>,
     pub labels: Option<Vec<f32>>,
+    /// Per segment, whether its audio / its video is absent `[B]` each; `None`: none is.
+    pub absent: Option<(Vec<bool>, Vec<bool>)>,
 }
 
 impl AlignedHostBatch {
+    /// Mark segment `i` as having no audio and/or no video: the flags are set and its feature
+    /// rows zeroed, so nothing of the dropped modality reaches the model.
+    pub fn mark_absent(&mut self, i: usize, audio: bool, video: bool) {
+        if !audio && !video {
+            return;
+        }
+        let n = self.batch_size;
+        let (a, v) = self.absent.get_or_insert_with(|| (vec![false; n], vec![false; n]));
+        a[i] |= audio;
+        v[i] |= video;
+        let (l, da, dv) = (self.seq_len, self.audio_dim, self.video_dim);
+        if audio {
+            self.audio[i * l * da..(i + 1) * l * da].fill(0.0);
+        }
+        if video {
+            self.video[i * l * dv..(i + 1) * l * dv].fill(0.0);
+        }
+    }
+
+    /// Whether segment `i` has its audio / its video.
+    pub fn has(&self, i: usize) -> (bool, bool) {
+        self.absent.as_ref().map_or((true, true), |(a, v)| (!a[i], !v[i]))
+    }
+
     pub fn to_device(&self, device: &Device) -> AlignedBatch {
         let (b, l) = (self.batch_size, self.seq_len);
+        let flags = |v: &[bool]| Tensor::from_data(TensorData::new(v.iter().map(|&a| if a { 0.0f32 } else { 1.0 }).collect::<Vec<_>>(), [b]), device);
         AlignedBatch {
             ids: Tensor::from_data(TensorData::new(self.ids.clone(), [b, l]), device),
             mask: Tensor::from_data(TensorData::new(self.mask.clone(), [b, l]), device),
             audio: Tensor::from_data(TensorData::new(self.audio.clone(), [b, l, self.audio_dim]), device),
             video: Tensor::from_data(TensorData::new(self.video.clone(), [b, l, self.video_dim]), device),
             labels: self.labels.as_ref().map(|y| Tensor::from_data(TensorData::new(y.clone(), [b]), device)),
+            present: self.absent.as_ref().map(|(a, v)| AlignedPresence { audio: flags(a), video: flags(v) }),
         }
     }
 }

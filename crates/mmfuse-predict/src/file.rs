@@ -1,9 +1,12 @@
 //! Batch prediction over a file of posts (`mmfuse predict --input`): JSONL
 //! (`{"id": …, "text": …, "image": "path"}` per line) or CSV with a header (`text`, optional
-//! `image` and `id` columns). Image paths are relative to the input file's folder. Bad rows
-//! (malformed line, empty text, unreadable image) are skipped, and reported with their line
-//! numbers at the end; good rows keep their order. A MIM run reads JSONL segments instead
-//! (`{"id": …, "words": […], "audio": [[…] per word], "video": [[…] per word]}`).
+//! `image` and `id` columns). Image paths are relative to the input file's folder. A row
+//! without an image is a text-only post; without a text, an image-only post (classification
+//! runs). Bad rows (malformed line, neither text nor image, an empty text for a tagger, an
+//! unreadable image) are skipped, and reported with their line numbers at the end; good rows
+//! keep their order. A MIM run reads JSONL segments instead
+//! (`{"id": …, "words": […], "audio": [[…] per word], "video": [[…] per word]}`; audio or video
+//! left out is absent).
 
 use crate::{AlignedPost, ImageInput, Post, Predictor};
 use anyhow::{Context, Result};
@@ -11,7 +14,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// A post with its decoded image (CHW `f32`) and whether the placeholder stood in for it.
+/// A post with its decoded image (CHW `f32`) and whether it has none (placeholder pixels).
 type Decoded = (Post, Vec<f32>, bool);
 
 /// A skipped row.
@@ -32,6 +35,8 @@ pub struct FileReport {
 struct Row {
     #[serde(default)]
     id: Option<serde_json::Value>,
+    /// Left out or empty: an image-only post (classification runs).
+    #[serde(default)]
     text: String,
     #[serde(default)]
     image: Option<String>,
@@ -127,8 +132,10 @@ pub fn predict_file(p: &Predictor, input: &Path, out: &mut dyn Write, batch_size
         let prepare = |post: &Result<Post, String>| -> Result<(Post, Vec<f32>, bool), String> {
             match post {
                 Err(e) => Err(e.clone()),
-                Ok(post) if post.text.trim().is_empty() => Err("empty text".to_string()),
-                Ok(post) => p.image(&post.image).map(|(img, ph)| (post.clone(), img, ph)).map_err(|e| format!("{e:#}")),
+                Ok(post) => match p.check_post(&post.text, !matches!(post.image, ImageInput::None)) {
+                    Err(e) => Err(format!("{e:#}")),
+                    Ok(()) => p.image(&post.image).map(|(img, no_image)| (post.clone(), img, no_image)).map_err(|e| format!("{e:#}")),
+                },
             }
         };
         let per_thread = chunk.len().div_ceil(threads);

@@ -14,6 +14,7 @@ pub mod file;
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::tensor::Device;
+use mmfuse_data::DataError;
 use mmfuse_data::aligned::{AlignedSample, expand_wordpieces};
 pub use mmfuse_data::config::TaskFamily;
 use mmfuse_data::image::{ImageSpec, decode_rgb, placeholder, to_tensor_data};
@@ -36,7 +37,11 @@ pub enum ImageInput {
     Path(PathBuf),
     /// Encoded bytes (PNG, JPEG), e.g. from an upload.
     Bytes(Vec<u8>),
-    /// No image: the placeholder is used and the output says so.
+    /// Decoded RGB pixels (e.g. a numpy array or a PIL image handed over by the Python package).
+    Rgb(image::RgbImage),
+    /// No image: the model is told the post has none (runs trained with
+    /// `data.missing_image = "reference_placeholder"` get the grey placeholder instead, as the
+    /// reference code would); the output's `modalities` says what was used.
     None,
 }
 
@@ -80,15 +85,19 @@ pub enum Output {
 }
 
 /// A segment for a MIM run: its words, and one audio and one video feature row per word (the
-/// word-aligned features the run was trained on, e.g. COVAREP and FACET for CMU-MOSI).
+/// word-aligned features the run was trained on, e.g. COVAREP and FACET for CMU-MOSI). Audio or
+/// video left out (or `null`) is absent: the model's gates close on it and the fusion falls back
+/// to the other modalities.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlignedPost {
     #[serde(default)]
     pub id: Option<String>,
     pub words: Vec<String>,
-    pub audio: Vec<Vec<f32>>,
-    pub video: Vec<Vec<f32>>,
+    #[serde(default)]
+    pub audio: Option<Vec<Vec<f32>>>,
+    #[serde(default)]
+    pub video: Option<Vec<Vec<f32>>>,
 }
 
 /// A post's result.
@@ -98,7 +107,12 @@ pub struct PredictResult {
     pub id: Option<String>,
     #[serde(flatten)]
     pub output: Output,
-    /// True when the post had no usable image and the placeholder was used.
+    /// The modalities the prediction used: `text`, `image`; for MIM segments `text`, `audio`,
+    /// `video`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub modalities: Vec<&'static str>,
+    /// True when the post had no image and, as in the reference code, a grey placeholder
+    /// stood in for it (runs trained with `data.missing_image = "reference_placeholder"`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub placeholder_image: bool,
 }
@@ -204,17 +218,50 @@ impl Predictor {
         self.config.data.task
     }
 
-    /// The preprocessed image of a post, or the placeholder (flag true) when it has none. A
-    /// given but unreadable image is an error.
-    pub fn image(&self, input: &ImageInput) -> Result<(Vec<f32>, bool)> {
-        match input {
-            ImageInput::None => Ok((placeholder(&self.spec), true)),
-            ImageInput::Path(p) => Ok((mmfuse_data::image::load_image(p, &self.spec)?, false)),
-            ImageInput::Bytes(b) => {
-                let img = decode_rgb(Cursor::new(b.as_slice()), Path::new("<upload>"), self.spec.max_pixels)?;
-                Ok((to_tensor_data(&img, &self.spec), false))
+    /// Whether a post with this text and with or without an image can be predicted: a tagger
+    /// needs words; any model needs a text or an image.
+    pub fn check_post(&self, text: &str, has_image: bool) -> Result<()> {
+        if text.trim().is_empty() {
+            if self.task() == TaskFamily::Ner {
+                bail!("empty text: a tagger needs words to tag");
+            }
+            if !has_image {
+                bail!("the post has neither a text nor an image");
             }
         }
+        Ok(())
+    }
+
+    /// Whether this run stands a grey placeholder in for a missing image, as the reference code
+    /// does, instead of telling the model the image is absent.
+    pub fn uses_reference_placeholder(&self) -> bool {
+        self.config.data.missing_image == mmfuse_data::image::MissingImage::ReferencePlaceholder
+    }
+
+    /// The preprocessed image of a post, or the placeholder pixels (flag true: the post has no
+    /// image) when it has none. A given but unreadable image is an error.
+    pub fn image(&self, input: &ImageInput) -> Result<(Vec<f32>, bool)> {
+        match image_pixels(input, &self.spec)? {
+            Some(px) => Ok((px, false)),
+            None => Ok((placeholder(&self.spec), true)),
+        }
+    }
+
+    /// What the model is, as the server's `/v1/info` and the Python package's `Model.info` give
+    /// it: the task (`ner`, `classify`, `regression`), the output labels, the method, how a
+    /// missing image is treated, and MIM's feature sizes.
+    pub fn info(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({
+            "task": self.task().name(),
+            "labels": self.labels().names(),
+            "method": self.config.model.method_name(),
+            "missing_image": self.config.data.missing_image.name(),
+        });
+        if let Some((a, b)) = self.features() {
+            v["audio_dim"] = serde_json::json!(a);
+            v["video_dim"] = serde_json::json!(b);
+        }
+        v
     }
 
     /// MIM's audio / video feature sizes (`None` for post models).
@@ -231,6 +278,7 @@ impl Predictor {
         let mut slots: Vec<Option<Result<PredictResult>>> = Vec::with_capacity(posts.len());
         let l = self.encoder.max_len();
         let mut hb = AlignedHostBatch { seq_len: l, audio_dim: da, video_dim: dv, ..Default::default() };
+        let mut absent = Vec::new();
         for post in posts {
             match aligned_sample(post, da, dv) {
                 Ok(s) => {
@@ -239,11 +287,15 @@ impl Predictor {
                     hb.mask.extend(&r.mask);
                     hb.audio.extend(&r.audio);
                     hb.video.extend(&r.video);
+                    absent.push((post.audio.is_none(), post.video.is_none()));
                     hb.batch_size += 1;
                     slots.push(None);
                 }
                 Err(e) => slots.push(Some(Err(e))),
             }
+        }
+        for (i, (a, v)) in absent.into_iter().enumerate() {
+            hb.mark_absent(i, a, v);
         }
         let mut scores = if hb.batch_size > 0 { on_compute_pool(|| mim.predict(&hb.to_device(&self.device))) } else { vec![] }.into_iter();
         slots
@@ -254,13 +306,19 @@ impl Predictor {
                 None => Ok(PredictResult {
                     id: post.id.clone(),
                     output: Output::Score { score: scores.next().expect("one score per good segment") },
+                    modalities: [Some("text"), post.audio.is_some().then_some("audio"), post.video.is_some().then_some("video")]
+                        .into_iter()
+                        .flatten()
+                        .collect(),
                     placeholder_image: false,
                 }),
             })
             .collect()
     }
 
-    /// Predict a batch of posts whose images are already preprocessed.
+    /// Predict a batch of posts whose images are already preprocessed; the flag says the post
+    /// has no image (the pixels are then the placeholder's). A post with an empty text is
+    /// text-absent (classification only, see [`Predictor::check_post`]).
     pub fn predict_prepared(&self, posts: &[(Post, Vec<f32>, bool)]) -> Result<Vec<PredictResult>> {
         if posts.is_empty() {
             return Ok(vec![]);
@@ -274,10 +332,14 @@ impl Predictor {
         let mut words_of = Vec::new();
         let mut positions = Vec::new();
         let mut first_pieces = Vec::new();
-        for (post, img, _) in posts {
-            if post.text.trim().is_empty() {
-                bail!("empty text");
-            }
+        let reference = self.uses_reference_placeholder();
+        let mut used = Vec::with_capacity(posts.len());
+        for (k, (post, img, no_image)) in posts.iter().enumerate() {
+            self.check_post(&post.text, !no_image)?;
+            let no_text = post.text.trim().is_empty();
+            // the reference behaviour: the grey picture passes for a real image
+            hb.mark_absent(k, *no_image && !reference, no_text);
+            used.push([(!no_text).then_some("text"), (!no_image).then_some("image")].into_iter().flatten().collect::<Vec<_>>());
             match self.task() {
                 TaskFamily::Regression => bail!("internal: a post model on a regression task"),
                 TaskFamily::Classify => {
@@ -329,7 +391,7 @@ impl Predictor {
         let mut out = Vec::with_capacity(posts.len());
         match pred {
             Prediction::Classes(probs) => {
-                for ((post, _, ph), p) in posts.iter().zip(probs) {
+                for (((post, _, ph), p), modalities) in posts.iter().zip(probs).zip(used) {
                     let best = (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap_or(0);
                     out.push(PredictResult {
                         id: post.id.clone(),
@@ -337,12 +399,13 @@ impl Predictor {
                             label: self.labels.name(best).to_string(),
                             probs: p.iter().enumerate().map(|(i, v)| (self.labels.name(i).to_string(), *v)).collect(),
                         },
-                        placeholder_image: *ph,
+                        modalities,
+                        placeholder_image: *ph && reference,
                     });
                 }
             }
             Prediction::Tags(rows) => {
-                for (((post, _, ph), row), (words, pos)) in posts.iter().zip(rows).zip(words_of.iter().zip(&positions)) {
+                for ((((post, _, ph), row), (words, pos)), modalities) in posts.iter().zip(rows).zip(words_of.iter().zip(&positions)).zip(used) {
                     let tags: Vec<String> = pos.iter().map(|p| p.map(|p| self.labels.name(row[p]).to_string()).unwrap_or_else(|| "O".into())).collect();
                     let entities = extract_entities(&tags)
                         .into_iter()
@@ -358,7 +421,8 @@ impl Predictor {
                     out.push(PredictResult {
                         id: post.id.clone(),
                         output: Output::Entities { words: words.iter().map(|w| w.0.clone()).collect(), tags, entities },
-                        placeholder_image: *ph,
+                        modalities,
+                        placeholder_image: *ph && reference,
                     });
                 }
             }
@@ -372,8 +436,8 @@ impl Predictor {
         let mut slots: Vec<Option<Result<PredictResult>>> = Vec::with_capacity(posts.len());
         let mut index = Vec::new();
         for (i, post) in posts.into_iter().enumerate() {
-            if post.text.trim().is_empty() {
-                slots.push(Some(Err(anyhow::anyhow!("empty text"))));
+            if let Err(e) = self.check_post(&post.text, !matches!(post.image, ImageInput::None)) {
+                slots.push(Some(Err(e)));
                 continue;
             }
             match self.image(&post.image) {
@@ -401,6 +465,30 @@ impl Predictor {
     }
 }
 
+/// An image input preprocessed with `spec` (CHW `f32`), `None` for [`ImageInput::None`]. A file,
+/// upload or pixel array above `spec.max_pixels` is refused (decoded inputs by their size).
+pub fn image_pixels(input: &ImageInput, spec: &ImageSpec) -> Result<Option<Vec<f32>>> {
+    match input {
+        ImageInput::None => Ok(None),
+        ImageInput::Path(p) => Ok(Some(mmfuse_data::image::load_image(p, spec)?)),
+        ImageInput::Bytes(b) => {
+            let img = decode_rgb(Cursor::new(b.as_slice()), Path::new("<upload>"), spec.max_pixels)?;
+            Ok(Some(to_tensor_data(&img, spec)))
+        }
+        ImageInput::Rgb(img) => {
+            let (w, h) = img.dimensions();
+            let pixels = w as u64 * h as u64;
+            if pixels > spec.max_pixels {
+                return Err(DataError::ImageTooLarge { path: PathBuf::from("<array>"), width: w, height: h, pixels, limit: spec.max_pixels }.into());
+            }
+            if pixels == 0 {
+                bail!("the image array is empty ({w}x{h})");
+            }
+            Ok(Some(to_tensor_data(img, spec)))
+        }
+    }
+}
+
 /// A MIM segment as the dataset readers give it, checked against the run's feature sizes.
 fn aligned_sample(p: &AlignedPost, da: usize, dv: usize) -> Result<AlignedSample> {
     if p.words.is_empty() {
@@ -408,6 +496,8 @@ fn aligned_sample(p: &AlignedPost, da: usize, dv: usize) -> Result<AlignedSample
     }
     let n = p.words.len();
     for (name, rows, dim) in [("audio", &p.audio, da), ("video", &p.video, dv)] {
+        // an absent modality: zero rows (the batch marks it absent)
+        let Some(rows) = rows else { continue };
         if rows.len() != n {
             bail!("{} {name} rows for {n} words: give one {name} row per word", rows.len());
         }
@@ -423,8 +513,8 @@ fn aligned_sample(p: &AlignedPost, da: usize, dv: usize) -> Result<AlignedSample
         words: p.words.clone(),
         token_ids: None,
         steps: n,
-        audio: p.audio.concat(),
-        video: p.video.concat(),
+        audio: p.audio.as_ref().map_or_else(|| vec![0.0; n * da], |r| r.concat()),
+        video: p.video.as_ref().map_or_else(|| vec![0.0; n * dv], |r| r.concat()),
         label: 0.0,
         noisy: None,
     })

@@ -5,7 +5,8 @@
 //! a CRF and a MuSE classifier, trained briefly on the synthetic corpus, with the flat `[model]`
 //! section of that release (every method's keys, prefixed `clfa_`, `mim_`). Beside them are a
 //! few posts and the predictions that release's `mmfuse predict` wrote for them
-//! (`*-expected.jsonl`): the tags and labels must be the same, the probabilities within 1e-5.
+//! (`*-expected.jsonl`): the tags and labels must be the same, the probabilities within 1e-5
+//! (answers have since gained a `modalities` field).
 
 use burn::tensor::Device;
 use mmfuse_predict::Predictor;
@@ -30,9 +31,13 @@ fn expected(file: &str) -> Vec<serde_json::Value> {
 
 #[test]
 fn an_old_concat_ner_run_tags_as_before() {
-    let (got, want) = (predict("ner-concat", "ner-posts.jsonl"), expected("ner-expected.jsonl"));
+    let (mut got, want) = (predict("ner-concat", "ner-posts.jsonl"), expected("ner-expected.jsonl"));
     assert_eq!(got.len(), 6);
     assert!(want.iter().any(|v| !v["entities"].as_array().unwrap().is_empty()), "the fixture finds entities");
+    // answers now also say which modalities they used (every post here has its image)
+    for g in got.iter_mut() {
+        assert_eq!(g.as_object_mut().unwrap().remove("modalities"), Some(serde_json::json!(["text", "image"])));
+    }
     assert_eq!(got, want);
 }
 

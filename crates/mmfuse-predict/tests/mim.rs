@@ -14,8 +14,8 @@ fn post(s: &AlignedSample, da: usize, dv: usize) -> AlignedPost {
     AlignedPost {
         id: Some(s.id.clone()),
         words: s.words.clone(),
-        audio: s.audio.chunks(da).map(<[f32]>::to_vec).collect(),
-        video: s.video.chunks(dv).map(<[f32]>::to_vec).collect(),
+        audio: Some(s.audio.chunks(da).map(<[f32]>::to_vec).collect()),
+        video: Some(s.video.chunks(dv).map(<[f32]>::to_vec).collect()),
     }
 }
 
@@ -52,11 +52,11 @@ fn mim_run_predicts_what_was_evaluated() {
     // segments that do not fit the run are errors per segment; the good one still predicts
     let good = posts[0].clone();
     let mut wide = good.clone();
-    wide.audio[0].push(0.0);
+    wide.audio.as_mut().unwrap()[0].push(0.0);
     let mut short = good.clone();
-    short.video.pop();
+    short.video.as_mut().unwrap().pop();
     let mut nan = good.clone();
-    nan.audio[1][0] = f32::NAN;
+    nan.audio.as_mut().unwrap()[1][0] = f32::NAN;
     let out = p.predict_aligned(&[wide, good.clone(), short, nan, AlignedPost::default()]);
     let err = |i: usize| format!("{:#}", out[i].as_ref().unwrap_err());
     assert!(err(0).contains(&format!("audio row 0 has {} values; this run's audio features have {da}", da + 1)), "{}", err(0));

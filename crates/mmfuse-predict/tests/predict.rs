@@ -61,6 +61,37 @@ fn predictions_reproduce_the_evaluated_test_scores() {
     let acc = cls_scores(&g, &pr, labels.len()).unwrap().accuracy;
     assert!((acc - results["test"]["accuracy"].as_f64().unwrap()).abs() < 1e-12, "accuracy {acc} vs {}", results["test"]["accuracy"]);
 
+    // text-only and image-only posts: the output says which modalities were used; a post with
+    // neither is an error
+    let image = ImageInput::Path(corpus.join("cls").join(gold[0].image.as_deref().unwrap()));
+    let post = |text: &str, image: ImageInput| Post { id: None, text: text.into(), image, ocr: None };
+    let out = p.predict(vec![post(&gold[0].text, image.clone()), post(&gold[0].text, ImageInput::None), post("", image.clone()), post(" ", ImageInput::None)]);
+    let used = |i: usize| out[i].as_ref().unwrap().modalities.clone();
+    assert_eq!((used(0), used(1), used(2)), (vec!["text", "image"], vec!["text"], vec!["image"]));
+    assert!(out[..3].iter().all(|r| !r.as_ref().unwrap().placeholder_image));
+    assert_eq!(out[3].as_ref().unwrap_err().to_string(), "the post has neither a text nor an image");
+    let json = serde_json::to_value(out[1].as_ref().unwrap()).unwrap();
+    assert_eq!(json["modalities"], serde_json::json!(["text"]));
+    assert!(json.get("placeholder_image").is_none(), "{json}");
+    // each of the three is a different input to the model
+    let probs = |i: usize| match &out[i].as_ref().unwrap().output {
+        Output::Classes { probs, .. } => probs.values().copied().collect::<Vec<f32>>(),
+        other => panic!("expected a label, got {other:?}"),
+    };
+    assert!(probs(0) != probs(1) && probs(1) != probs(2) && probs(0) != probs(2));
+
+    // a run trained as the reference code does: a grey placeholder stands in and says so
+    let mut o: Vec<String> = SMALL.iter().map(|s| s.to_string()).collect();
+    o.push(format!("data.dir=\"{}\"", corpus.join("cls").display()));
+    o.push("data.missing_image=\"reference_placeholder\"".into());
+    o.push("train.epochs=1".into());
+    let cfg = RunConfig::from_toml_str("[data]\ntask = \"classify\"\ndir = \"x\"\n[model]\n[train]\n", &o).unwrap();
+    run_training(&cfg, &dir.join("cls-reference"), &TrainOptions { quiet: true, ..Default::default() }).unwrap();
+    let reference = Predictor::load(&dir.join("cls-reference"), &device).unwrap();
+    let r = reference.predict(vec![post(&gold[0].text, ImageInput::None)]).pop().unwrap().unwrap();
+    assert!(r.placeholder_image);
+    assert_eq!(r.modalities, vec!["text"]);
+
     // NER: raw text (words joined by spaces) + image path
     let results = train(&corpus, "ner", "ner", &dir.join("ner-run"));
     let p = Predictor::load(&dir.join("ner-run"), &device).unwrap();
@@ -107,11 +138,12 @@ fn predictions_reproduce_the_evaluated_test_scores() {
     let report = predict_file(&p, &csv, &mut out, 2, true).unwrap();
     assert_eq!(report.predicted, 2);
     assert_eq!(report.bad.iter().map(|b| b.line).collect::<Vec<_>>(), [4, 5]);
-    assert_eq!(report.bad[0].reason, "empty text");
+    assert_eq!(report.bad[0].reason, "empty text: a tagger needs words to tag");
     assert!(report.bad[1].reason.contains("nope.png"), "{}", report.bad[1].reason);
     let rows: Vec<serde_json::Value> = String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(rows[0]["tags"], serde_json::json!(pred_tags[0]));
-    assert_eq!(rows[1]["placeholder_image"], true);
+    assert_eq!(rows[1]["modalities"], serde_json::json!(["text"]), "a post without an image is text-only");
+    assert!(rows[1].get("placeholder_image").is_none());
 
     // bad input: empty text and an unreadable image are per-post errors
     let bad = p.predict(vec![
@@ -119,9 +151,9 @@ fn predictions_reproduce_the_evaluated_test_scores() {
         Post { id: None, text: "hello".into(), image: ImageInput::Bytes(b"\x89PNG garbage".to_vec()), ocr: None },
         Post { id: None, text: "hello Kalo".into(), image: ImageInput::None, ocr: None },
     ]);
-    assert_eq!(bad[0].as_ref().unwrap_err().to_string(), "empty text");
+    assert_eq!(bad[0].as_ref().unwrap_err().to_string(), "empty text: a tagger needs words to tag");
     assert!(bad[1].as_ref().unwrap_err().to_string().contains("cannot decode image <upload>"));
-    assert!(bad[2].as_ref().unwrap().placeholder_image);
+    assert_eq!(bad[2].as_ref().unwrap().modalities, vec!["text"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -51,8 +51,22 @@ try {
     if (bars.length !== Object.keys(api.probs).length) throw new Error('wrong number of bars');
     console.log('bars rendered: ' + bars.join(', '));
   }
-  if (consoleErrors.length) throw new Error('page errors: ' + consoleErrors.join('; '));
+  // the page says which modalities were used
+  const used = await page.$eval('#modalities', m => m.dataset.used);
+  if (used !== api.modalities.join(',')) throw new Error('page shows modalities ' + used + ', API says ' + api.modalities);
   if (shot) await page.screenshot({ path: shot, fullPage: true });
+
+  // the same text without its image: a text-only post, shown as such
+  await page.click('#clear-image');
+  await page.click('#go');
+  await page.waitForFunction(() => document.body.dataset.done === '1' || document.getElementById('error').textContent !== '', null, { timeout: 15000 });
+  const error2 = await page.textContent('#error');
+  if (error2) throw new Error('page shows an error for the text-only post: ' + error2);
+  const usedTextOnly = await page.$eval('#modalities', m => m.dataset.used);
+  const absentNote = await page.textContent('#modalities');
+  if (usedTextOnly !== 'text' || !absentNote.includes('absent: image')) throw new Error('text-only post shown as "' + absentNote + '" (' + usedTextOnly + ')');
+  console.log('modalities rendered: ' + used + ' / ' + usedTextOnly);
+  if (consoleErrors.length) throw new Error('page errors: ' + consoleErrors.join('; '));
 } catch (e) {
   console.error(String(e && e.stack || e));
   failed = true;

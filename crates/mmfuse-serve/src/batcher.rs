@@ -16,7 +16,7 @@ pub(crate) type Reply = oneshot::Sender<Result<PredictResult, String>>;
 
 /// What a job carries: a post with its decoded image, or a MIM segment.
 pub(crate) enum Input {
-    Post { post: Post, image: Vec<f32>, placeholder: bool },
+    Post { post: Post, image: Vec<f32>, no_image: bool },
     Segment(AlignedPost),
 }
 
@@ -70,7 +70,7 @@ fn run_batch(predictor: &Predictor, jobs: Vec<Job>) {
     let (mut posts, mut segments) = (Vec::new(), Vec::new());
     for j in jobs {
         match j.input {
-            Input::Post { post, image, placeholder } => posts.push(((post, image, placeholder), j.reply)),
+            Input::Post { post, image, no_image } => posts.push(((post, image, no_image), j.reply)),
             Input::Segment(s) => segments.push((s, j.reply)),
         }
     }

@@ -2,14 +2,16 @@
 //! [`mmfuse_predict::Predictor`], the same API as `mmfuse predict`, so both give the same
 //! answers.
 //!
-//! - `POST /v1/predict`: one post, JSON `{"text", "image": base64?, "id"?}` or multipart
-//!   (`text`, `image` file, `id`);
+//! - `POST /v1/predict`: one post, JSON `{"text"?, "image": base64?, "id"?}` or multipart
+//!   (`text`, `image` file, `id`); a post may lack its image or, for a classifier, its text:
+//!   the answer's `modalities` says what was used;
 //! - `POST /v1/predict/batch`: `{"posts": [...]}` → `{"results": [...]}` (per-post errors);
 //! - `GET /v1/info`, `GET /healthz`, `GET /metrics` (Prometheus text), `GET /openapi.json`,
 //!   `GET /` (a web page to try the model).
 //!
 //! A MIM run takes segments instead of posts: `{"words": [...], "audio": [[...] per word],
-//! "video": [[...] per word], "id"?}` on the same endpoints (JSON only), and answers a score.
+//! "video": [[...] per word], "id"?}` on the same endpoints (JSON only; audio or video left
+//! out is absent), and answers a score.
 //!
 //! Dynamic batching (`batcher.rs`): request handlers decode images on the blocking pool, then
 //! queue the prepared post; one model thread takes up to `max_batch` posts, waiting at most
@@ -365,16 +367,8 @@ async fn metrics_text(State(s): State<AppState>) -> impl IntoResponse {
 }
 
 async fn info(State(s): State<AppState>) -> axum::Json<Value> {
-    let task = match s.predictor.task() {
-        mmfuse_predict::TaskFamily::Ner => "ner",
-        mmfuse_predict::TaskFamily::Classify => "classify",
-        mmfuse_predict::TaskFamily::Regression => "regression",
-    };
-    let mut v = json!({"task": task, "labels": s.predictor.labels().names(), "max_batch": s.cfg.max_batch});
-    if let Some((a, b)) = s.predictor.features() {
-        v["audio_dim"] = json!(a);
-        v["video_dim"] = json!(b);
-    }
+    let mut v = s.predictor.info();
+    v["max_batch"] = json!(s.cfg.max_batch);
     axum::Json(v)
 }
 
@@ -384,6 +378,8 @@ async fn info(State(s): State<AppState>) -> axum::Json<Value> {
 struct PostJson {
     #[serde(default)]
     id: Option<String>,
+    /// Empty or left out: an image-only post (classification runs).
+    #[serde(default)]
     text: String,
     /// Base64 of the encoded image (PNG, JPEG); a `data:` URL prefix is accepted.
     #[serde(default)]
@@ -497,9 +493,7 @@ fn decode_base64(s: &str) -> Result<Vec<u8>, ApiError> {
 
 /// Validate a post, decode its image (blocking pool), queue it, await the batch result.
 async fn run_post(s: &AppState, id: Option<String>, text: String, image: Option<Vec<u8>>, ocr: Option<String>) -> Result<PredictResult, ApiError> {
-    if text.trim().is_empty() {
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "empty text"));
-    }
+    s.predictor.check_post(&text, image.is_some()).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("{e:#}")))?;
     let chars = text.chars().count();
     if chars > s.cfg.max_text_chars {
         return Err(ApiError::limit(
@@ -511,7 +505,7 @@ async fn run_post(s: &AppState, id: Option<String>, text: String, image: Option<
     let _in_flight = InFlight::enter(&s.in_flight);
     let input = image.map(ImageInput::Bytes).unwrap_or(ImageInput::None);
     let predictor = s.predictor.clone();
-    let (img, placeholder) = tokio::task::spawn_blocking(move || predictor.image(&input))
+    let (img, no_image) = tokio::task::spawn_blocking(move || predictor.image(&input))
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("image worker failed: {e}")))?
         .map_err(|e| match e.downcast_ref::<DataError>() {
@@ -522,7 +516,7 @@ async fn run_post(s: &AppState, id: Option<String>, text: String, image: Option<
         })?;
     let (reply, rx) = oneshot::channel();
     s.queue
-        .send(Job { input: Input::Post { post: Post { id, text, image: ImageInput::None, ocr }, image: img, placeholder }, reply })
+        .send(Job { input: Input::Post { post: Post { id, text, image: ImageInput::None, ocr }, image: img, no_image }, reply })
         .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the model thread has stopped"))?;
     await_reply(s, rx).await
 }
@@ -639,8 +633,8 @@ async fn read_multipart(s: &AppState, req: Request) -> Result<MultipartPost, Api
             other => return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("unknown multipart field '{other}'; expected text, image, id, ocr"))),
         }
     }
-    let text = text.ok_or_else(|| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "missing field 'text'"))?;
-    Ok((id, text, image, ocr))
+    // no text field: an image-only post (a tagger answers that it needs words)
+    Ok((id, text.unwrap_or_default(), image, ocr))
 }
 
 /// A batch request of `n` posts (or segments) within `max_batch_posts`.

@@ -6,10 +6,10 @@ pub fn document() -> Value {
     let error = json!({"type": "object", "required": ["error"], "properties": {
         "error": {"type": "string"},
         "limit": {"type": "string", "description": "the violated limit: max_body_bytes, max_pixels, max_text_chars, max_batch_posts, request_timeout_ms, max_concurrency"}}});
-    let post = json!({"type": "object", "required": ["text"], "additionalProperties": false, "properties": {
+    let post = json!({"type": "object", "additionalProperties": false, "properties": {
         "id": {"type": "string"},
-        "text": {"type": "string", "minLength": 1},
-        "image": {"type": "string", "format": "byte", "description": "base64 PNG or JPEG (a data: URL is accepted); absent: a placeholder image is used"},
+        "text": {"type": "string", "description": "empty or left out: an image-only post (classification runs; a tagger needs words)"},
+        "image": {"type": "string", "format": "byte", "description": "base64 PNG or JPEG (a data: URL is accepted); left out: a text-only post, the model is told the image is absent"},
         "ocr": {"type": "string", "description": "OCR text of the image, read by CLFA models with the OCR stream"}}});
     let result = json!({"type": "object", "description": "classification: label + probs; NER: words, tags, entities", "properties": {
         "id": {"type": "string"},
@@ -21,7 +21,8 @@ pub fn document() -> Value {
             "text": {"type": "string"}, "type": {"type": "string"},
             "start_word": {"type": "integer"}, "end_word": {"type": "integer"},
             "start_char": {"type": "integer"}, "end_char": {"type": "integer"}}}},
-        "placeholder_image": {"type": "boolean"}}});
+        "modalities": {"type": "array", "items": {"type": "string", "enum": ["text", "image", "audio", "video"]}, "description": "the modalities the prediction used"},
+        "placeholder_image": {"type": "boolean", "description": "runs trained with data.missing_image = reference_placeholder: a grey image stood in for the missing one"}}});
     let errors = json!({
         "400": {"description": "malformed body", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
         "413": {"description": "body, image or batch above a limit", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},

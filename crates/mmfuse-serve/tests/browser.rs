@@ -1,6 +1,7 @@
 //! The web page in a real browser: headless Chromium (Debian's `chromium`) driven by
 //! `playwright-core` (e2e/page.mjs) types a post, uploads an image, clicks Predict, and checks
-//! that the highlighted entities equal the API's answer.
+//! that the highlighted entities equal the API's answer and that the page says which
+//! modalities were used (text + image, then text only once the image is removed).
 //!
 //! Needs `node`, `/usr/bin/chromium` (or `$CHROMIUM`) and `npm install` in `e2e/`;
 //! `scripts/test.sh` (the README's test command, run by CI) installs them and sets
@@ -74,20 +75,16 @@ async fn web_page_highlights_the_predicted_entities() {
         .expect("the model finds an entity in some test post");
     let image = corpus.join(format!("ner/images/{}.png", post.id));
     let shot = dir.join("page.png");
-    let out = tokio::process::Command::new("node")
-        .arg(e2e.join("page.mjs"))
-        .arg(format!("http://{addr}"))
-        .arg(&image)
-        .arg(&shot)
-        .arg(post.words.join(" "))
-        .env("REQUIRE_ENTITY", "1")
-        .output()
-        .await
-        .expect("run node");
+    // (std's process on the blocking pool: tokio's `process` feature would give the test build
+    // another tokio, and every crate above it a second build)
+    let mut node = std::process::Command::new("node");
+    node.arg(e2e.join("page.mjs")).arg(format!("http://{addr}")).arg(&image).arg(&shot).arg(post.words.join(" ")).env("REQUIRE_ENTITY", "1");
+    let out = tokio::task::spawn_blocking(move || node.output()).await.expect("node runner").expect("run node");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "page test failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("entities rendered"), "{stdout}");
+    assert!(stdout.contains("modalities rendered: text,image / text"), "{stdout}");
     assert!(shot.exists());
     if let Ok(keep) = std::env::var("MMFUSE_KEEP_SCREENSHOT") {
         std::fs::copy(&shot, keep).unwrap();

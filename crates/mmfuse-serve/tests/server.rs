@@ -158,7 +158,7 @@ async fn api_limits_errors_batching_and_parity() {
     for h in handles {
         let (s, v) = h.await.unwrap();
         assert_eq!(s, StatusCode::OK, "{v}");
-        assert_eq!(v["placeholder_image"], true);
+        assert_eq!(v["modalities"], json!(["text"]), "a post without an image is text-only");
     }
     let (_, after) = call(&app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
     let (c1, s1) = count(after.as_str().unwrap());
@@ -170,7 +170,7 @@ async fn api_limits_errors_batching_and_parity() {
     let (s, v) = call(&app, json_req("/v1/predict/batch", json!({"posts": [{"text": text}, {"text": ""}]}).to_string())).await;
     assert_eq!(s, StatusCode::OK);
     assert!(v["results"][0]["entities"].is_array());
-    assert_eq!(v["results"][1]["error"], "empty text");
+    assert_eq!(v["results"][1]["error"], "empty text: a tagger needs words to tag");
 
     // documents
     let (s, doc) = call(&app, Request::get("/openapi.json").body(Body::empty()).unwrap()).await;

@@ -80,8 +80,15 @@ fn rows(split: &AlignedSplit, enc: &TextTokenizer) -> Vec<AlignedRow> {
 /// tokenizer: `tokenizer` (a pretrained `tokenizer.json`), else a word-level vocabulary built
 /// from the train split.
 pub fn prepare_aligned(cfg: &RunConfig, tokenizer: Option<&Path>) -> Result<AlignedData> {
+    prepare_aligned_with(cfg, tokenizer, &|_| {})
+}
+
+/// [`prepare_aligned`] with `alter` applied to the dataset as read (robustness evaluation: noisy
+/// features, corrupted words), before the word-piece expansion.
+pub fn prepare_aligned_with(cfg: &RunConfig, tokenizer: Option<&Path>, alter: &dyn Fn(&mut AlignedDataset)) -> Result<AlignedData> {
     let d = &cfg.data;
-    let ds: AlignedDataset = read_any(&d.dir).with_context(|| format!("reading data.dir = {}", d.dir.display()))?;
+    let mut ds: AlignedDataset = read_any(&d.dir).with_context(|| format!("reading data.dir = {}", d.dir.display()))?;
+    alter(&mut ds);
     if ds.train.samples.is_empty() {
         bail!("{}: the train split is empty", d.dir.display());
     }
@@ -128,13 +135,17 @@ pub fn host_batch(rows: &[&AlignedRow], max_len: usize, da: usize, dv: usize, la
 }
 
 /// Predictions for `rows` in order and, with a UPN, each row's keep masks (text, audio, video),
-/// from one forward per batch.
-#[allow(clippy::too_many_arguments)]
-fn infer(model: &Mim, rows: &[AlignedRow], max_len: usize, da: usize, dv: usize, batch_size: usize, device: &Device) -> (Vec<f32>, Vec<[Vec<bool>; 3]>) {
+/// from one forward per batch; `absent` (audio, video) withholds that modality from every row.
+fn infer(model: &Mim, rows: &[AlignedRow], data: &AlignedData, batch_size: usize, device: &Device, absent: (bool, bool)) -> (Vec<f32>, Vec<[Vec<bool>; 3]>) {
+    let (max_len, da, dv) = (data.max_len, data.audio_dim, data.video_dim);
     let (mut pred, mut masks) = (Vec::with_capacity(rows.len()), Vec::new());
     for chunk in rows.chunks(batch_size.max(1)) {
         let refs: Vec<&AlignedRow> = chunk.iter().collect();
-        let (y, m) = on_compute_pool(|| model.predict_with_masks(&host_batch(&refs, max_len, da, dv, false).to_device(device)));
+        let mut hb = host_batch(&refs, max_len, da, dv, false);
+        for i in 0..hb.batch_size {
+            hb.mark_absent(i, absent.0, absent.1);
+        }
+        let (y, m) = on_compute_pool(|| model.predict_with_masks(&hb.to_device(device)));
         pred.extend(y);
         if let Some([t, a, v]) = m {
             masks.extend(t.into_iter().zip(a).zip(v).map(|((t, a), v)| [t, a, v]));
@@ -203,7 +214,12 @@ fn scores_map(s: &RegScores) -> BTreeMap<String, f64> {
 /// Score `model` on `rows`: the MOSI metrics, each convention named, and the gates' mask
 /// quality on synthetic data.
 pub fn evaluate_aligned(model: &Mim, rows: &[AlignedRow], data: &AlignedData, batch_size: usize, device: &Device) -> EvalResult {
-    let (pred, masks) = infer(model, rows, data.max_len, data.audio_dim, data.video_dim, batch_size, device);
+    evaluate_aligned_with(model, rows, data, batch_size, device, (false, false))
+}
+
+/// [`evaluate_aligned`] with the audio and/or the video of every segment withheld (`absent`).
+pub fn evaluate_aligned_with(model: &Mim, rows: &[AlignedRow], data: &AlignedData, batch_size: usize, device: &Device, absent: (bool, bool)) -> EvalResult {
+    let (pred, masks) = infer(model, rows, data, batch_size, device, absent);
     let gold: Vec<f32> = rows.iter().map(|r| r.label).collect();
     let s = reg_scores(&gold, &pred);
     let mut detail = json!({
@@ -295,8 +311,9 @@ impl UpdateStrategy for MimTwoStep<'_> {
         }))
     }
 
-    fn update(&mut self, model: Mim, batch: AlignedHostBatch, step: usize) -> Result<(Mim, StepLog)> {
+    fn update(&mut self, model: Mim, mut batch: AlignedHostBatch, step: usize) -> Result<(Mim, StepLog)> {
         let clip = self.cfg.train.clip_norm;
+        crate::batches::apply_aligned_modality_dropout(&mut batch, self.cfg.train.modality_dropout, self.cfg.train.seed, step);
         let batch = batch.to_device(&self.device);
         let lr = self.sched.at(step);
         let mut model = model;
@@ -442,11 +459,16 @@ pub fn run_mim(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Result<R
 /// Score a MIM run folder's best checkpoint on dev and test of `cfg.data.dir`.
 pub fn rescore_mim(run_dir: &Path, cfg: &RunConfig, device: &Device) -> Result<(EvalResult, EvalResult)> {
     let data = prepare_aligned(cfg, Some(&run_dir.join("tokenizer.json")))?;
-    let bert = saved_text_config(run_dir)?;
-    let best = checkpoint::load(&run_dir.join("checkpoints"), "best")?.context("the run folder has no best checkpoint")?;
-    let model = build_mim(cfg, data.encoder.vocab_size(), bert.as_ref(), data.audio_dim, data.video_dim, device)?
-        .try_load_record(best.model)
-        .context("the best checkpoint does not match config.toml")?;
+    let model = load_best_mim(run_dir, cfg, &data, device)?;
     let bs = cfg.train.batch_size * 2;
     Ok((evaluate_aligned(&model, &data.dev, &data, bs, device), evaluate_aligned(&model, &data.test, &data, bs, device)))
+}
+
+/// A MIM run folder's model with its best checkpoint's weights.
+pub fn load_best_mim(run_dir: &Path, cfg: &RunConfig, data: &AlignedData, device: &Device) -> Result<Mim> {
+    let bert = saved_text_config(run_dir)?;
+    let best = checkpoint::load(&run_dir.join("checkpoints"), "best")?.context("the run folder has no best checkpoint")?;
+    build_mim(cfg, data.encoder.vocab_size(), bert.as_ref(), data.audio_dim, data.video_dim, device)?
+        .try_load_record(best.model)
+        .context("the best checkpoint does not match config.toml")
 }

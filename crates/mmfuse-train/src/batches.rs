@@ -9,7 +9,8 @@ use mmfuse_data::image::ImageLoader;
 use mmfuse_data::labels::LabelMap;
 use mmfuse_data::lexicon::Lexicon;
 use mmfuse_data::text::TextTokenizer;
-use mmfuse_models::batch::HostBatch;
+use mmfuse_models::batch::{AlignedHostBatch, HostBatch};
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, sync_channel};
@@ -177,12 +178,13 @@ pub fn host_batch(examples: &[&Example], loader: &ImageLoader, trim: bool) -> Re
     let l = examples[0].ids.len();
     let size = loader.spec().size as usize;
     let paths: Vec<PathBuf> = examples.iter().map(|e| e.image.clone()).collect();
-    let images = loader.load_many(&paths)?;
+    let images = loader.load_many_flagged(&paths)?;
     let mut hb = HostBatch { batch_size: examples.len(), seq_len: l, image_size: size, ..Default::default() };
-    for (e, img) in examples.iter().zip(images) {
+    for (i, (e, (img, absent))) in examples.iter().zip(images).enumerate() {
         hb.ids.extend_from_slice(&e.ids);
         hb.mask.extend_from_slice(&e.mask);
         hb.images.extend_from_slice(&img);
+        hb.mark_absent(i, absent, false);
     }
     match examples[0].gold {
         Some(Gold::Class(_)) => {
@@ -259,6 +261,86 @@ pub fn stream_batches(
         }
     });
     rx
+}
+
+/// `train.modality_dropout`: per training post, the probabilities that it loses its image, else
+/// its text (text + image posts); per MIM segment, that it loses its audio, else its video.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModalityDropout {
+    #[serde(default)]
+    pub image: f64,
+    #[serde(default)]
+    pub text: f64,
+    #[serde(default)]
+    pub audio: f64,
+    #[serde(default)]
+    pub video: f64,
+}
+
+impl ModalityDropout {
+    pub fn is_off(&self) -> bool {
+        [self.image, self.text, self.audio, self.video].iter().all(|p| *p <= 0.0)
+    }
+}
+
+/// Two uniform draws in [0, 1) for sample `i` of optimiser step `step` (splitmix64 from the
+/// run's seed): a pure function of its arguments, so a resumed run draws the same.
+fn modality_draws(seed: u64, step: usize, i: usize) -> (f64, f64) {
+    let mut x = seed ^ 0x6D6F_6461_6C69_7479 ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (i as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    let mut uniform = || {
+        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    (uniform(), uniform())
+}
+
+/// Apply modality dropout to the batch of optimiser step `step`: post `i` draws from
+/// `(seed, step, i)` alone, so a resumed run (which replays the same batches at the same steps)
+/// drops the same modalities. A post loses its image with probability `p.image`; if it keeps
+/// it, it loses its text with probability `p.text`; a post never loses both, and a post that
+/// already lacks one keeps the other. Returns (images dropped, texts dropped).
+pub fn apply_modality_dropout(hb: &mut HostBatch, p: ModalityDropout, seed: u64, step: usize) -> (usize, usize) {
+    if p.image <= 0.0 && p.text <= 0.0 {
+        return (0, 0);
+    }
+    let mut dropped = (0, 0);
+    for i in 0..hb.batch_size {
+        let (has_image, has_text) = hb.has(i);
+        let (u_image, u_text) = modality_draws(seed, step, i);
+        if has_image && has_text && u_image < p.image {
+            hb.mark_absent(i, true, false);
+            dropped.0 += 1;
+        } else if has_image && has_text && u_text < p.text {
+            hb.mark_absent(i, false, true);
+            dropped.1 += 1;
+        }
+    }
+    dropped
+}
+
+/// [`apply_modality_dropout`] for MIM segments: audio with probability `p.audio`, else video
+/// with probability `p.video` (never both). Returns (audio dropped, video dropped).
+pub fn apply_aligned_modality_dropout(hb: &mut AlignedHostBatch, p: ModalityDropout, seed: u64, step: usize) -> (usize, usize) {
+    if p.audio <= 0.0 && p.video <= 0.0 {
+        return (0, 0);
+    }
+    let mut dropped = (0, 0);
+    for i in 0..hb.batch_size {
+        let (has_audio, has_video) = hb.has(i);
+        let (u_audio, u_video) = modality_draws(seed, step, i);
+        if has_audio && has_video && u_audio < p.audio {
+            hb.mark_absent(i, true, false);
+            dropped.0 += 1;
+        } else if has_audio && has_video && u_video < p.video {
+            hb.mark_absent(i, false, true);
+            dropped.1 += 1;
+        }
+    }
+    dropped
 }
 
 /// Deterministic shuffle of `0..n` for `epoch` (resume replays the same order).

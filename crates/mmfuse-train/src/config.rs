@@ -71,6 +71,12 @@ pub struct TrainConfig {
     /// `macro_f1`. Default: `f1` for NER, `macro_f1` for classification.
     #[serde(default)]
     pub select_metric: Option<String>,
+    /// Modality dropout (off by default): each training post of a fused model loses its image
+    /// with probability `image`, else its text with probability `text`; each MIM segment its
+    /// `audio`, else its `video`. Drawn from the run's seed and the step, so a resumed run draws
+    /// the same. Unimodal models (`model.modality = "text"` or `"image"`) ignore it.
+    #[serde(default)]
+    pub modality_dropout: crate::batches::ModalityDropout,
 }
 
 fn default_bn() -> String {
@@ -171,6 +177,24 @@ impl RunConfig {
         }
         if self.data.max_len < 2 {
             bail!("data.max_len must be at least 2 ([CLS] and one token)");
+        }
+        let md = t.modality_dropout;
+        for (name, p) in [("image", md.image), ("text", md.text), ("audio", md.audio), ("video", md.video)] {
+            if !(0.0..1.0).contains(&p) {
+                bail!("train.modality_dropout.{name} must be in [0, 1), got {p}");
+            }
+        }
+        if self.data.task == TaskFamily::Regression {
+            if md.image > 0.0 || md.text > 0.0 {
+                bail!("train.modality_dropout: MIM runs on word-aligned features drop `audio` or `video`, not `image` or `text`");
+            }
+        } else {
+            if md.audio > 0.0 || md.video > 0.0 {
+                bail!("train.modality_dropout: text + image posts drop `image` or `text`; `audio` and `video` are for MIM runs");
+            }
+            if md.text > 0.0 && self.data.task != TaskFamily::Classify {
+                bail!("train.modality_dropout.text applies to classification only: a post without its text has nothing to tag");
+            }
         }
         self.model.validate(&self.data).map_err(anyhow::Error::msg)?;
         if !["train", "eval"].contains(&self.train.batch_norm.as_str()) {

@@ -1,6 +1,6 @@
 //! Evaluation: run a model over examples and score its predictions with the metrics the
-//! literature reports (entity-level P/R/F1 for NER; accuracy and macro/weighted F1 for
-//! classification).
+//! literature reports (entity-level P/R/F1 for NER; accuracy, macro/weighted F1 and the
+//! log-loss for classification).
 
 use crate::batches::{Example, Gold, stream_batches};
 use anyhow::{Result, bail};
@@ -31,11 +31,30 @@ pub fn predict_all<M: TaskModel>(
     batch_size: usize,
     device: &Device,
 ) -> Result<Vec<Prediction>> {
+    predict_all_with(model, examples, loader, batch_size, device, false)
+}
+
+/// [`predict_all`]; with `text_absent`, every post is marked as having no text (robustness
+/// evaluation; images are withheld by the loader, see [`mmfuse_data::image::Alteration`]).
+pub fn predict_all_with<M: TaskModel>(
+    model: &M,
+    examples: Arc<Vec<Example>>,
+    loader: Arc<ImageLoader>,
+    batch_size: usize,
+    device: &Device,
+    text_absent: bool,
+) -> Result<Vec<Prediction>> {
     let order: Vec<usize> = (0..examples.len()).collect();
     let rx = stream_batches(examples, order, batch_size, loader, 2, !model.fixed_length());
     let mut out = Vec::new();
     for hb in rx {
-        let batch = hb?.to_device(device);
+        let mut hb = hb?;
+        if text_absent {
+            for i in 0..hb.batch_size {
+                hb.mark_absent(i, false, true);
+            }
+        }
+        let batch = hb.to_device(device);
         out.push(on_compute_pool(|| model.predict(&batch)));
     }
     Ok(out)
@@ -85,9 +104,24 @@ pub fn evaluate<M: TaskModel>(
     device: &Device,
     labels: &LabelMap,
 ) -> Result<EvalResult> {
-    let preds = predict_all(model, examples.clone(), loader, batch_size, device)?;
+    evaluate_with(model, examples, loader, batch_size, device, labels, false)
+}
+
+/// [`evaluate`], with every post's text withheld when `text_absent` (see [`predict_all_with`]).
+pub fn evaluate_with<M: TaskModel>(
+    model: &M,
+    examples: Arc<Vec<Example>>,
+    loader: Arc<ImageLoader>,
+    batch_size: usize,
+    device: &Device,
+    labels: &LabelMap,
+    text_absent: bool,
+) -> Result<EvalResult> {
+    let preds = predict_all_with(model, examples.clone(), loader, batch_size, device, text_absent)?;
     let mut gold_cls = Vec::new();
     let mut pred_cls = Vec::new();
+    // classification: Σ −ln p(gold), the log-loss (probabilities floored at 1e-12)
+    let mut nll = 0.0f64;
     let mut gold_tags = Vec::new();
     let mut pred_tags = Vec::new();
     let (mut wp_gold, mut wp_pred) = (Vec::new(), Vec::new());
@@ -99,6 +133,7 @@ pub fn evaluate<M: TaskModel>(
                     let e = &examples[i];
                     i += 1;
                     let Some(Gold::Class(c)) = e.gold else { bail!("example {} has no class", e.id) };
+                    nll -= (pr.get(c).copied().unwrap_or(0.0) as f64).max(1e-12).ln();
                     gold_cls.push(c);
                     pred_cls.push(argmax(&pr));
                 }
@@ -135,6 +170,8 @@ pub fn evaluate<M: TaskModel>(
         scores.insert("accuracy".into(), s.accuracy);
         scores.insert("macro_f1".into(), s.macro_f1);
         scores.insert("weighted_f1".into(), s.weighted_f1);
+        let log_loss = nll / gold_cls.len().max(1) as f64;
+        scores.insert("log_loss".into(), log_loss);
         let per_class: serde_json::Map<String, Value> = s
             .per_class
             .iter()
@@ -142,7 +179,7 @@ pub fn evaluate<M: TaskModel>(
             .map(|(k, v)| (labels.name(k).to_string(), json!({"precision": v.precision, "recall": v.recall, "f1": v.f1, "support": v.support})))
             .collect();
         json!({"accuracy": s.accuracy, "macro_precision": s.macro_p, "macro_recall": s.macro_r,
-                "macro_f1": s.macro_f1, "weighted_f1": s.weighted_f1, "per_class": per_class,
+                "macro_f1": s.macro_f1, "weighted_f1": s.weighted_f1, "log_loss": log_loss, "per_class": per_class,
                 "confusion": s.confusion})
     };
     Ok(EvalResult { scores, detail })

@@ -9,7 +9,8 @@
 //! (samples → examples → batches), [`trainer`] (the one loop and the post models' update),
 //! [`aligned`] (MIM's runs), [`checkpoint`], [`optim`] (AdamW groups, schedule, clipping,
 //! freezing), [`parallel`] (data parallelism), [`evaluate`], [`teacher`] (CLFA's CLIP cache),
-//! [`hub`] (Hugging Face cache lookup), [`run_folder`] (what both kinds of run write), [`sweep`] (several seeds, mean ± std).
+//! [`hub`] (Hugging Face cache lookup), [`run_folder`] (what both kinds of run write), [`sweep`] (several seeds, mean ± std),
+//! [`robustness`] (a run scored with modalities removed and corrupted).
 //!
 //! What this crate must not do: define model architectures (mmfuse-models), read data formats
 //! (mmfuse-data), or be needed to predict (mmfuse-predict reads a run folder without it).
@@ -22,6 +23,7 @@ pub mod evaluate;
 pub mod hub;
 pub mod optim;
 pub mod parallel;
+pub mod robustness;
 pub mod run;
 pub mod run_folder;
 pub mod sweep;
@@ -30,4 +32,4 @@ pub mod trainer;
 
 pub use config::{RunConfig, TaskFamily};
 pub use run::{RunSummary, run_training};
-pub use trainer::TrainOptions;
+pub use trainer::{Progress, ProgressHook, TrainOptions};

@@ -26,6 +26,7 @@ use burn::module::Module;
 use burn::tensor::Device;
 use mmfuse_data::cls::read_jsonl;
 use mmfuse_data::conll::{ConllOptions, NER_TAGS, read_conll};
+use mmfuse_data::corrupt::{TextCorruption, sample_seed};
 use mmfuse_data::image::ImageLoader;
 use mmfuse_data::labels::LabelMap;
 use mmfuse_data::text::Tokenizer;
@@ -66,6 +67,19 @@ pub fn image_loader(cfg: &RunConfig) -> ImageLoader {
 /// Read and prepare the splits. The tokenizer is trained on the train split unless
 /// `tokenizer` (a `tokenizer.json`) is given.
 pub fn prepare(cfg: &RunConfig, tokenizer: Option<&Path>) -> Result<Prepared> {
+    prepare_with(cfg, tokenizer, None)
+}
+
+/// [`prepare`] with every post's words corrupted by `text` (a corruption and a seed; robustness
+/// evaluation, so the tokenizer must be given: it is not trained on corrupted text).
+pub fn prepare_with(cfg: &RunConfig, tokenizer: Option<&Path>, text: Option<(TextCorruption, u64)>) -> Result<Prepared> {
+    if text.is_some() && tokenizer.is_none() {
+        bail!("internal: corrupted text needs the run's tokenizer");
+    }
+    let corrupt = |id: &str, words: &[String]| match text {
+        Some((c, seed)) => c.apply(words, sample_seed(id, c.name(), c.severity(), seed)),
+        None => words.to_vec(),
+    };
     let d = &cfg.data;
     let files = split_files(d.task);
     let paths: Vec<PathBuf> = files.iter().map(|f| d.dir.join(f)).collect();
@@ -81,8 +95,13 @@ pub fn prepare(cfg: &RunConfig, tokenizer: Option<&Path>) -> Result<Prepared> {
         TaskFamily::Ner => {
             let mut splits = Vec::new();
             for p in &paths {
-                let (s, r) = read_conll(p, &ConllOptions::default())?;
+                let (mut s, r) = read_conll(p, &ConllOptions::default())?;
                 report.insert(p.file_name().unwrap().to_string_lossy().into(), json!({"samples": s.len(), "skipped_empty": r.skipped_empty}));
+                if text.is_some() {
+                    for x in s.iter_mut() {
+                        x.words = corrupt(&x.id, &x.words);
+                    }
+                }
                 splits.push(s);
             }
             let encoder = match tokenizer {
@@ -107,8 +126,14 @@ pub fn prepare(cfg: &RunConfig, tokenizer: Option<&Path>) -> Result<Prepared> {
         TaskFamily::Classify => {
             let mut splits = Vec::new();
             for p in &paths {
-                let (s, r) = read_jsonl(p)?;
+                let (mut s, r) = read_jsonl(p)?;
                 report.insert(p.file_name().unwrap().to_string_lossy().into(), json!({"samples": s.len(), "skipped_empty": r.skipped_empty}));
+                if text.is_some() {
+                    for x in s.iter_mut() {
+                        let words: Vec<String> = x.text.split_whitespace().map(str::to_string).collect();
+                        x.text = corrupt(&x.id, &words).join(" ");
+                    }
+                }
                 splits.push(s);
             }
             let encoder = match tokenizer {
@@ -330,7 +355,8 @@ pub fn run_training(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Res
     let test = evaluate(&model, Arc::new(prepared.test), loader.clone(), bs, &eval_device, &data.labels)?;
     let placeholders = loader.placeholder_count();
     if placeholders > 0 {
-        tracing::warn!("{placeholders} images were missing or unreadable and replaced by the placeholder image");
+        let what = if loader.policy() == mmfuse_data::image::MissingImage::Absent { "treated as absent" } else { "replaced by the placeholder image" };
+        tracing::warn!("{placeholders} images were missing or unreadable and {what}");
     }
     let seconds = start.elapsed().as_secs_f64();
     let results = json!({
@@ -342,6 +368,7 @@ pub fn run_training(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Res
         "test": test.detail,
         "data": prepared.report,
         "placeholder_images": placeholders,
+        "missing_image": cfg.data.missing_image.name(),
         "seconds": seconds,
     });
     checkpoint::write_atomic(&run_dir.join("results.json"), serde_json::to_string_pretty(&results)?.as_bytes())?;
@@ -362,15 +389,17 @@ pub fn rescore(run_dir: &Path, data_dir: Option<&Path>, device: &Device) -> Resu
         return crate::aligned::rescore_mim(run_dir, &cfg, device);
     }
     let prepared = prepare(&cfg, Some(&run_dir.join("tokenizer.json")))?;
-    let shapes = ModelShapes::from_run_dir(run_dir, &cfg.model, &cfg.data, prepared.encoder.vocab_size())?;
-    let best = checkpoint::load(&run_dir.join("checkpoints"), "best")?.context("the run folder has no best checkpoint")?;
-    let model = post_model(&cfg, &shapes, prepared.labels.len(), device)?
-        .try_load_record(best.model)
-        .context("the best checkpoint does not match config.toml")?
-        .valid();
+    let model = load_best(run_dir, &cfg, &prepared, device)?;
     let loader = Arc::new(image_loader(&cfg));
     let bs = cfg.train.batch_size * 2;
     let dev = evaluate(&model, Arc::new(prepared.dev), loader.clone(), bs, device, &prepared.labels)?;
     let test = evaluate(&model, Arc::new(prepared.test), loader, bs, device, &prepared.labels)?;
     Ok((dev, test))
+}
+
+/// The post model of a run folder with its best checkpoint's weights, for evaluation.
+pub fn load_best(run_dir: &Path, cfg: &RunConfig, prepared: &Prepared, device: &Device) -> Result<FusionModel> {
+    let shapes = ModelShapes::from_run_dir(run_dir, &cfg.model, &cfg.data, prepared.encoder.vocab_size())?;
+    let best = checkpoint::load(&run_dir.join("checkpoints"), "best")?.context("the run folder has no best checkpoint")?;
+    Ok(post_model(cfg, &shapes, prepared.labels.len(), device)?.try_load_record(best.model).context("the best checkpoint does not match config.toml")?.valid())
 }

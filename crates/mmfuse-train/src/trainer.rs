@@ -44,6 +44,29 @@ pub struct TrainOptions {
     pub quiet: bool,
     /// Stop (as if killed) after this many steps of this invocation — for tests of resume.
     pub stop_after: Option<usize>,
+    /// Called after every optimiser step and every dev evaluation (e.g. the Python package's
+    /// progress callback); returning false after a step stops the run there as an interruption:
+    /// the `last` checkpoint is saved and `resume` continues it.
+    pub progress: Option<ProgressHook>,
+}
+
+/// What the loop reports to [`TrainOptions::progress`].
+#[derive(Clone, Debug)]
+pub enum Progress<'a> {
+    /// After an optimiser step: its logged values (`loss`, …), 1-based `step` of `total`.
+    Step { epoch: usize, step: usize, total: usize, values: &'a [(&'static str, f64)] },
+    /// After a dev evaluation: its scores.
+    Eval { epoch: usize, step: usize, scores: &'a std::collections::BTreeMap<String, f64> },
+}
+
+/// A progress callback: `true` to go on, `false` to stop after this step (checkpoint kept).
+#[derive(Clone)]
+pub struct ProgressHook(pub Arc<dyn Fn(&Progress<'_>) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for ProgressHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressHook(..)")
+    }
 }
 
 /// What the loop ended with.
@@ -124,12 +147,12 @@ struct Ending {
 }
 
 /// After each optimiser step: settle the batch-norm statistics, evaluate and save every
-/// `eval_every` steps; save and stop after `stop_after` steps of this call.
+/// `eval_every` steps; save and stop when `stop_now` (`stop_after` steps of this call, or the
+/// progress hook asked to stop).
 fn after_step<M: Module>(
     t: &crate::config::TrainConfig,
     state: &mut TrainState,
-    steps_this_call: usize,
-    stop_after: Option<usize>,
+    stop_now: bool,
     model: &M,
     eval: &dyn Fn(&M, &mut TrainState) -> Result<bool>,
     save: &dyn Fn(&M, &TrainState) -> Result<()>,
@@ -142,7 +165,7 @@ fn after_step<M: Module>(
             return Ok(Some(Ending { early_stopped: true, interrupted: false }));
         }
     }
-    if stop_after.is_some_and(|s| steps_this_call >= s) {
+    if stop_now {
         save(model, state)?;
         return Ok(Some(Ending { early_stopped: false, interrupted: true }));
     }
@@ -339,7 +362,10 @@ impl<M: TaskModel> UpdateStrategy for SingleStep<'_, M> {
         Box::new(stream_batches(d.train.clone(), order, self.cfg.train.batch_size, d.loader.clone(), 4, !model.fixed_length()).into_iter())
     }
 
-    fn update(&mut self, model: M, hb: Self::Batch, step: usize) -> Result<(M, StepLog)> {
+    fn update(&mut self, model: M, mut hb: Self::Batch, step: usize) -> Result<(M, StepLog)> {
+        if self.cfg.model.modality == mmfuse_models::fusion::Modality::Fused {
+            crate::batches::apply_modality_dropout(&mut hb, self.cfg.train.modality_dropout, self.cfg.train.seed, step);
+        }
         let device = &self.device;
         let (loss_v, mut grads) = if self.parallel.len() > 1 {
             data_parallel_grads(&model, &hb, &self.parallel)
@@ -445,6 +471,9 @@ pub fn train_loop<S: UpdateStrategy>(
     // dev evaluation and the `last` checkpoint, for the shared book-keeping
     let eval_of = |s: &S, model: &S::Model, state: &mut TrainState| -> Result<bool> {
         let res = s.evaluate(model)?;
+        if let Some(h) = &opts.progress {
+            (h.0)(&Progress::Eval { epoch: state.epoch, step: state.step, scores: &res.scores });
+        }
         record_eval(model, state, &res.scores, &select, t.patience, &ckpt_root, &metrics)
     };
 
@@ -501,10 +530,12 @@ pub fn train_loop<S: UpdateStrategy>(
                 state.log_steps = 0;
             }
             pb.set_position(state.step as u64);
+            let go_on = opts.progress.as_ref().is_none_or(|h| (h.0)(&Progress::Step { epoch: state.epoch, step: state.step, total, values: &log.values }));
+            let stop_now = !go_on || opts.stop_after.is_some_and(|s| steps_this_call >= s);
             let s = &strategy;
             let eval = |m: &S::Model, st: &mut TrainState| eval_of(s, m, st);
             let save = |m: &S::Model, st: &TrainState| s.save_last(&ckpt_root, m, st);
-            if let Some(e) = after_step(t, &mut state, steps_this_call, opts.stop_after, &model, &eval, &save)? {
+            if let Some(e) = after_step(t, &mut state, stop_now, &model, &eval, &save)? {
                 ending = e;
                 break 'epochs;
             }

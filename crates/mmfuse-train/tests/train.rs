@@ -78,10 +78,21 @@ fn weights(path: &Path) -> Vec<Vec<f32>> {
 
 #[test]
 fn resume_continues_exactly() {
+    resume_case("resume", &[]);
+}
+
+/// Modality dropout draws from (seed, step, post) alone: a resumed run drops the same
+/// modalities as an uninterrupted one.
+#[test]
+fn resume_continues_exactly_with_modality_dropout() {
+    resume_case("resume-dropout", &["train.modality_dropout={image=0.3, text=0.3}"]);
+}
+
+fn resume_case(name: &str, extra: &[&str]) {
     let _guard = serial();
-    let dir = tmp("resume");
+    let dir = tmp(name);
     let c = corpus(&dir);
-    let cfg = config(&c, &[]);
+    let cfg = config(&c, extra);
     let straight = run_training(&cfg, &dir.join("straight"), &TrainOptions { quiet: true, ..Default::default() }).unwrap();
     assert_eq!(straight.fit.steps, 12);
     // killed after 5 steps (a checkpoint is written), then resumed
@@ -224,11 +235,14 @@ fn unreadable_image_is_an_error_or_a_counted_placeholder() {
     let cfg = config(&c, &[]);
     let err = run_training(&cfg, &dir.join("a"), &TrainOptions { quiet: true, ..Default::default() }).expect_err("must fail");
     assert!(format!("{err:#}").contains(&format!("cannot decode image {}", bad.display())), "{err:#}");
-    let cfg = config(&c, &["data.missing_image=\"placeholder\""]);
-    let s = run_training(&cfg, &dir.join("b"), &TrainOptions { quiet: true, ..Default::default() }).unwrap();
-    let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(s.run_dir.join("results.json")).unwrap()).unwrap();
-    // 2 epochs over the train split, plus each dev evaluation: the bad file is counted every time it is read
-    assert!(results["placeholder_images"].as_u64().unwrap() >= 2, "{results}");
+    for (policy, name) in [("placeholder", "reference_placeholder"), ("absent", "absent")] {
+        let cfg = config(&c, &[&format!("data.missing_image=\"{policy}\"")]);
+        let s = run_training(&cfg, &dir.join(policy), &TrainOptions { quiet: true, ..Default::default() }).unwrap();
+        let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(s.run_dir.join("results.json")).unwrap()).unwrap();
+        // 2 epochs over the train split, plus each dev evaluation: the bad file is counted every time it is read
+        assert!(results["placeholder_images"].as_u64().unwrap() >= 2, "{results}");
+        assert_eq!(results["missing_image"], name);
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -3,11 +3,14 @@
 //! the classification task and on the NER task, and prints their test scores side by side.
 //!
 //! The corpus is built so that each label needs both modalities (see `mmfuse_data::synth`):
-//! fused models should score near 100 %, unimodal ones near the documented optima.
+//! fused models should score near 100 %, unimodal ones near the documented optima. Each fused
+//! model is then scored with one modality absent ([`format_missing_table`]): trained with
+//! modality dropout (the demo configs), it falls back to the optimum of the modality it keeps.
 
 use anyhow::Result;
 use mmfuse_data::synth::{SynthConfig, generate};
 use mmfuse_models::fusion::Modality;
+use mmfuse_train::robustness::{RobustnessOptions, RobustnessReport, robustness};
 use mmfuse_train::{RunConfig, TrainOptions, run_training};
 use std::path::{Path, PathBuf};
 
@@ -19,6 +22,12 @@ pub const MUSE_TOML: &str = include_str!("../../../configs/muse-small.toml");
 pub const CLFA_TOML: &str = include_str!("../../../configs/clfa-small.toml");
 /// MIM on the synthetic word-aligned corpus.
 pub const MIM_TOML: &str = include_str!("../../../configs/mim-synthetic.toml");
+
+/// Modality dropout of the demo's fused runs (classification, NER, MIM), so that with one
+/// modality absent they fall back to what the other allows; `--set train.modality_dropout=…`
+/// replaces it.
+pub const DEMO_MODALITY_DROPOUT: [&str; 3] =
+    ["train.modality_dropout={image=0.2, text=0.2}", "train.modality_dropout={image=0.2}", "train.modality_dropout={audio=0.2, video=0.2}"];
 
 /// Demo knobs (the CLI's defaults are the full demo; tests shrink it).
 #[derive(Clone, Debug)]
@@ -38,6 +47,10 @@ pub struct DemoOptions {
     pub clfa: bool,
     /// Also train MIM and its no-UPN/KGS ablation on the synthetic word-aligned corpus.
     pub mim: bool,
+    /// Write each fused model's whole robustness report (missing modalities and corruptions,
+    /// `robustness.{json,md,png}`) into its run folder; otherwise only the missing-modality part
+    /// is computed.
+    pub robustness: bool,
 }
 
 impl Default for DemoOptions {
@@ -53,6 +66,7 @@ impl Default for DemoOptions {
             muse: false,
             clfa: false,
             mim: false,
+            robustness: false,
         }
     }
 }
@@ -69,6 +83,9 @@ pub struct DemoRow {
     pub dev: f64,
     pub seconds: f64,
     pub run_dir: PathBuf,
+    /// The fused models' scores with a modality absent (and, with `--robustness`, under
+    /// corruptions).
+    pub robustness: Option<RobustnessReport>,
 }
 
 /// Run the demo under `out_dir` (corpus in `out_dir/corpus`, runs in `out_dir/runs/...`).
@@ -100,6 +117,9 @@ pub fn run_demo(out_dir: &Path, opts: &DemoOptions) -> Result<Vec<DemoRow>> {
                 format!("model.modality=\"{name}\""),
                 format!("train.seed={}", opts.seed),
             ];
+            if modality == Modality::Fused {
+                overrides.push(DEMO_MODALITY_DROPOUT[usize::from(task == "ner")].to_string());
+            }
             overrides.extend(overrides_for(&opts.overrides, method));
             let cfg = RunConfig::from_toml_str(toml, &overrides)?;
             let run_name = if method == "concat" { format!("{task}-{name}") } else { format!("{task}-{method}") };
@@ -109,6 +129,7 @@ pub fn run_demo(out_dir: &Path, opts: &DemoOptions) -> Result<Vec<DemoRow>> {
             }
             let s = run_training(&cfg, &run_dir, &TrainOptions { quiet: opts.quiet, ..Default::default() })?;
             let get = |r: &Option<mmfuse_train::evaluate::EvalResult>| r.as_ref().and_then(|r| r.scores.get(metric).copied()).unwrap_or(f64::NAN);
+            let robustness = if modality == Modality::Fused { Some(score_robustness(&cfg, &run_dir, opts)?) } else { None };
             rows.push(DemoRow {
                 task: task.clone(),
                 method: method.into(),
@@ -118,6 +139,7 @@ pub fn run_demo(out_dir: &Path, opts: &DemoOptions) -> Result<Vec<DemoRow>> {
                 dev: get(&s.dev),
                 seconds: s.seconds,
                 run_dir,
+                robustness,
             });
         }
     }
@@ -146,7 +168,7 @@ fn run_mim_demo(out_dir: &Path, opts: &DemoOptions) -> Result<Vec<DemoRow>> {
     mmfuse_data::aligned::write_dir(&ds, &corpus)?;
     let mut rows = Vec::new();
     for (method, extra) in [("mim", vec![]), ("mim-plain", vec!["model.mim.purification=false".to_string(), "model.mim.guidance=false".to_string()])] {
-        let mut overrides = vec![format!("data.dir=\"{}\"", corpus.display()), format!("train.seed={}", opts.seed)];
+        let mut overrides = vec![format!("data.dir=\"{}\"", corpus.display()), format!("train.seed={}", opts.seed), DEMO_MODALITY_DROPOUT[2].to_string()];
         overrides.extend(extra);
         overrides.extend(overrides_for(&opts.overrides, "mim"));
         let cfg = RunConfig::from_toml_str(MIM_TOML, &overrides)?;
@@ -156,6 +178,7 @@ fn run_mim_demo(out_dir: &Path, opts: &DemoOptions) -> Result<Vec<DemoRow>> {
         }
         let s = run_training(&cfg, &run_dir, &TrainOptions { quiet: opts.quiet, ..Default::default() })?;
         let get = |r: &Option<mmfuse_train::evaluate::EvalResult>| r.as_ref().and_then(|r| r.scores.get("mae").copied()).unwrap_or(f64::NAN);
+        let robustness = if method == "mim" { Some(score_robustness(&cfg, &run_dir, opts)?) } else { None };
         rows.push(DemoRow {
             task: "mosi".into(),
             method: method.into(),
@@ -165,9 +188,51 @@ fn run_mim_demo(out_dir: &Path, opts: &DemoOptions) -> Result<Vec<DemoRow>> {
             dev: get(&s.dev),
             seconds: s.seconds,
             run_dir,
+            robustness,
         });
     }
     Ok(rows)
+}
+
+/// A fused run's robustness report on its test split: the missing-modality conditions, or with
+/// `opts.robustness` the whole report, written into the run folder.
+fn score_robustness(cfg: &RunConfig, run_dir: &Path, opts: &DemoOptions) -> Result<RobustnessReport> {
+    let device = cfg.train.device.device().map_err(anyhow::Error::msg)?;
+    let report = robustness(run_dir, &device, &RobustnessOptions { missing_only: !opts.robustness, ..Default::default() })?;
+    if opts.robustness {
+        report.write(run_dir)?;
+    }
+    Ok(report)
+}
+
+/// The fused models' test scores with all modalities and with one absent (`–`: not applicable).
+pub fn format_missing_table(rows: &[DemoRow]) -> String {
+    let cols = ["image", "text", "audio", "video"];
+    let mut s = String::from("| task     | model           | metric   |   full | image absent | text absent | audio absent | video absent |\n");
+    s.push_str("|----------|-----------------|----------|-------:|-------------:|------------:|-------------:|-------------:|\n");
+    for r in rows {
+        let Some(rep) = &r.robustness else { continue };
+        let k = if rep.lower_is_better { 1.0 } else { 100.0 };
+        let cell = |w: &str| rep.absent(w).map_or("–".to_string(), |v| format!("{:.2}", k * v));
+        s.push_str(&format!("| {:<8} | {:<15} | {:<8} | {:>6.2} |", r.task, model_name(r), r.metric, k * rep.full()));
+        for (c, width) in cols.iter().zip([12, 11, 12, 12]) {
+            s.push_str(&format!(" {:>width$} |", cell(c)));
+        }
+        s.push('\n');
+    }
+    s
+}
+
+fn model_name(r: &DemoRow) -> &'static str {
+    match (r.method.as_str(), r.modality) {
+        ("muse", _) => "muse",
+        ("clfa", _) => "clfa",
+        ("mim", _) => "mim",
+        ("mim-plain", _) => "mim w/o UPN,KGS",
+        (_, Modality::Text) => "text-only",
+        (_, Modality::Image) => "image-only",
+        (_, Modality::Fused) => "fused",
+    }
 }
 
 /// The table `mmfuse demo` prints.
@@ -176,15 +241,7 @@ pub fn format_table(rows: &[DemoRow]) -> String {
     s.push_str("| task     | model           | metric   |    dev |   test | time (s) |\n");
     s.push_str("|----------|-----------------|----------|-------:|-------:|---------:|\n");
     for r in rows {
-        let model = match (r.method.as_str(), r.modality) {
-            ("muse", _) => "muse",
-            ("clfa", _) => "clfa",
-            ("mim", _) => "mim",
-            ("mim-plain", _) => "mim w/o UPN,KGS",
-            (_, Modality::Text) => "text-only",
-            (_, Modality::Image) => "image-only",
-            (_, Modality::Fused) => "fused",
-        };
+        let model = model_name(r);
         // accuracies and F1 in %, MAE as is (lower is better)
         let k = if r.metric == "mae" { 1.0 } else { 100.0 };
         s.push_str(&format!("| {:<8} | {:<15} | {:<8} | {:>6.2} | {:>6.2} | {:>8.1} |\n", r.task, model, r.metric, k * r.dev, k * r.test, r.seconds));

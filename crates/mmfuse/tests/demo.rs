@@ -60,6 +60,7 @@ fn muse_and_clfa_beat_both_unimodal_models() {
         muse: true,
         clfa: true,
         mim: false,
+        robustness: false,
     };
     let rows = run_demo(&out, &opts).expect("demo runs");
     eprintln!("{}", format_table(&rows));

@@ -6,11 +6,15 @@
 //! - classification: `[masked_mean(text) ; mean(image tokens)]` → MLP → classes;
 //! - tagging: each text token `[h_t ; mean(image tokens)]` → MLP → tag scores.
 //!
+//! An absent modality (see [`Batch::present`]): its pooled vector is zero in the concatenation
+//! (the image vector of every token, for tagging), so the head reads the present modality only;
+//! trained with modality dropout, the head learns that zero means "not there".
+//!
 //! The unimodal variants drop one side: text-only uses the text features alone; image-only
 //! uses the pooled image, and for tagging also the token *positions* (never the token ids), so
 //! it can place tags by position but cannot read the words.
 
-use crate::batch::Batch;
+use crate::batch::{Batch, zero_absent_rows};
 use crate::encoders::{ImageEncoder, ImageEncoderConfig, TextEncoder, TextEncoderConfig};
 use crate::heads::scores::{task_loss, task_predict};
 use crate::heads::{Crf, CrfConfig, MlpHead, MlpHeadConfig};
@@ -114,7 +118,7 @@ impl ConcatFusionConfig {
 
 impl ConcatFusion {
     fn image_vector(&self, batch: &Batch) -> Option<Tensor<2>> {
-        self.image.as_ref().map(|enc| enc.forward(batch.images.clone()).mean_dim(1).squeeze_dim::<2>(1))
+        self.image.as_ref().map(|enc| zero_absent_rows(enc.forward(batch.images.clone()).mean_dim(1).squeeze_dim::<2>(1), batch.image_present()))
     }
 
     /// The text side's token features `[B, L, d]`: the text encoder's output (which an
@@ -138,7 +142,7 @@ impl ConcatFusion {
         let (tokens, image) = join_streams(&batch.ids.device(), || self.text_tokens(batch), || self.image_vector(batch));
         match self.task {
             TaskKind::Classify { .. } => {
-                let text = tokens.map(|t| masked_mean(t, batch.mask.clone()));
+                let text = tokens.map(|t| zero_absent_rows(masked_mean(t, batch.mask.clone()), batch.text_present()));
                 let feats = match (text, image) {
                     (Some(t), Some(i)) => Tensor::cat(vec![t, i], 1),
                     (Some(t), None) => t,

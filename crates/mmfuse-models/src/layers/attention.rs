@@ -58,14 +58,18 @@ impl MaskedAttention {
         let v = self.value.forward(kv).reshape([b, lk, h, dk]).swap_dims(1, 2);
         let scores = q.matmul(k.transpose()); // [B, H, Lq, Lk]
         // additive bias: 0 at real keys, MASK_BIAS at padding
-        let mut bias = key_mask.float().neg().add_scalar(1.0).mul_scalar(MASK_BIAS);
+        let real = key_mask.float();
+        let any_key = real.clone().max_dim(1).reshape([b, 1, 1]).expand([b, lq, d]);
+        let mut bias = real.neg().add_scalar(1.0).mul_scalar(MASK_BIAS);
         if let Some(kb) = key_bias {
             assert_eq!(kb.dims(), [b, lk], "attention: key bias {:?} for keys {:?}", kb.dims(), [b, lk]);
             bias = bias + kb;
         }
         let weights = attention_softmax(scores, 1.0 / (dk as f64).sqrt(), bias);
         let ctx = self.dropout.forward(weights.clone()).matmul(v).swap_dims(1, 2).reshape([b, lq, d]);
-        (self.output.forward(ctx), weights)
+        // a sample with no real key (an absent stream) attends to nothing: its output is zero,
+        // not an average over padding
+        (self.output.forward(ctx) * any_key, weights)
     }
 }
 

@@ -2,7 +2,7 @@
 
 use super::Global;
 use anyhow::Result;
-use mmfuse::demo::{DemoOptions, format_table, run_demo};
+use mmfuse::demo::{DemoOptions, format_missing_table, format_table, run_demo};
 use std::path::PathBuf;
 
 /// Generate the synthetic corpus, train text-only, image-only and fused models, print their
@@ -34,6 +34,10 @@ pub struct Args {
     /// (sentiment regression, MAE; about 3 minutes).
     #[arg(long)]
     mim: bool,
+    /// Write each fused model's whole robustness report (missing modalities, image and text
+    /// corruptions at three severities: robustness.{md,json,png}) into its run folder.
+    #[arg(long)]
+    robustness: bool,
 }
 
 pub fn run(a: Args, g: &Global) -> Result<()> {
@@ -49,11 +53,13 @@ pub fn run(a: Args, g: &Global) -> Result<()> {
         muse: a.muse,
         clfa: a.clfa,
         mim: a.mim,
+        robustness: a.robustness,
         ..Default::default()
     };
     let start = std::time::Instant::now();
     let rows = run_demo(&out, &opts)?;
     println!("{}", format_table(&rows));
+    println!("The fused models with one modality absent (test):\n\n{}", format_missing_table(&rows));
     println!("corpus and runs in {} ({:.0} s in all)", out.display(), start.elapsed().as_secs_f64());
     Ok(())
 }

@@ -30,8 +30,10 @@ pub struct Global {
     /// No progress bars; only warnings and results.
     #[arg(long, short, global = true)]
     pub quiet: bool,
-    /// Missing or unreadable images: `error` (default: stop, naming the file) or `placeholder`
-    /// (a grey image, counted and reported at the end). Same as --set data.missing_image=….
+    /// Missing or unreadable images: `error` (default: stop, naming the file), `absent` (the
+    /// post has no image; the model is told so) or `reference_placeholder` (a grey image the
+    /// model takes for a real one, as the reference code does); fallbacks are counted and
+    /// reported. Same as --set data.missing_image=….
     #[arg(long, global = true)]
     pub missing_image: Option<MissingImage>,
 }
@@ -42,7 +44,7 @@ impl Global {
     pub fn overrides(&self) -> Vec<String> {
         let mut o: Vec<String> = self.device.as_ref().map(|d| format!("train.device=\"{d}\"")).into_iter().collect();
         if let Some(m) = self.missing_image {
-            o.push(format!("data.missing_image=\"{}\"", if m == MissingImage::Placeholder { "placeholder" } else { "error" }));
+            o.push(format!("data.missing_image=\"{}\"", m.name()));
         }
         o
     }

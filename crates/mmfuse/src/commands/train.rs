@@ -27,7 +27,7 @@ pub fn run(a: Args, g: &Global) -> Result<()> {
     set.extend(g.overrides());
     let cfg = RunConfig::load(&a.config, &set)?;
     let out = a.out;
-    let s = run_training(&cfg, &out, &TrainOptions { resume: a.resume, quiet: g.quiet, stop_after: None })
+    let s = run_training(&cfg, &out, &TrainOptions { resume: a.resume, quiet: g.quiet, ..Default::default() })
         .with_context(|| format!("training run {}", out.display()))?;
     println!("best dev {} = {:.4} at step {}", cfg.select_metric(), s.fit.best_metric.unwrap_or(f64::NAN), s.fit.best_step);
     if let Ok(r) = std::fs::read_to_string(out.join("results.json"))

@@ -6,7 +6,8 @@
 //! (no equation number in our sources).
 
 use crate::heads::losses::cross_entropy;
-use burn::tensor::{Int, Tensor};
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Int, Tensor, TensorData};
 
 /// Rows of `x` `[B, P]` scaled to unit L2 norm (a zero row stays zero).
 pub fn l2_normalise(x: Tensor<2>) -> Tensor<2> {
@@ -30,6 +31,27 @@ pub fn info_nce(student: Tensor<2>, teacher: Tensor<2>, tau: f64) -> Tensor<1> {
     let s2t = cross_entropy(logits.clone(), targets.clone());
     let t2s = cross_entropy(logits.transpose(), targets); // c_i · f_j / τ
     (s2t + t2s).mul_scalar(0.5)
+}
+
+/// [`info_nce`] over the posts that have the modality (`present` `[B]` of 1.0 / 0.0): an absent
+/// post is neither an anchor nor a negative. With every post present it equals [`info_nce`].
+pub fn info_nce_present(student: Tensor<2>, teacher: Tensor<2>, tau: f64, present: Tensor<1>) -> Tensor<1> {
+    let [b, p] = student.dims();
+    assert_eq!(teacher.dims(), [b, p], "info_nce: student {:?} and teacher {:?} shapes differ", [b, p], teacher.dims());
+    assert!(tau > 0.0, "info_nce: temperature must be positive, got {tau}");
+    let device = student.device();
+    let f = l2_normalise(student);
+    let c = l2_normalise(teacher.detach());
+    // absent posts' columns get the attention mask's bias: exp(·) is exactly 0 in f32
+    let column_bias = present.clone().neg().add_scalar(1.0).mul_scalar(crate::layers::attention::MASK_BIAS).reshape([1, b]).expand([b, b]);
+    let logits = f.matmul(c.transpose()).div_scalar(tau);
+    let eye = Tensor::<2>::from_data(TensorData::new((0..b * b).map(|k| if k / b == k % b { 1.0f32 } else { 0.0 }).collect::<Vec<_>>(), [b, b]), &device);
+    let n = present.clone().sum().clamp_min(1.0);
+    let side = |l: Tensor<2>| -> Tensor<1> {
+        let nll = (log_softmax(l + column_bias.clone(), 1) * eye.clone()).sum_dim(1).reshape([b]).neg(); // −log p(i | i)
+        (nll * present.clone()).sum() / n.clone()
+    };
+    (side(logits.clone()) + side(logits.transpose())).mul_scalar(0.5)
 }
 
 #[cfg(test)]
@@ -105,6 +127,24 @@ mod tests {
         // at τ = 0.1 the perfect teacher's loss is ln(1 + 3e^{-10}) ≈ 1.36e-4
         let got = info_nce(t2(&v, b, p, &d), t2(&v, b, p, &d), 0.1).into_scalar::<f32>() as f64;
         assert!(got < 2e-4, "{got}");
+    }
+
+    /// Restricted to the present posts, the loss is the plain loss of those posts alone; with
+    /// every post present it is the plain loss.
+    #[test]
+    fn absent_posts_are_neither_anchors_nor_negatives() {
+        let d = Device::flex();
+        let s = [1.0, 2.0, 0.5, -1.0, 0.5, 2.0, 0.3, -0.7, 1.1, 5.0, -5.0, 5.0];
+        let t = [0.9, 1.5, 0.0, -0.2, 1.0, 1.0, 1.0, -1.0, 0.4, -3.0, 3.0, 0.0];
+        let flags = |v: &[f32]| Tensor::<1>::from_data(TensorData::new(v.to_vec(), [v.len()]), &d);
+        let all = info_nce_present(t2(&s, 4, 3, &d), t2(&t, 4, 3, &d), 0.2, flags(&[1.0; 4])).into_scalar::<f32>() as f64;
+        assert!((all - reference(&s, &t, 4, 3, 0.2)).abs() < 1e-4, "all present: {all}");
+        // post 1 absent: the loss of posts 0, 2, 3
+        let keep = |v: &[f64]| [&v[0..3], &v[6..12]].concat();
+        let want = reference(&keep(&s), &keep(&t), 3, 3, 0.2);
+        let got = info_nce_present(t2(&s, 4, 3, &d), t2(&t, 4, 3, &d), 0.2, flags(&[1.0, 0.0, 1.0, 1.0])).into_scalar::<f32>() as f64;
+        assert!((got - want).abs() < 1e-4, "post 1 absent: {got}, want {want}");
+        assert!((got - all).abs() > 1e-3, "the absent post changed nothing: the mask is not applied");
     }
 
     #[test]

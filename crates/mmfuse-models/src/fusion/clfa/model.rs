@@ -19,10 +19,18 @@
 //!   image attends to the text; their (masked) means concatenated → head.
 //!
 //! Head: Linear(→d) → ReLU → dropout → Linear(d→classes).
+//!
+//! An absent modality (see [`Batch::present`]): an absent image's tokens are masked keys, so
+//! the text's cross-attention to it adds nothing (an attention without real keys outputs zero)
+//! and the fused vector is the text path's; in `ConcatMean` / `CoAttention` the absent side's
+//! mean is zero. A post without its text has no queries for the cross encoder: its fused vector
+//! falls back to the mean of its image tokens (the same width d; the head learns both under
+//! modality dropout); in `ConcatMean` / `CoAttention` the text mean is zero and the image does
+//! not attend to the absent text. Each alignment loss counts the posts that have its modality.
 
-use super::alignment::info_nce;
+use super::alignment::{info_nce, info_nce_present};
 use super::cross_encoder::{CrossEncoder, CrossEncoderConfig, CrossEncoderLayer};
-use crate::batch::{Batch, Targets};
+use crate::batch::{Batch, Targets, zero_absent_rows};
 use crate::encoders::{ImageEncoder, ImageEncoderConfig, TextEncoder, TextEncoderConfig};
 use crate::heads::losses::cross_entropy;
 use crate::layers::masked_mean;
@@ -235,7 +243,9 @@ impl Clfa {
     pub fn fuse_and_classify(&self, t: Tensor<3>, i: Tensor<3>, batch: &Batch) -> Tensor<2> {
         let text_mask = batch.mask.clone();
         let [b, n, d] = i.dims();
-        let image_mask = Tensor::<2, Bool>::full([b, n], true, &i.device());
+        let image_mask = batch.image_token_mask(n);
+        let image_mean = |x: Tensor<3>| zero_absent_rows(x.mean_dim(1).reshape([b, d]), batch.image_present());
+        let text_mean = |x: Tensor<3>| zero_absent_rows(masked_mean(x, text_mask.clone()), batch.text_present());
         let feats = match self.settings.fuser {
             Fuser::CrossAttention => {
                 let cross = self.cross.as_ref().expect("cross encoder");
@@ -245,18 +255,27 @@ impl Clfa {
                     (self.text.forward(ids, mask.clone()), mask)
                 });
                 let bias = batch.lexicon.clone().map(|w| w.mul_scalar(self.settings.lexicon_weight));
+                let image_tokens = batch.text_present().map(|_| i.clone().mean_dim(1).reshape([b, d]));
                 let x = cross.forward_full(t, text_mask.clone(), i, image_mask, ocr, bias);
-                match self.settings.pooling {
+                let pooled = match self.settings.pooling {
                     Pooling::Cls => x.slice([0..b, 0..1, 0..d]).reshape([b, d]).tanh(),
                     Pooling::Mean => masked_mean(x, text_mask),
                     Pooling::Max => masked_max(x, text_mask),
+                };
+                // a post without its text: the mean of its image tokens
+                match (batch.text_present(), image_tokens) {
+                    (Some(p), Some(img)) => {
+                        let p = p.reshape([b, 1]).expand([b, d]);
+                        pooled * p.clone() + img * p.neg().add_scalar(1.0)
+                    }
+                    _ => pooled,
                 }
             }
-            Fuser::ConcatMean => Tensor::cat(vec![masked_mean(t, text_mask), i.mean_dim(1).reshape([b, d])], 1),
+            Fuser::ConcatMean => Tensor::cat(vec![text_mean(t), image_mean(i)], 1),
             Fuser::CoAttention => {
                 let ct = self.co_text.as_ref().expect("co-attention layer").forward(t.clone(), text_mask.clone(), i.clone(), image_mask.clone());
-                let ci = self.co_image.as_ref().expect("co-attention layer").forward(i, image_mask, t, text_mask.clone());
-                Tensor::cat(vec![masked_mean(ct, text_mask), ci.mean_dim(1).reshape([b, d])], 1)
+                let ci = self.co_image.as_ref().expect("co-attention layer").forward(i, image_mask, t, batch.fusion_text_mask());
+                Tensor::cat(vec![text_mean(ct), image_mean(ci)], 1)
             }
         };
         self.head.forward(feats)
@@ -286,7 +305,11 @@ impl Clfa {
         let want = ft.dims();
         assert!(ct.dims() == want && ci.dims() == want, "CLFA: teacher embeddings {:?} / {:?} do not match [batch, d_proj] = {want:?}", ct.dims(), ci.dims());
         let tau = self.settings.tau;
-        Some(info_nce(ft, ct, tau) + info_nce(fi, ci, tau))
+        // each side over the posts that have that modality
+        Some(match &batch.present {
+            None => info_nce(ft, ct, tau) + info_nce(fi, ci, tau),
+            Some(p) => info_nce_present(ft, ct, tau, p.text.clone()) + info_nce_present(fi, ci, tau, p.image.clone()),
+        })
     }
 }
 

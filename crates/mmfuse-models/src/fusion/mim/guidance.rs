@@ -12,7 +12,8 @@
 //!   (the number of modalities); the modality with the lowest purified loss gets the largest.
 //! - [`inter_modal`]: the dominant modality `t` (lowest `L^p`) teaches the others over the feature
 //!   dimensions of the purified vectors: `0.5·(10·α_t)²·Σ_{k≠t} KL(softmax(sg(p_t)) ‖ softmax(p_k))`
-//!   (KL averaged over the batch).
+//!   (KL averaged over the batch). With absent modalities (`present`), a segment's KL counts only
+//!   where both the teacher and the student modality are there.
 
 use burn::tensor::Tensor;
 use burn::tensor::activation::{log_softmax, softmax};
@@ -24,8 +25,10 @@ pub fn intra_modal(y_purified: Tensor<1>, y_unpurified: Tensor<1>, purified_bett
 }
 
 /// Inter-modal guidance from the purified vectors `[B, d]` of each modality and their purified
-/// losses; `scale` is the 10 of the formula. Returns the loss and the teacher's index.
-pub fn inter_modal(purified: &[Tensor<2>], purified_losses: &[f64], scale: f64) -> (Tensor<1>, usize) {
+/// losses; `scale` is the 10 of the formula; `present` (per modality, 1.0 / 0.0 per segment
+/// `[B]`) leaves out the segments where the teacher or the student is absent. Returns the loss and
+/// the teacher's index.
+pub fn inter_modal(purified: &[Tensor<2>], purified_losses: &[f64], scale: f64, present: Option<&[Tensor<1>]>) -> (Tensor<1>, usize) {
     let alpha = kd_weights(purified_losses);
     let teacher = (0..purified_losses.len()).min_by(|&a, &b| purified_losses[a].total_cmp(&purified_losses[b])).unwrap_or(0);
     let target = purified[teacher].clone().detach();
@@ -37,7 +40,14 @@ pub fn inter_modal(purified: &[Tensor<2>], purified_losses: &[f64], scale: f64) 
         if k == teacher {
             continue;
         }
-        let kl = (p_t.clone() * (log_p_t.clone() - log_softmax(p.clone(), 1))).sum().div_scalar(b as f64);
+        let rows = p_t.clone() * (log_p_t.clone() - log_softmax(p.clone(), 1));
+        let kl = match present {
+            None => rows.sum().div_scalar(b as f64),
+            Some(pr) => {
+                let w = pr[teacher].clone() * pr[k].clone(); // [B]
+                (rows.sum_dim(1).reshape([b]) * w).sum().div_scalar(b as f64)
+            }
+        };
         total = Some(match total {
             Some(t) => t + kl,
             None => kl,
@@ -88,7 +98,7 @@ mod tests {
         // teacher = modality 1 (lowest loss); p = softmax([0, ln 3]) = (1/4, 3/4)
         let vecs = [t(vec![0.0, 0.0]), t(vec![0.0, 3f32.ln()]), t(vec![0.0, 1f32.ln()])];
         let losses = [2.0, 1.0, 3.0];
-        let (loss, teacher) = inter_modal(&vecs, &losses, 10.0);
+        let (loss, teacher) = inter_modal(&vecs, &losses, 10.0, None);
         assert_eq!(teacher, 1);
         let p = [0.25f64, 0.75];
         // both students are uniform: KL = Σ p ln(p / 0.5)

@@ -9,6 +9,12 @@
 //! `purification = false` removes the UPN (the fusion reads the unpurified vectors) and
 //! `guidance = false` removes KGS (no intra/inter terms): the ablations of the paper.
 //!
+//! An absent audio or video (see [`AlignedBatch::present`]): the modality has no real step, so
+//! its encoder attends to nothing, its gates are closed (keep mask 0 everywhere) and its pooled
+//! vectors are zero; the fusion falls back to the present modalities (`multiply`: the absent
+//! vector is replaced by ones, the identity of `⊙`; `add` / `concat`: it stays zero); its own
+//! losses skip the segment, and it neither teaches nor learns from the others in KGS.
+//!
 //! Paper: MIM, Multimodal Information Modulation (Zeng, Mai, Yan & Hu, IEEE TMM 2023, doi:10.1109/tmm.2023.3293335);
 //! shared/METHODS.md §3 "Heads" and "KGS" (two optimiser steps per batch); no section or equation numbers in our
 //! sources.
@@ -163,6 +169,9 @@ pub struct MimForward {
     pub masks: Option<[Tensor<2>; 3]>,
     /// Mean L0 penalty over modalities (0 without UPN).
     pub penalty: Tensor<1>,
+    /// Per modality (text, audio, video), 1.0 / 0.0 per segment whether it is there `[B]`;
+    /// `None`: all are.
+    pub present: Option<[Tensor<1>; 3]>,
 }
 
 /// The losses of one batch, with host copies of the parts for logging.
@@ -182,6 +191,21 @@ fn l1(y: Tensor<1>, target: Tensor<1>) -> Tensor<1> {
     (y - target).abs().mean()
 }
 
+/// L1 over the segments that have the modality (`present` `[B]` of 1.0 / 0.0; `None`: all).
+fn l1_present(y: Tensor<1>, target: Tensor<1>, present: Option<&Tensor<1>>) -> Tensor<1> {
+    match present {
+        None => l1(y, target),
+        Some(p) => ((y - target).abs() * p.clone()).sum() / p.clone().sum().clamp_min(1.0),
+    }
+}
+
+/// `x` `[B, d]` with the rows of absent segments replaced by ones (the identity of `⊙`).
+fn ones_where_absent(x: Tensor<2>, present: &Tensor<1>) -> Tensor<2> {
+    let [b, d] = x.dims();
+    let p = present.clone().reshape([b, 1]).expand([b, d]);
+    x * p.clone() + p.neg().add_scalar(1.0)
+}
+
 /// Mean over the real steps of `relu(x)` `[B, T, d]` → `[B, d]`.
 fn pool(x: Tensor<3>, realf: Tensor<2>, count: Tensor<2>) -> Tensor<2> {
     (relu(x) * realf.unsqueeze_dim::<3>(2)).sum_dim(1).squeeze_dim::<2>(1) / count
@@ -199,43 +223,60 @@ impl Mim {
         let real = steps_mask(batch.mask.clone());
         let [b, l, da] = batch.audio.dims();
         let dv = batch.video.dims()[2];
+        // per modality, its real steps: an absent audio or video has none
+        let present = batch.present.as_ref().map(|p| [Tensor::<1>::ones([b], &p.audio.device()), p.audio.clone(), p.video.clone()]);
+        let real_m: [Tensor<2, Bool>; 3] = match &present {
+            None => [real.clone(), real.clone(), real.clone()],
+            Some(p) => {
+                let t = l - 1;
+                let with = |p: &Tensor<1>| real.clone().bool_and(p.clone().greater_elem(0.5).reshape([b, 1]).expand([b, t]));
+                [real.clone(), with(&p[1]), with(&p[2])]
+            }
+        };
         let xs = [
             self.text.forward(batch.ids.clone(), batch.mask.clone()),
-            self.audio.forward(batch.audio.clone().slice([0..b, 1..l, 0..da]), real.clone()),
-            self.video.forward(batch.video.clone().slice([0..b, 1..l, 0..dv]), real.clone()),
+            self.audio.forward(batch.audio.clone().slice([0..b, 1..l, 0..da]), real_m[1].clone()),
+            self.video.forward(batch.video.clone().slice([0..b, 1..l, 0..dv]), real_m[2].clone()),
         ];
-        let realf = real.clone().float();
-        let count = realf.clone().sum_dim(1).clamp_min(1.0); // [B, 1]
-        let unpurified = xs.clone().map(|x| pool(x, realf.clone(), count.clone()));
+        let realf_m: [Tensor<2>; 3] = match &present {
+            None => {
+                let f = real.clone().float();
+                [f.clone(), f.clone(), f]
+            }
+            Some(_) => real_m.clone().map(|r| r.float()),
+        };
+        let count_m = realf_m.clone().map(|f| f.sum_dim(1).clamp_min(1.0)); // [B, 1] each
+        let unpurified = [0, 1, 2].map(|m| pool(xs[m].clone(), realf_m[m].clone(), count_m[m].clone()));
         let (purified, masks, penalty) = match &self.upn {
             Some(upn) => {
                 let units = [&upn.text, &upn.audio, &upn.video];
                 let mut masks = Vec::with_capacity(3);
-                let mut penalty = Tensor::<1>::zeros([1], &realf.device());
+                let mut penalty = Tensor::<1>::zeros([1], &real.device());
                 let mut purified = Vec::with_capacity(3);
-                for (x, u) in xs.iter().zip(units) {
-                    let p = u.forward(x.clone(), real.clone(), training);
-                    penalty = penalty + u.penalty(p.logits.clone(), real.clone());
-                    purified.push(pool(x.clone() * p.mask.clone().unsqueeze_dim::<3>(2), realf.clone(), count.clone()));
+                for (m, (x, u)) in xs.iter().zip(units).enumerate() {
+                    let p = u.forward(x.clone(), real_m[m].clone(), training);
+                    penalty = penalty + u.penalty(p.logits.clone(), real_m[m].clone());
+                    purified.push(pool(x.clone() * p.mask.clone().unsqueeze_dim::<3>(2), realf_m[m].clone(), count_m[m].clone()));
                     masks.push(p.mask);
                 }
                 let to3 = |v: Vec<Tensor<2>>| -> [Tensor<2>; 3] { v.try_into().expect("three modalities") };
                 (to3(purified), Some(to3(masks)), penalty.div_scalar(3.0))
             }
-            None => (unpurified.clone(), None, Tensor::zeros([1], &realf.device())),
+            None => (unpurified.clone(), None, Tensor::zeros([1], &real.device())),
         };
         let heads = [&self.head_text, &self.head_audio, &self.head_video];
         let predict = |v: &[Tensor<2>; 3]| -> [Tensor<1>; 3] { [0, 1, 2].map(|m| heads[m].forward(v[m].clone()).reshape([b])) };
         let y_unpurified = predict(&unpurified);
         let y_purified = predict(&purified);
         let [t, a, v] = purified.clone();
-        let fused = match self.settings.fusion {
-            MimFusion::Multiply => t * a * v,
-            MimFusion::Add => t + a + v,
-            MimFusion::Concat => Tensor::cat(vec![t, a, v], 1),
+        let fused = match (self.settings.fusion, &present) {
+            (MimFusion::Multiply, None) => t * a * v,
+            (MimFusion::Multiply, Some(p)) => t * ones_where_absent(a, &p[1]) * ones_where_absent(v, &p[2]),
+            (MimFusion::Add, _) => t + a + v,
+            (MimFusion::Concat, _) => Tensor::cat(vec![t, a, v], 1),
         };
         let y = self.fusion_out.forward(tanh(self.fusion_hidden.forward(fused))).reshape([b]);
-        MimForward { unpurified, purified, y_unpurified, y_purified, y, masks, penalty }
+        MimForward { unpurified, purified, y_unpurified, y_purified, y, masks, penalty, present }
     }
 
     /// Predicted sentiment per sample (deterministic gates unless `stochastic_eval`).
@@ -261,20 +302,21 @@ impl Mim {
     pub fn losses(&self, batch: &AlignedBatch) -> MimLosses {
         let y = batch.labels.clone().expect("MIM losses need labels");
         let f = self.forward(batch, true);
-        let lu: Vec<Tensor<1>> = f.y_unpurified.iter().map(|p| l1(p.clone(), y.clone())).collect();
+        let pres = |m: usize| f.present.as_ref().map(|p| &p[m]);
+        let lu: Vec<Tensor<1>> = f.y_unpurified.iter().enumerate().map(|(m, p)| l1_present(p.clone(), y.clone(), pres(m))).collect();
         let task = l1(f.y.clone(), y.clone());
         let task_v = task.clone().into_scalar::<f32>() as f64;
         let mut main = task + lu[0].clone() + lu[1].clone() + lu[2].clone();
         let mut teacher = None;
         let upn = self.upn.as_ref().map(|_| {
-            let lp: Vec<Tensor<1>> = f.y_purified.iter().map(|p| l1(p.clone(), y.clone())).collect();
+            let lp: Vec<Tensor<1>> = f.y_purified.iter().enumerate().map(|(m, p)| l1_present(p.clone(), y.clone(), pres(m))).collect();
             if self.settings.guidance {
                 let lpv: Vec<f64> = lp.iter().map(|t| t.clone().into_scalar::<f32>() as f64).collect();
                 let luv: Vec<f64> = lu.iter().map(|t| t.clone().into_scalar::<f32>() as f64).collect();
                 for m in 0..3 {
                     main = main.clone() + intra_modal(f.y_purified[m].clone(), f.y_unpurified[m].clone(), lpv[m] < luv[m]);
                 }
-                let (inter, t) = inter_modal(&f.purified, &lpv, self.settings.kd_scale);
+                let (inter, t) = inter_modal(&f.purified, &lpv, self.settings.kd_scale, f.present.as_ref().map(|p| p.as_slice()));
                 main = main.clone() + inter;
                 teacher = Some(t);
             }
@@ -290,7 +332,7 @@ impl Mim {
         self.upn.as_ref()?;
         let y = batch.labels.clone().expect("MIM losses need labels");
         let f = self.forward(batch, true);
-        let lp: Vec<Tensor<1>> = f.y_purified.iter().map(|p| l1(p.clone(), y.clone())).collect();
+        let lp: Vec<Tensor<1>> = f.y_purified.iter().enumerate().map(|(m, p)| l1_present(p.clone(), y.clone(), f.present.as_ref().map(|p| &p[m]))).collect();
         Some(self.upn_objective(&f, &lp))
     }
 

@@ -13,7 +13,10 @@
 //!    `replace`, the mean itself); both means are taken before either stream changes.
 //!
 //! Everything is vectorised over the batch (ranks by a double `argsort`), padding is masked in
-//! attention, selection and means. `reference_compat` reproduces the released code instead: no
+//! attention, selection and means. An absent stream (a post without its image, or its text) is
+//! a stream whose tokens are all masked but `[CLS]`: no token of it is selected, and a stream
+//! receives nothing when the other one has no real token, so nothing is exchanged to or from
+//! an absent stream. `reference_compat` reproduces the released code instead: no
 //! masks anywhere, and means over all tokens including `[CLS]` and padding.
 //!
 //! Paper: MuSE, "Exchanging-based Multimodal Fusion with Transformer" (arXiv 2309.02190), CrossTransformer as in §4.2
@@ -188,8 +191,11 @@ pub fn exchange(
     };
     let mean_t = mean_over(&text, &cand_t); // [B, 1, d]
     let mean_i = mean_over(&image, &cand_i);
-    let sel_t = select_low_attention(text_attn, cand_t, ratio).unsqueeze_dim::<3>(2); // [B, L, 1]
-    let sel_i = select_low_attention(image_attn, cand_i, ratio).unsqueeze_dim::<3>(2);
+    // a stream only receives when the other one has real tokens (an absent stream has none)
+    let has = |c: &Tensor<2, Bool>| c.clone().float().sum_dim(1).greater_elem(0.0).float(); // [B, 1]
+    let (has_t, has_i) = (has(&cand_t), has(&cand_i));
+    let sel_t = (select_low_attention(text_attn, cand_t, ratio) * has_i).unsqueeze_dim::<3>(2); // [B, L, 1]
+    let sel_i = (select_low_attention(image_attn, cand_i, ratio) * has_t).unsqueeze_dim::<3>(2);
     let [_, lt, d] = text.dims();
     let [_, li, _] = image.dims();
     let upd = |x: Tensor<3>, sel: Tensor<3>, other_mean: Tensor<3>, l: usize| {
@@ -305,6 +311,38 @@ mod tests {
         let (t, i) = exchange(text, ta, tm, image, ia, im, 0.5, false, true);
         assert_eq!(t.into_data().try_to_vec::<f32>().unwrap(), vec![100.0, 1.0, 2.0, 68.0, 69.0]);
         assert_eq!(i.into_data().try_to_vec::<f32>().unwrap(), vec![200.0, 32.0, 42.0, 30.0]);
+    }
+
+    /// An absent stream (every token masked, only its `[CLS]` real) takes no part in the
+    /// exchange: no token of it is selected, and the other stream receives nothing from it. The
+    /// same batch's post with both modalities exchanges as in the hand case above.
+    #[test]
+    fn an_absent_stream_exchanges_nothing() {
+        let dev = Device::flex();
+        let text = t3([100.0, 1.0, 2.0, 3.0, 4.0].repeat(2), [2, 5, 1], &dev);
+        let ta = t2([0.5, 0.1, 0.3, 0.05, 0.05].repeat(2), [2, 5], &dev);
+        let tm = m2([true, true, true, true, false].repeat(2), [2, 5], &dev);
+        let image = t3([200.0, 10.0, 20.0, 30.0].repeat(2), [2, 4, 1], &dev);
+        let ia = t2([0.4, 0.2, 0.1, 0.3].repeat(2), [2, 4], &dev);
+        // post 1 has no image
+        let im = m2(vec![true, true, true, true, true, false, false, false], [2, 4], &dev);
+        for replace in [false, true] {
+            let (t, i) = exchange(text.clone(), ta.clone(), tm.clone(), image.clone(), ia.clone(), im.clone(), 0.5, replace, false);
+            let (t, i) = (t.into_data().try_to_vec::<f32>().unwrap(), i.into_data().try_to_vec::<f32>().unwrap());
+            let with_image: &[f32] = if replace { &[100.0, 20.0, 2.0, 20.0, 4.0] } else { &[100.0, 21.0, 2.0, 23.0, 4.0] };
+            assert_eq!(&t[..5], with_image);
+            assert_eq!(&t[5..], &[100.0, 1.0, 2.0, 3.0, 4.0], "the text of the post without an image received something (replace = {replace})");
+            assert_eq!(&i[4..], &[200.0, 10.0, 20.0, 30.0], "the absent image stream was changed (replace = {replace})");
+            if !replace {
+                assert_eq!(&i[..4], &[200.0, 12.0, 22.0, 30.0]);
+            }
+        }
+        // the same with the text absent: the image stream receives nothing
+        let tm_absent = m2([true, true, true, true, false, true, false, false, false, false].to_vec(), [2, 5], &dev);
+        let im_all = m2(vec![true; 8], [2, 4], &dev);
+        let (t, i) = exchange(text, ta, tm_absent, image, ia, im_all, 0.5, false, false);
+        assert_eq!(&i.into_data().try_to_vec::<f32>().unwrap()[4..], &[200.0, 10.0, 20.0, 30.0]);
+        assert_eq!(&t.into_data().try_to_vec::<f32>().unwrap()[5..], &[100.0, 1.0, 2.0, 3.0, 4.0]);
     }
 
     /// With 64 tokens and θ = 0.1, 7 are selected (the reference's quantile rule); padding is

@@ -19,6 +19,11 @@
 //! - the [`PixelCnnPp`] (text→image, L_ti) models the post's image at 32×32 in [−1, 1],
 //!   conditioned on the masked mean of the text tokens.
 //!
+//! An absent modality (see [`Batch::present`]): its stream enters the CrossTransformer with every
+//! token masked but its `[CLS]`, so it is hidden from attention and from the exchange (nothing
+//! is exchanged to or from it) and its `[CLS]` stays the learned "absent" state of that stream;
+//! L_it skips posts without an image, L_ti posts without an image or a text.
+//!
 //! `L = L_task + caption_weight · L_it + pixelcnn_weight · L_ti`, with L_it the mean token
 //! cross-entropy (+ attention penalty) and L_ti the PixelCNN++ NLL in nats per sub-pixel
 //! (the reference divides its sums by 64 and by 32·32 and weighs them by 1e-3 or 1e-4).
@@ -36,7 +41,7 @@ use burn::module::Module;
 use burn::nn::Relu;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
-use burn::tensor::{Bool, Device, Distribution, Tensor};
+use burn::tensor::{Device, Distribution, Tensor};
 use mmfuse_kernels::join_streams;
 use mmfuse_kernels::{Dropout, DropoutConfig, Linear, LinearConfig};
 
@@ -156,6 +161,14 @@ impl Muse {
         let mut total: Option<Tensor<1>> = None;
         if let Some(cap) = &self.caption {
             let (ids, mask) = batch.captions.clone().expect("a MuSE model with a captioning decoder needs batch.captions (built by the trainer)");
+            // no caption to learn from a post without an image
+            let mask = match batch.image_present() {
+                Some(p) => {
+                    let [b, tc] = mask.dims();
+                    mask.bool_and(p.greater_elem(0.5).reshape([b, 1]).expand([b, tc]))
+                }
+                None => mask,
+            };
             let l = cap.loss(ids, mask, noisy(i)).mul_scalar(w.caption);
             total = Some(l);
         }
@@ -163,7 +176,16 @@ impl Muse {
             let cond = crate::layers::masked_mean(noisy(t), batch.mask.clone());
             let x = self.pixels_32(batch.images.clone());
             let [_, c, h, ww] = x.dims();
-            let l = pix.loss(x, cond).mean().div_scalar((c * h * ww) as f64).mul_scalar(w.pixelcnn);
+            let per_post = pix.loss(x, cond);
+            // nothing to model for a post without an image, nothing to condition on without a text
+            let nll = match batch.present.as_ref() {
+                Some(p) => {
+                    let both = p.image.clone() * p.text.clone();
+                    (per_post * both.clone()).sum() / both.sum().clamp_min(1.0)
+                }
+                None => per_post.mean(),
+            };
+            let l = nll.div_scalar((c * h * ww) as f64).mul_scalar(w.pixelcnn);
             total = Some(match total {
                 Some(t) => t + l,
                 None => l,
@@ -185,8 +207,7 @@ impl Muse {
 
     fn fuse_and_score(&self, t: Tensor<3>, i: Tensor<3>, batch: &Batch) -> Tensor<3> {
         let [b, li, d] = i.dims();
-        let image_mask = Tensor::<2, Bool>::full([b, li], true, &i.device());
-        let (t, i) = self.cross.forward(t, batch.mask.clone(), i, image_mask);
+        let (t, i) = self.cross.forward(t, batch.fusion_text_mask(), i, batch.image_token_mask(li));
         let [_, lt1, _] = t.dims();
         let cls_i = i.slice([0..b, 0..1, 0..d]); // [B, 1, d]
         let feats = match self.task {

@@ -2,7 +2,9 @@
 # The test command: installs what the browser end-to-end test needs (Debian's chromium, and
 # playwright-core from npm) and what the GPU tests need (the Vulkan loader and Mesa's lavapipe,
 # a Vulkan driver on the CPU) when missing, checks formatting (cargo fmt) and lints (clippy,
-# warnings are errors), then runs the whole test suite, built with the GPU (wgpu) backend.
+# warnings are errors), runs the whole Rust test suite, built with the GPU (wgpu) backend, then
+# builds the Python package's wheel with maturin into a virtualenv and runs its pytest suite
+# (Ray included, or a visible skip where Ray cannot be installed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +42,23 @@ fi
 # lavapipe compiles each GPU kernel with LLVM; Mesa keeps the results in ~/.cache/mesa_shader_cache_db
 FEATURES=(--features mmfuse/wgpu)
 
+# the Python package's virtualenv, kept outside the clone: maturin, numpy, Pillow, pytest, Ray;
+# its interpreter is the one pyo3 builds against in every cargo command below (pyo3 rebuilds
+# when that changes)
+VENV="${MMFUSE_VENV:-$HOME/.cache/mmfuse/venv}"
+PYTHON="${PYTHON:-python3}"
+if "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 9)' 2>/dev/null; then
+  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/python" -c 'import maturin, numpy, PIL, pytest' 2>/dev/null ||
+    "$VENV/bin/pip" install -q "maturin>=1.16,<2" numpy pillow pytest
+  "$VENV/bin/python" -c 'import ray.data, ray.tune' 2>/dev/null || "$VENV/bin/pip" install -q "ray[data,tune]>=2.50" ||
+    echo "NOTE: could not install Ray: the Ray tests will skip" >&2
+  export PYO3_PYTHON="$VENV/bin/python"
+else
+  echo "NOTE: no Python >= 3.9 ($PYTHON): the Python package's tests are skipped" >&2
+  VENV=""
+fi
+
 # style and lints first: they fail fast and cost seconds on a warm build
 if cargo fmt --version >/dev/null 2>&1; then
   cargo fmt --all --check
@@ -54,3 +73,13 @@ fi
 
 export MMFUSE_REQUIRE_BROWSER=1
 cargo test --release --workspace "${FEATURES[@]}" "$@"
+
+# The Python package: a wheel built by maturin from the same target folder (only pyo3 and the
+# binding crate are compiled again), installed into the virtualenv, and its pytest suite.
+if [ -n "$VENV" ]; then
+  TARGET="$(mkdir -p "${CARGO_TARGET_DIR:-target}" && cd "${CARGO_TARGET_DIR:-target}" && pwd)"
+  rm -f "$TARGET"/wheels/mmfuse-*.whl
+  (cd crates/mmfuse-py && "$VENV/bin/maturin" build --release --features wgpu -i "$VENV/bin/python" -o "$TARGET/wheels" --quiet)
+  "$VENV/bin/pip" install -q --force-reinstall --no-deps "$TARGET"/wheels/mmfuse-*.whl
+  (cd crates/mmfuse-py && MMFUSE_BIN="$TARGET/release/mmfuse" "$VENV/bin/python" -m pytest -q -rs tests)
+fi

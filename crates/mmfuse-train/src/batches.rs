@@ -304,39 +304,34 @@ fn modality_draws(seed: u64, step: usize, i: usize) -> (f64, f64) {
 /// it, it loses its text with probability `p.text`; a post never loses both, and a post that
 /// already lacks one keeps the other. Returns (images dropped, texts dropped).
 pub fn apply_modality_dropout(hb: &mut HostBatch, p: ModalityDropout, seed: u64, step: usize) -> (usize, usize) {
-    if p.image <= 0.0 && p.text <= 0.0 {
-        return (0, 0);
-    }
-    let mut dropped = (0, 0);
-    for i in 0..hb.batch_size {
-        let (has_image, has_text) = hb.has(i);
-        let (u_image, u_text) = modality_draws(seed, step, i);
-        if has_image && has_text && u_image < p.image {
-            hb.mark_absent(i, true, false);
-            dropped.0 += 1;
-        } else if has_image && has_text && u_text < p.text {
-            hb.mark_absent(i, false, true);
-            dropped.1 += 1;
-        }
-    }
-    dropped
+    let n = hb.batch_size;
+    let has: Vec<(bool, bool)> = (0..n).map(|i| hb.has(i)).collect();
+    drop_modalities(&has, (p.image, p.text), seed, step, |i, a, b| hb.mark_absent(i, a, b))
 }
 
 /// [`apply_modality_dropout`] for MIM segments: audio with probability `p.audio`, else video
 /// with probability `p.video` (never both). Returns (audio dropped, video dropped).
 pub fn apply_aligned_modality_dropout(hb: &mut AlignedHostBatch, p: ModalityDropout, seed: u64, step: usize) -> (usize, usize) {
-    if p.audio <= 0.0 && p.video <= 0.0 {
-        return (0, 0);
-    }
+    let n = hb.batch_size;
+    let has: Vec<(bool, bool)> = (0..n).map(|i| hb.has(i)).collect();
+    drop_modalities(&has, (p.audio, p.video), seed, step, |i, a, b| hb.mark_absent(i, a, b))
+}
+
+/// The draw of modality dropout over posts that have (first, second) modality `has[i]`: post
+/// `i` loses the first with probability `p.0`, else the second with `p.1`, only when it has
+/// both; `mark(i, first, second)` records it. Returns how many lost each.
+fn drop_modalities(has: &[(bool, bool)], p: (f64, f64), seed: u64, step: usize, mut mark: impl FnMut(usize, bool, bool)) -> (usize, usize) {
     let mut dropped = (0, 0);
-    for i in 0..hb.batch_size {
-        let (has_audio, has_video) = hb.has(i);
-        let (u_audio, u_video) = modality_draws(seed, step, i);
-        if has_audio && has_video && u_audio < p.audio {
-            hb.mark_absent(i, true, false);
+    if p.0 <= 0.0 && p.1 <= 0.0 {
+        return dropped;
+    }
+    for (i, &(first, second)) in has.iter().enumerate() {
+        let (u0, u1) = modality_draws(seed, step, i);
+        if first && second && u0 < p.0 {
+            mark(i, true, false);
             dropped.0 += 1;
-        } else if has_audio && has_video && u_video < p.video {
-            hb.mark_absent(i, false, true);
+        } else if first && second && u1 < p.1 {
+            mark(i, false, true);
             dropped.1 += 1;
         }
     }
@@ -351,4 +346,32 @@ pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(epoch as u64));
     order.shuffle(&mut rng);
     order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Over many posts the dropped shares are p₀ and (1 − p₀)·p₁; a post never loses both; a
+    /// post that already lacks one modality loses nothing; the same (seed, step) draws the same.
+    #[test]
+    fn modality_dropout_draws() {
+        let n = 20_000;
+        let has = vec![(true, true); n];
+        let mut marks = Vec::new();
+        let (a, b) = drop_modalities(&has, (0.2, 0.3), 7, 11, |i, x, y| marks.push((i, x, y)));
+        assert!(((a as f64 / n as f64) - 0.2).abs() < 0.01, "first dropped {a} of {n}");
+        assert!(((b as f64 / n as f64) - 0.8 * 0.3).abs() < 0.01, "second dropped {b} of {n}");
+        assert!(marks.iter().all(|&(_, x, y)| x != y), "a post lost both or neither");
+        let mut again = Vec::new();
+        drop_modalities(&has, (0.2, 0.3), 7, 11, |i, x, y| again.push((i, x, y)));
+        assert_eq!(marks, again);
+        let mut other_step = Vec::new();
+        drop_modalities(&has, (0.2, 0.3), 7, 12, |i, x, y| other_step.push((i, x, y)));
+        assert_ne!(marks, other_step);
+        // posts that already lack a modality keep the other one
+        let lacking = vec![(false, true), (true, false)];
+        assert_eq!(drop_modalities(&lacking, (0.99, 0.99), 1, 1, |_, _, _| panic!("dropped from a post that lacks one")), (0, 0));
+        assert_eq!(drop_modalities(&has, (0.0, 0.0), 1, 1, |_, _, _| panic!("dropped with p = 0")), (0, 0));
+    }
 }

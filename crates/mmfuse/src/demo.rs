@@ -23,11 +23,14 @@ pub const CLFA_TOML: &str = include_str!("../../../configs/clfa-small.toml");
 /// MIM on the synthetic word-aligned corpus.
 pub const MIM_TOML: &str = include_str!("../../../configs/mim-synthetic.toml");
 
-/// Modality dropout of the demo's fused runs (classification, NER, MIM), so that with one
+/// Modality dropout of the demo's fused post models (classification, NER), so that with one
 /// modality absent they fall back to what the other allows; `--set train.modality_dropout=…`
-/// replaces it.
-pub const DEMO_MODALITY_DROPOUT: [&str; 3] =
-    ["train.modality_dropout={image=0.2, text=0.2}", "train.modality_dropout={image=0.2}", "train.modality_dropout={audio=0.2, video=0.2}"];
+/// replaces it. Measured on the demo corpus (seed 42): classification keeps 100 % with both
+/// and gets ~50 % (the text-only optimum) with either absent; NER with image dropout 0.1 keeps
+/// 98.5 F1 (97.3 without) and gets 24.0 with the image absent (optimum 25). MIM runs without:
+/// audio/video dropout 0.2 raised its full test MAE (0.46 vs 0.41) and did not lower it with a
+/// modality absent (README, Missing modalities).
+pub const DEMO_MODALITY_DROPOUT: [&str; 2] = ["train.modality_dropout={image=0.2, text=0.2}", "train.modality_dropout={image=0.1}"];
 
 /// Demo knobs (the CLI's defaults are the full demo; tests shrink it).
 #[derive(Clone, Debug)]
@@ -168,7 +171,7 @@ fn run_mim_demo(out_dir: &Path, opts: &DemoOptions) -> Result<Vec<DemoRow>> {
     mmfuse_data::aligned::write_dir(&ds, &corpus)?;
     let mut rows = Vec::new();
     for (method, extra) in [("mim", vec![]), ("mim-plain", vec!["model.mim.purification=false".to_string(), "model.mim.guidance=false".to_string()])] {
-        let mut overrides = vec![format!("data.dir=\"{}\"", corpus.display()), format!("train.seed={}", opts.seed), DEMO_MODALITY_DROPOUT[2].to_string()];
+        let mut overrides = vec![format!("data.dir=\"{}\"", corpus.display()), format!("train.seed={}", opts.seed)];
         overrides.extend(extra);
         overrides.extend(overrides_for(&opts.overrides, "mim"));
         let cfg = RunConfig::from_toml_str(MIM_TOML, &overrides)?;

@@ -58,19 +58,24 @@ impl MaskedAttention {
         let v = self.value.forward(kv).reshape([b, lk, h, dk]).swap_dims(1, 2);
         let scores = q.matmul(k.transpose()); // [B, H, Lq, Lk]
         // additive bias: 0 at real keys, MASK_BIAS at padding
-        let real = key_mask.float();
-        let any_key = real.clone().max_dim(1).reshape([b, 1, 1]).expand([b, lq, d]);
-        let mut bias = real.neg().add_scalar(1.0).mul_scalar(MASK_BIAS);
+        let mut bias = key_mask.float().neg().add_scalar(1.0).mul_scalar(MASK_BIAS);
         if let Some(kb) = key_bias {
             assert_eq!(kb.dims(), [b, lk], "attention: key bias {:?} for keys {:?}", kb.dims(), [b, lk]);
             bias = bias + kb;
         }
         let weights = attention_softmax(scores, 1.0 / (dk as f64).sqrt(), bias);
         let ctx = self.dropout.forward(weights.clone()).matmul(v).swap_dims(1, 2).reshape([b, lq, d]);
-        // a sample with no real key (an absent stream) attends to nothing: its output is zero,
-        // not an average over padding
-        (self.output.forward(ctx) * any_key, weights)
+        (self.output.forward(ctx), weights)
     }
+}
+
+/// An attention's output `[B, Lq, d]` with the rows of the samples that have no real key
+/// (`key_mask` `[B, Lk]` all false: an absent modality) zeroed: such a sample attends to
+/// nothing, instead of averaging its padding. Only attentions whose keys can be all absent need
+/// it (a stream with its own `[CLS]` always has one).
+pub fn zero_without_keys(out: Tensor<3>, key_mask: &Tensor<2, Bool>) -> Tensor<3> {
+    let [b, lq, d] = out.dims();
+    out * key_mask.clone().float().max_dim(1).reshape([b, 1, 1]).expand([b, lq, d])
 }
 
 #[cfg(test)]

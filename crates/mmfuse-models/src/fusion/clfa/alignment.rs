@@ -15,18 +15,22 @@ pub fn l2_normalise(x: Tensor<2>) -> Tensor<2> {
     x / norm
 }
 
+/// `[B, B]` logits `f_i · c_j / τ` of the L2-normalised student and (detached) teacher rows.
+fn similarity_logits(student: Tensor<2>, teacher: Tensor<2>, tau: f64) -> Tensor<2> {
+    let [b, p] = student.dims();
+    assert_eq!(teacher.dims(), [b, p], "info_nce: student {:?} and teacher {:?} shapes differ", [b, p], teacher.dims());
+    assert!(tau > 0.0, "info_nce: temperature must be positive, got {tau}");
+    l2_normalise(student).matmul(l2_normalise(teacher.detach()).transpose()).div_scalar(tau)
+}
+
 /// Symmetric InfoNCE of `student` `[B, P]` against `teacher` `[B, P]` at temperature `tau`:
 /// with `f_i`, `c_i` the L2-normalised rows,
 /// `½·CE(softmax_j(f_i·c_j/τ), i) + ½·CE(softmax_j(c_i·f_j/τ), i)`, averaged over the batch.
 /// The teacher is detached: gradients reach the student only. Returns a scalar `[1]`.
 pub fn info_nce(student: Tensor<2>, teacher: Tensor<2>, tau: f64) -> Tensor<1> {
-    let [b, p] = student.dims();
-    assert_eq!(teacher.dims(), [b, p], "info_nce: student {:?} and teacher {:?} shapes differ", [b, p], teacher.dims());
-    assert!(tau > 0.0, "info_nce: temperature must be positive, got {tau}");
+    let b = student.dims()[0];
     let device = student.device();
-    let f = l2_normalise(student);
-    let c = l2_normalise(teacher.detach());
-    let logits = f.matmul(c.transpose()).div_scalar(tau); // [B, B]: f_i · c_j / τ
+    let logits = similarity_logits(student, teacher, tau);
     let targets = Tensor::<1, Int>::arange(0..b as i64, &device);
     let s2t = cross_entropy(logits.clone(), targets.clone());
     let t2s = cross_entropy(logits.transpose(), targets); // c_i · f_j / τ
@@ -36,15 +40,11 @@ pub fn info_nce(student: Tensor<2>, teacher: Tensor<2>, tau: f64) -> Tensor<1> {
 /// [`info_nce`] over the posts that have the modality (`present` `[B]` of 1.0 / 0.0): an absent
 /// post is neither an anchor nor a negative. With every post present it equals [`info_nce`].
 pub fn info_nce_present(student: Tensor<2>, teacher: Tensor<2>, tau: f64, present: Tensor<1>) -> Tensor<1> {
-    let [b, p] = student.dims();
-    assert_eq!(teacher.dims(), [b, p], "info_nce: student {:?} and teacher {:?} shapes differ", [b, p], teacher.dims());
-    assert!(tau > 0.0, "info_nce: temperature must be positive, got {tau}");
+    let b = student.dims()[0];
     let device = student.device();
-    let f = l2_normalise(student);
-    let c = l2_normalise(teacher.detach());
     // absent posts' columns get the attention mask's bias: exp(·) is exactly 0 in f32
     let column_bias = present.clone().neg().add_scalar(1.0).mul_scalar(crate::layers::attention::MASK_BIAS).reshape([1, b]).expand([b, b]);
-    let logits = f.matmul(c.transpose()).div_scalar(tau);
+    let logits = similarity_logits(student, teacher, tau);
     let eye = Tensor::<2>::from_data(TensorData::new((0..b * b).map(|k| if k / b == k % b { 1.0f32 } else { 0.0 }).collect::<Vec<_>>(), [b, b]), &device);
     let n = present.clone().sum().clamp_min(1.0);
     let side = |l: Tensor<2>| -> Tensor<1> {

@@ -12,6 +12,7 @@
 //! weight).
 
 pub use crate::layers::attention::{MASK_BIAS, MaskedAttention};
+use crate::layers::attention::zero_without_keys;
 use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::{Bool, Device, Tensor};
@@ -97,7 +98,8 @@ impl CrossEncoderLayer {
     ) -> Tensor<3> {
         let (a, _) = self.self_attention.forward_biased(x.clone(), x.clone(), x_mask, self_bias);
         let x = self.norm_self.forward(x + self.dropout.forward(a));
-        let a = self.cross_attention.forward(x.clone(), other, other_mask);
+        // the other modality may be absent (all keys masked): then nothing is read from it
+        let a = zero_without_keys(self.cross_attention.forward(x.clone(), other, other_mask.clone()), &other_mask);
         let mut x = self.norm_cross.forward(x + self.dropout.forward(a));
         if let (Some(att), Some(norm)) = (&self.ocr_attention, &self.norm_ocr) {
             let (o, o_mask) = ocr.expect("this cross encoder has an OCR block: the batch needs OCR tokens (data with an `ocr` field)");

@@ -21,7 +21,8 @@
 //! Head: Linear(→d) → ReLU → dropout → Linear(d→classes).
 //!
 //! An absent modality (see [`Batch::present`]): an absent image's tokens are masked keys, so
-//! the text's cross-attention to it adds nothing (an attention without real keys outputs zero)
+//! the text's cross-attention to it adds nothing (`zero_without_keys`: an attention without real
+//! keys outputs zero)
 //! and the fused vector is the text path's; in `ConcatMean` / `CoAttention` the absent side's
 //! mean is zero. A post without its text has no queries for the cross encoder: its fused vector
 //! falls back to the mean of its image tokens (the same width d; the head learns both under

@@ -2,7 +2,8 @@
 # mmfuse vs PyTorch on the CPU, same model, same inputs, same thread count: MuSE-small (text
 # Transformer 4 x d256, small CNN, CrossTransformer 4 layers, 64 tokens, 64x64 images, 3 classes)
 # and the concat baseline. Prints one markdown table (medians, min-max over the runs, ratio
-# mmfuse / PyTorch).
+# mmfuse / PyTorch), with torch.compile and ONNX Runtime beside eager PyTorch and the ratio to
+# the best other engine per row.
 #
 #   THREADS=2 TORCH_PYTHON=/work/torchenv/bin/python bench/run.sh
 #
@@ -10,8 +11,9 @@
 # over rounds), TRAIN_STEPS per repeat (1), INFER_ITERS batches of 32 per repeat (1),
 # LATENCY_ITERS batch-1 predictions per repeat (5), COLD_RUNS (5), TORCH_PYTHON (else
 # bench/.venv/bin/python from bench/setup.sh), RESULTS folder (bench/results), MMFUSE_FEATURES
-# (extra cargo features for the mmfuse build; the workspace already enables burn's `rayon` and
-# `simd`, so burn-flex uses RAYON_NUM_THREADS threads).
+# (cargo features of the mmfuse build, default mmfuse/wgpu: the test command's build; the
+# workspace enables burn's `rayon` and `simd`, so burn-flex uses RAYON_NUM_THREADS threads),
+# ENGINES (default "compile onnxruntime").
 # The two sides run alternately, model by model, in the same invocation.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,10 +34,12 @@ RESULTS="${RESULTS:-bench/results}"
 export RAYON_NUM_THREADS="$THREADS" OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS" THREADS
 
 echo "building the mmfuse bench (release)..." >&2
-MMFUSE_FEATURES="${MMFUSE_FEATURES:-}"
-BIN="$(cargo bench -p mmfuse --bench muse_vs_torch --no-run ${MMFUSE_FEATURES:+--features "$MMFUSE_FEATURES"} --message-format=json 2>/dev/null |
+# the test command's feature set (the CPU backend is the same with the GPU backend compiled in):
+# the bench reuses its build instead of compiling every dependency again
+MMFUSE_FEATURES="${MMFUSE_FEATURES-mmfuse/wgpu}"
+BIN="$(cargo bench --workspace --bench muse_vs_torch --no-run ${MMFUSE_FEATURES:+--features "$MMFUSE_FEATURES"} --message-format=json 2>/dev/null |
     "$PY" bench/cargo_artifact.py muse_vs_torch)"
-[ -x "$BIN" ] || { echo "could not build the muse_vs_torch bench (cargo bench -p mmfuse --bench muse_vs_torch --no-run)" >&2; exit 1; }
+[ -x "$BIN" ] || { echo "could not build the muse_vs_torch bench (cargo bench --workspace --bench muse_vs_torch --no-run)" >&2; exit 1; }
 TORCH_BENCH=bench/pytorch/muse_small.py
 
 mkdir -p "$RESULTS"
@@ -45,14 +49,19 @@ trap 'rm -rf "$WORK"' EXIT
 COMMON=(--reps "$REPS" --train-steps "$TRAIN_STEPS" --infer-iters "$INFER_ITERS" --latency-iters "$LATENCY_ITERS")
 
 "$PY" "$TORCH_BENCH" --check >&2
+# the other engines: torch.compile (inductor) and ONNX Runtime (CPU provider); ENGINES="" for
+# eager PyTorch alone
+ENGINES="${ENGINES-compile onnxruntime}"
 for round in $(seq "$ROUNDS"); do
-  echo "round $round/$ROUNDS: MuSE" >&2
-  "$BIN" --models muse "${COMMON[@]}" | tee -a "$OUT" >&2
-  "$PY" "$TORCH_BENCH" --threads "$THREADS" --models muse "${COMMON[@]}" | tee -a "$OUT" >&2
-  "$PY" "$TORCH_BENCH" --threads "$THREADS" --models muse_loop "${COMMON[@]}" | tee -a "$OUT" >&2
-  echo "round $round/$ROUNDS: concat" >&2
-  "$BIN" --models concat "${COMMON[@]}" | tee -a "$OUT" >&2
-  "$PY" "$TORCH_BENCH" --threads "$THREADS" --models concat "${COMMON[@]}" | tee -a "$OUT" >&2
+  for model in muse concat; do
+    echo "round $round/$ROUNDS: $model" >&2
+    "$BIN" --models "$model" "${COMMON[@]}" | tee -a "$OUT" >&2
+    "$PY" "$TORCH_BENCH" --threads "$THREADS" --models "$model" "${COMMON[@]}" | tee -a "$OUT" >&2
+    [ "$model" = muse ] && "$PY" "$TORCH_BENCH" --threads "$THREADS" --models muse_loop "${COMMON[@]}" | tee -a "$OUT" >&2
+    for engine in $ENGINES; do
+      "$PY" "$TORCH_BENCH" --threads "$THREADS" --engine "$engine" --workdir "$WORK" --models "$model" "${COMMON[@]}" | tee -a "$OUT" >&2
+    done
+  done
 done
 
 echo "cold start and peak RSS" >&2
@@ -78,9 +87,11 @@ for _ in $(seq "$COLD_RUNS"); do
 done
 cat "$WORK/inprocess.jsonl" >>"$OUT"
 
-echo "matmul peak" >&2
+echo "the machine's limit: FMA peak of the cores in use, and each engine's best matmul" >&2
+"$BIN" --fma-peak --reps "$REPS" | tee -a "$OUT" >&2
 "$BIN" --matmul-peak --reps "$REPS" | tee -a "$OUT" >&2
 "$PY" "$TORCH_BENCH" --threads "$THREADS" --matmul-peak --reps "$REPS" | tee -a "$OUT" >&2
+"$PY" "$TORCH_BENCH" --threads "$THREADS" --engine onnxruntime --matmul-peak --reps "$REPS" | tee -a "$OUT" >&2
 
 echo "raw results: $OUT" >&2
 "$PY" bench/pytorch/make_table.py "$OUT" --threads "$THREADS" --features "${MMFUSE_FEATURES:-none}"

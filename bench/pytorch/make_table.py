@@ -88,6 +88,17 @@ def gpu_table(path, runs):
             print(f"| {label} | {c1} | {c2} | {ratio} |")
 
 
+ENGINES = [("pytorch", "PyTorch eager"), ("torch_compile", "torch.compile"), ("onnxruntime", "ONNX Runtime")]
+
+
+def lower_is_better(metric):
+    return metric.startswith(("latency", "cold_start", "peak_rss", "compile", "first"))
+
+
+def info_lines(path):
+    return [json.loads(line) for line in open(path) if line.startswith('{"info"')]
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("results")
@@ -100,34 +111,74 @@ def main():
         gpu_table(a.results, runs)
         return
     rows = [
-        ("MuSE training steps/s (batch 16)", "muse", "muse", "train_steps_per_s"),
-        ("MuSE training steps/s vs PyTorch loop exchange", "muse", "muse_loop", "train_steps_per_s"),
-        ("MuSE inference samples/s (batch 32)", "muse", "muse", "infer_samples_per_s_b32"),
-        ("MuSE latency ms (batch 1)", "muse", "muse", "latency_ms_b1"),
-        ("concat training steps/s (batch 16)", "concat", "concat", "train_steps_per_s"),
-        ("concat inference samples/s (batch 32)", "concat", "concat", "infer_samples_per_s_b32"),
-        ("concat latency ms (batch 1)", "concat", "concat", "latency_ms_b1"),
+        ("MuSE training steps/s (batch 16)", "muse", "train_steps_per_s"),
+        ("MuSE inference samples/s (batch 32)", "muse", "infer_samples_per_s_b32"),
+        ("MuSE latency ms (batch 1)", "muse", "latency_ms_b1"),
+        ("concat training steps/s (batch 16)", "concat", "train_steps_per_s"),
+        ("concat inference samples/s (batch 32)", "concat", "infer_samples_per_s_b32"),
+        ("concat latency ms (batch 1)", "concat", "latency_ms_b1"),
+    ]
+    print(f"threads = {a.threads}; mmfuse cargo features: {a.features}; medians (min–max) of the pooled runs;")
+    print("vs best = how many times better mmfuse is than the best other engine on the row (above 1: mmfuse is ahead)\n")
+    print("| metric | mmfuse | " + " | ".join(n for _, n in ENGINES) + " | best other | mmfuse vs best |")
+    print("|---|---|" + "---|" * len(ENGINES) + "---|---|")
+    for label, model, metric in rows:
+        c1, m1 = cell(runs.get(("mmfuse", model, metric), []))
+        cells, best = [], None
+        for impl, name in ENGINES:
+            c, m = cell(runs.get((impl, model, metric), []))
+            cells.append(c)
+            if m is not None and (best is None or (m < best[1] if lower_is_better(metric) else m > best[1])):
+                best = (name, m)
+        if best and m1:
+            ratio = best[1] / m1 if lower_is_better(metric) else m1 / best[1]
+            vs = f"**{ratio:.2f}×**"
+        else:
+            vs = "–"
+        print(f"| {label} | {c1} | " + " | ".join(cells) + f" | {best[0] if best else '–'} | {vs} |")
+    # the released exchange loop, cold start and memory: against eager PyTorch (the others do not apply)
+    print("\n| metric | mmfuse | PyTorch | mmfuse vs PyTorch |\n|---|---|---|---|")
+    for label, ours, theirs, metric in [
+        ("MuSE training steps/s vs the released loop exchange (eager)", "muse", "muse_loop", "train_steps_per_s"),
         ("MuSE cold start s (process start → first prediction, batch 1)", "muse", "muse", "cold_start_s"),
         ("MuSE peak RSS MB (load + predict batch 1)", "muse", "muse", "peak_rss_mb_b1"),
         ("MuSE peak RSS MB (load + 3 × predict batch 32)", "muse", "muse", "peak_rss_mb_b32"),
-        ("matmul 1024×1024 GFLOP/s (same backend)", "matmul1024", "matmul1024", "matmul_gflops"),
-    ]
-    print(f"threads = {a.threads}; mmfuse extra cargo features: {a.features}; ratio = mmfuse / PyTorch (above 1 is better for /s rows, worse for ms, s, MB rows)\n")
-    print("| metric | mmfuse median (min–max) | PyTorch median (min–max) | ratio |")
-    print("|---|---|---|---|")
-    for label, ours, theirs, metric in rows:
+    ]:
         c1, m1 = cell(runs.get(("mmfuse", ours, metric), []))
         c2, m2 = cell(runs.get(("pytorch", theirs, metric), []))
-        ratio = f"{m1 / m2:.2f}" if m1 is not None and m2 else "–"
-        print(f"| {label} | {c1} | {c2} | {ratio} |")
+        ratio = (m2 / m1 if lower_is_better(metric) else m1 / m2) if m1 and m2 else None
+        print(f"| {label} | {c1} | {c2} | {f'{ratio:.2f}×' if ratio else '–'} |")
+    # one-time costs of the other engines
+    costs = []
+    for model in ("muse", "concat"):
+        for impl, metric, what in [("torch_compile", "compile_train_s", "torch.compile, training graph (+1 step)"), ("torch_compile", "compile_infer_s_b32", "torch.compile, inference batch 32"), ("torch_compile", "compile_infer_s_b1", "torch.compile, inference batch 1"), ("onnxruntime", "export_s_b32", "ONNX export + session, batch 32")]:
+            v = runs.get((impl, model, metric), [])
+            if v:
+                costs.append(f"{model} {what}: {fmt(statistics.median(v))} s")
+    if costs:
+        print("\nOne-time costs, left out of the rows above: " + "; ".join(costs) + ".")
+    # the machine's limit and each engine's share of it
+    print("\n**The machine's limit.**")
+    for i in info_lines(a.results):
+        if "build" in i:  # the BLAS and oneDNN lines of PyTorch's build configuration
+            i = {**i, "build": [b for b in i["build"] if "Math Kernel" in b or "MKL-DNN" in b or "oneDNN" in b]}
+        print("- " + json.dumps(i))
+    fma = runs.get(("mmfuse", "fma", "fma_peak_gflops"), [])
+    peak = statistics.median(fma) if fma else None
+    if peak:
+        print(f"\nf32 FMA peak of the cores in use: {fmt(peak)} GFLOP/s (median, {len(fma)} runs)\n")
+    print("| GFLOP/s | mmfuse | " + " | ".join(n for _, n in ENGINES) + " |\n|---|---|" + "---|" * len(ENGINES))
+    mm = [cell(runs.get((impl, "matmul1024", "matmul_gflops"), [])) for impl in ["mmfuse"] + [e for e, _ in ENGINES]]
+    pct = lambda m: f" = {100 * m / peak:.0f} % of peak" if (m and peak) else ""  # noqa: E731
+    print("| matmul 1024² | " + " | ".join(f"{c}{pct(m)}" for c, m in mm) + " |")
     # achieved GFLOP/s of the inference forward at batch 32 (matmuls and convolutions only)
     for model in ("muse", "concat"):
         gf = forward_flops(model) / 1e9
-        scale = lambda v: [x * gf for x in v]  # noqa: E731
-        c1, m1 = cell(scale(runs.get(("mmfuse", model, "infer_samples_per_s_b32"), [])))
-        c2, m2 = cell(scale(runs.get(("pytorch", model, "infer_samples_per_s_b32"), [])))
-        ratio = f"{m1 / m2:.2f}" if m1 is not None and m2 else "–"
-        print(f"| {model} inference GFLOP/s achieved (batch 32, {gf:.2f} GFLOP/sample) | {c1} | {c2} | {ratio} |")
+        out = []
+        for impl in ["mmfuse"] + [e for e, _ in ENGINES]:
+            c, m = cell([x * gf for x in runs.get((impl, model, "infer_samples_per_s_b32"), [])])
+            out.append(f"{c}{pct(m)}")
+        print(f"| {model} inference, batch 32 ({gf:.2f} GFLOP/sample) | " + " | ".join(out) + " |")
 
 
 if __name__ == "__main__":

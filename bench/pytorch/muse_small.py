@@ -23,7 +23,15 @@ the same inputs, the same measurements and the same JSON-lines output:
 Training step: forward + cross-entropy + backward + clip_grad_norm_(1.0) + AdamW (weight
 decay 0.01 except biases and norm parameters, eps 1e-8, lr 1e-3). Dropout 0.1 everywhere.
 
+Engines (`--engine`): `eager` (PyTorch as written); `compile` (`torch.compile`, inductor, one
+graph per batch size; the first call of each, the compilation, is reported apart as
+`compile_train_s` / `compile_infer_s` and left out of the timed repeats); `onnxruntime` (the
+eval model exported with `torch.onnx.export` at each batch size, its probabilities checked
+against eager's first, run by ONNX Runtime's CPU provider with `intra_op_num_threads` = the
+thread count; inference only).
+
     python muse_small.py [--models muse,muse_loop,concat] [--reps 5] [--threads N]
+    python muse_small.py --engine compile|onnxruntime [--models muse,concat] ...
     python muse_small.py --save FILE
     python muse_small.py --cold-start FILE [--batch N] [--iters K]
     python muse_small.py --matmul-peak
@@ -264,13 +272,15 @@ def predict(model, ids, mask, images):
 
 
 DEVICE = "cpu"
+# the engine's name in the results: pytorch (eager), torch_compile, onnxruntime
+IMPL = "pytorch"
 
 
 def emit(model, metric, unit, runs):
     print(
         json.dumps(
             {
-                "impl": "pytorch",
+                "impl": IMPL,
                 "model": model,
                 "metric": metric,
                 "unit": unit,
@@ -347,6 +357,106 @@ def bench_model(name, a):
         emit(name, "peak_device_mb", "MB", [torch.cuda.max_memory_reserved(device) / 1e6])
 
 
+def bench_compiled(name, a):
+    """`torch.compile` (inductor): the same training step and predictions as `bench_model`."""
+    torch.manual_seed(1)
+    model = build(name)
+    if not a.skip_train:
+        model.train()
+        opt = adamw(model)
+        step_fn = torch.compile(model)
+        ids, mask, images, y = batch(TRAIN_BATCH)
+        rates = []
+        for rep in range(a.reps + 2):
+            t0 = time.perf_counter()
+            for _ in range(1 if rep == 0 else a.train_steps):
+                loss = F.cross_entropy(step_fn(ids, mask, images), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+            t = time.perf_counter() - t0
+            if rep == 0:
+                emit(name, "compile_train_s", "s", [t])  # compilation + one step
+            elif rep > 1:  # rep 1 settles the optimiser's first steps
+                rates.append(a.train_steps / t)
+        emit(name, "train_steps_per_s", "steps/s", rates)
+    if not a.skip_infer:
+        model.eval()
+        fwd = torch.compile(model, dynamic=False)
+        with torch.no_grad():
+            for bs in [*a.infer_batches, 1]:
+                bn = batch(bs)[:3]
+                t0 = time.perf_counter()
+                predict(fwd, *bn)
+                emit(name, f"compile_infer_s_b{bs}", "s", [time.perf_counter() - t0])
+                if bs == 1:
+                    lat = []
+                    for _ in range(a.reps):
+                        t1 = time.perf_counter()
+                        for _ in range(a.latency_iters):
+                            predict(fwd, *bn)
+                        lat.append((time.perf_counter() - t1) * 1000.0 / a.latency_iters)
+                    emit(name, "latency_ms_b1", "ms", lat)
+                    continue
+                inf = []
+                for _ in range(a.reps):
+                    t0 = time.perf_counter()
+                    for _ in range(a.infer_iters):
+                        predict(fwd, *bn)
+                    inf.append(a.infer_iters * bs / (time.perf_counter() - t0))
+                emit(name, f"infer_samples_per_s_b{bs}", "samples/s", inf)
+
+
+def bench_onnxruntime(name, a, workdir):
+    """ONNX Runtime (CPU provider): the eval model exported once per batch size."""
+    import onnxruntime as ort
+
+    torch.manual_seed(1)
+    model = build(name).eval()
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = torch.get_num_threads()
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    for bs in [*a.infer_batches, 1]:
+        ids, mask, images = batch(bs)[:3]
+        path = os.path.join(workdir, f"{name}_b{bs}.onnx")
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            torch.onnx.export(model, (ids, mask, images), path, input_names=["ids", "mask", "images"], output_names=["logits"], dynamo=True, optimize=True, verbose=False)
+        sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+        emit(name, f"export_s_b{bs}", "s", [time.perf_counter() - t0])
+        feed = {"ids": ids.numpy(), "mask": mask.numpy(), "images": images.numpy()}
+
+        def run():
+            logits = sess.run(["logits"], feed)[0]
+            z = np.exp(logits - logits.max(1, keepdims=True))
+            return (z / z.sum(1, keepdims=True)).tolist()
+
+        with torch.no_grad():
+            want = np.array(predict(model, ids, mask, images))
+        err = float(np.abs(np.array(run()) - want).max())
+        print(json.dumps({"check": f"onnxruntime_vs_eager_{name}_b{bs}", "max_abs_diff_probs": err}), flush=True)
+        assert err < 1e-4, f"the ONNX export of {name} differs from eager by {err}"
+        if bs == 1:
+            lat = []
+            for _ in range(a.reps):
+                t1 = time.perf_counter()
+                for _ in range(a.latency_iters):
+                    run()
+                lat.append((time.perf_counter() - t1) * 1000.0 / a.latency_iters)
+            emit(name, "latency_ms_b1", "ms", lat)
+        else:
+            run()
+            inf = []
+            for _ in range(a.reps):
+                t0 = time.perf_counter()
+                for _ in range(a.infer_iters):
+                    run()
+                inf.append(a.infer_iters * bs / (time.perf_counter() - t0))
+            emit(name, f"infer_samples_per_s_b{bs}", "samples/s", inf)
+
+
 def cold_start(path, b, iters):
     model = Muse("vectorised")
     model.load_state_dict(torch.load(path, weights_only=True))
@@ -375,16 +485,41 @@ def cold_start(path, b, iters):
     )
 
 
-def matmul_peak(reps):
+def matmul_peak(reps, engine="eager"):
+    """GFLOP/s of a 1024² f32 matmul: PyTorch's BLAS (MKL on x86), or ONNX Runtime's MLAS; with
+    an info line naming the kernel path each engine takes."""
     n = 1024
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
+    iters = 5
+    if engine == "onnxruntime":
+        import onnx
+        import onnxruntime as ort
+        from onnx import TensorProto, helper
+
+        g = helper.make_graph(
+            [helper.make_node("MatMul", ["a", "b"], ["c"])],
+            "mm",
+            [helper.make_tensor_value_info("a", TensorProto.FLOAT, [n, n]), helper.make_tensor_value_info("b", TensorProto.FLOAT, [n, n])],
+            [helper.make_tensor_value_info("c", TensorProto.FLOAT, [n, n])],
+        )
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = torch.get_num_threads()
+        so.inter_op_num_threads = 1
+        sess = ort.InferenceSession(helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString(), so, providers=["CPUExecutionProvider"])
+        feed = {"a": np.random.randn(n, n).astype(np.float32), "b": np.random.randn(n, n).astype(np.float32)}
+        run = lambda: sess.run(["c"], feed)  # noqa: E731
+        print(json.dumps({"info": "onnxruntime", "version": ort.__version__, "onnx": onnx.__version__, "providers": ort.get_available_providers(), "kernels": "MLAS (run-time ISA dispatch)"}), flush=True)
+    else:
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        run = lambda: a @ b  # noqa: E731
+        cfg = torch.__config__.show()
+        blas = [line.strip() for line in cfg.splitlines() if "BLAS" in line or "Math Kernel" in line or "oneDNN" in line or "MKL" in line]
+        print(json.dumps({"info": "pytorch", "version": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(), "mkl": torch.backends.mkl.is_available(), "mkldnn": torch.backends.mkldnn.is_available(), "build": blas[:4]}), flush=True)
+    run()
     rates = []
     for _ in range(reps):
-        iters = 5
         t0 = time.perf_counter()
         for _ in range(iters):
-            a @ b
+            run()
         rates.append(iters * 2.0 * n**3 / (time.perf_counter() - t0) / 1e9)
     emit("matmul1024", "matmul_gflops", "GFLOP/s", rates)
 
@@ -432,12 +567,29 @@ def main():
     p.add_argument("--check", action="store_true")
     p.add_argument("--device", default="cpu", help="cpu, or cuda[:N] for the GPU benchmark")
     p.add_argument("--infer-batches", default=str(INFER_BATCH), help="comma-separated inference batch sizes")
+    p.add_argument("--engine", default="eager", choices=["eager", "compile", "onnxruntime"])
+    p.add_argument("--workdir", default=None, help="where --engine onnxruntime writes its .onnx files")
     a = p.parse_args()
     a.infer_batches = [int(x) for x in a.infer_batches.split(",")]
     if a.threads:
         torch.set_num_threads(a.threads)
-    global DEVICE
+    global DEVICE, IMPL
     DEVICE = a.device
+    IMPL = {"eager": "pytorch", "compile": "torch_compile", "onnxruntime": "onnxruntime"}[a.engine]
+    if a.matmul_peak:
+        matmul_peak(a.reps, a.engine)
+        return
+    if a.engine != "eager":
+        import tempfile
+
+        workdir = a.workdir or tempfile.mkdtemp()
+        os.makedirs(workdir, exist_ok=True)
+        for m in a.models.split(","):
+            if a.engine == "compile":
+                bench_compiled(m, a)
+            else:
+                bench_onnxruntime(m, a, workdir)
+        return
     if a.save:
         torch.manual_seed(1)
         torch.save(Muse("vectorised").eval().state_dict(), a.save)

@@ -19,6 +19,9 @@
 //!   of N (default 1 × 1) and exit — `bench/run.sh` times the whole process and reads its max
 //!   RSS; it also prints the in-process times;
 //! - `--matmul-peak`: GFLOP/s of a square f32 matmul (the backend's practical peak);
+//! - `--fma-peak`: the cores' f32 limit: GFLOP/s of independent fused multiply-adds on
+//!   `RAYON_NUM_THREADS` threads (AVX-512 where the CPU has it, else AVX2 + FMA), with an
+//!   `info` line naming the CPU and the instruction set;
 //! - `--breakdown`: where MuSE-small's batch-1 prediction spends its time: the text encoder,
 //!   the image encoder, both (as prediction runs them, concurrently), the CrossTransformer, and
 //!   the whole prediction (medians over `--reps` × 20 calls, ms); `--stage NAME` times only
@@ -303,6 +306,97 @@ fn matmul_peak(reps: usize) {
     emit("matmul1024", "matmul_gflops", "GFLOP/s", &rates);
 }
 
+/// The cores' peak f32 FMA rate: each of `threads` threads runs `ACC` independent vector
+/// accumulators (more than the FMA latency × ports in flight), so the loop is bound by FMA
+/// throughput alone; 2 FLOPs per lane per FMA.
+fn fma_peak(reps: usize, threads: usize) {
+    const ITERS: usize = 20_000_000;
+    let (isa, lanes): (&str, usize) = if cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx512f") {
+        ("avx512f", 16)
+    } else if cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        ("avx2+fma", 8)
+    } else {
+        ("scalar", 1)
+    };
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_default();
+    println!("{}", serde_json::json!({"info": "fma_peak", "cpu": cpu, "isa": isa, "threads": threads, "accumulators": fma::ACC}));
+    let mut rates = Vec::new();
+    for _ in 0..reps + 1 {
+        let t0 = Instant::now();
+        let sums: Vec<f32> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..threads).map(|_| s.spawn(move || fma::run(isa, ITERS))).collect();
+            hs.into_iter().map(|h| h.join().expect("fma thread")).collect()
+        });
+        let t = t0.elapsed().as_secs_f64();
+        assert!(sums.iter().all(|x| x.is_finite()));
+        rates.push((threads * ITERS * fma::ACC * lanes * 2) as f64 / t / 1e9);
+    }
+    rates.remove(0); // warm-up (clock ramp)
+    emit("fma", "fma_peak_gflops", "GFLOP/s", &rates);
+}
+
+mod fma {
+    /// Independent accumulators per thread.
+    pub const ACC: usize = 12;
+
+    pub fn run(isa: &str, iters: usize) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: each kernel is called only when its instruction set was detected at run time
+            if isa == "avx512f" {
+                return unsafe { avx512(iters) };
+            }
+            if isa == "avx2+fma" {
+                return unsafe { avx2(iters) };
+            }
+        }
+        let mut acc = [0f32; ACC];
+        for _ in 0..iters {
+            for a in acc.iter_mut() {
+                *a = a.mul_add(1.000_001, 0.999_999);
+            }
+        }
+        acc.iter().sum()
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn avx512(iters: usize) -> f32 {
+        use std::arch::x86_64::*;
+        let (a, b) = (_mm512_set1_ps(1.000_001), _mm512_set1_ps(0.999_999));
+        let mut acc = [_mm512_setzero_ps(); ACC];
+        for _ in 0..iters {
+            for x in acc.iter_mut() {
+                *x = _mm512_fmadd_ps(*x, a, b);
+            }
+        }
+        acc.iter().map(|x| _mm512_reduce_add_ps(*x)).sum()
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn avx2(iters: usize) -> f32 {
+        use std::arch::x86_64::*;
+        let (a, b) = (_mm256_set1_ps(1.000_001), _mm256_set1_ps(0.999_999));
+        let mut acc = [_mm256_setzero_ps(); ACC];
+        for _ in 0..iters {
+            for x in acc.iter_mut() {
+                *x = _mm256_fmadd_ps(*x, a, b);
+            }
+        }
+        let mut out = [0f32; 8];
+        let mut s = 0.0;
+        for x in acc {
+            _mm256_storeu_ps(out.as_mut_ptr(), x);
+            s += out.iter().sum::<f32>();
+        }
+        s
+    }
+}
+
 fn main() {
     let started = Instant::now();
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -323,6 +417,11 @@ fn main() {
     if args.iter().any(|a| a == "--breakdown") {
         let only = value("--stage");
         on_compute_pool(|| breakdown(reps, only.as_deref()));
+        return;
+    }
+    if args.iter().any(|a| a == "--fma-peak") {
+        let threads = std::env::var("RAYON_NUM_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(1);
+        fma_peak(reps, threads);
         return;
     }
     if args.iter().any(|a| a == "--matmul-peak") {

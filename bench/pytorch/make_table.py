@@ -96,7 +96,12 @@ def lower_is_better(metric):
 
 
 def info_lines(path):
-    return [json.loads(line) for line in open(path) if line.startswith('{"info"')]
+    """The distinct info lines (pooled files repeat them)."""
+    seen = []
+    for line in open(path):
+        if line.startswith('{"info"') and line.strip() not in seen:
+            seen.append(line.strip())
+    return [json.loads(line) for line in seen]
 
 
 def main():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -31,9 +32,11 @@ import ray_tune_sweep  # noqa: E402
 
 @pytest.fixture(scope="module")
 def local_ray():
+    sigint = signal.getsignal(signal.SIGINT)  # Ray Tune installs its own Ctrl-C handler
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=256 * 1024**2)
     yield
     ray.shutdown()
+    signal.signal(signal.SIGINT, sigint)
 
 
 def test_batch_prediction_with_ray_data_equals_one_process(local_ray, cls_run, corpus, tmp_path):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import _thread
 import json
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -59,12 +60,18 @@ def math_finite(x):
 
 
 def test_ctrl_c_keeps_the_last_checkpoint(corpus, tmp_path):
+    # Python's own Ctrl-C handler (another library, e.g. Ray Tune, may have installed its own)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+
     def progress(e):
         if e["event"] == "step" and e["step"] == 3:
             _thread.interrupt_main()  # as Ctrl-C would
 
-    with pytest.raises(KeyboardInterrupt):
-        mmfuse.train(CONFIGS / "demo-classify.toml", out=tmp_path / "run", overrides={"data.dir": str(corpus / "cls")}, progress=progress)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            mmfuse.train(CONFIGS / "demo-classify.toml", out=tmp_path / "run", overrides={"data.dir": str(corpus / "cls")}, progress=progress)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     state = json.loads((tmp_path / "run" / "checkpoints" / "last" / "state.json").read_text())
     assert state["step"] == 3
 

@@ -390,7 +390,8 @@ mod fma {
         let mut out = [0f32; 8];
         let mut s = 0.0;
         for x in acc {
-            _mm256_storeu_ps(out.as_mut_ptr(), x);
+            // SAFETY: `out` holds the 8 f32 an unaligned 256-bit store writes
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr(), x) };
             s += out.iter().sum::<f32>();
         }
         s

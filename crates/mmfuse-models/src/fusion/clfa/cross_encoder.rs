@@ -11,8 +11,8 @@
 //! Every block's attention is the shared [`MaskedAttention`] (padded keys get exactly zero
 //! weight).
 
-pub use crate::layers::attention::{MASK_BIAS, MaskedAttention};
 use crate::layers::attention::zero_without_keys;
+pub use crate::layers::attention::{MASK_BIAS, MaskedAttention};
 use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::{Bool, Device, Tensor};

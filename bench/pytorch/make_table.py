@@ -104,25 +104,8 @@ def info_lines(path):
     return [json.loads(line) for line in seen]
 
 
-def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("results")
-    p.add_argument("--threads", default="?")
-    p.add_argument("--features", default="none", help="extra cargo features of the mmfuse build")
-    p.add_argument("--gpu", action="store_true", help="the table of bench/gpu.sh")
-    a = p.parse_args()
-    runs = load(a.results)
-    if a.gpu:
-        gpu_table(a.results, runs)
-        return
-    rows = [
-        ("MuSE training steps/s (batch 16)", "muse", "train_steps_per_s"),
-        ("MuSE inference samples/s (batch 32)", "muse", "infer_samples_per_s_b32"),
-        ("MuSE latency ms (batch 1)", "muse", "latency_ms_b1"),
-        ("concat training steps/s (batch 16)", "concat", "train_steps_per_s"),
-        ("concat inference samples/s (batch 32)", "concat", "infer_samples_per_s_b32"),
-        ("concat latency ms (batch 1)", "concat", "latency_ms_b1"),
-    ]
+def engines_table(a, runs, rows):
+    """One row per (label, model, metric): mmfuse, every other engine, the best of them and the ratio."""
     print(f"threads = {a.threads}; mmfuse cargo features: {a.features}; medians (min–max) of the pooled runs;")
     print("vs best = how many times better mmfuse is than the best other engine on the row (above 1: mmfuse is ahead)\n")
     print("| metric | mmfuse | " + " | ".join(n for _, n in ENGINES) + " | best other | mmfuse vs best |")
@@ -141,6 +124,52 @@ def main():
         else:
             vs = "–"
         print(f"| {label} | {c1} | " + " | ".join(cells) + f" | {best[0] if best else '–'} | {vs} |")
+
+
+def encoder_table(a, runs):
+    """bench/encoders.sh: the `encode` workload against every engine, and their one-time costs."""
+    engines_table(
+        a,
+        runs,
+        [
+            ("all-MiniLM-L6-v2 samples/s (batch 32 × 64 tokens)", "minilm", "samples_per_s"),
+            ("MobileNetV2 samples/s (batch 8 × 224×224)", "mobilenet_v2", "samples_per_s"),
+        ],
+    )
+    costs = []
+    for model in ("minilm", "mobilenet_v2"):
+        for impl, metric, what in [("torch_compile", "compile_s", "torch.compile + first call"), ("onnxruntime", "export_s", "ONNX export + session")]:
+            v = runs.get((impl, model, metric), [])
+            if v:
+                costs.append(f"{model} {what}: {fmt(statistics.median(v))} s")
+    if costs:
+        print("\nOne-time costs, left out of the rows above: " + "; ".join(costs) + ".")
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("results")
+    p.add_argument("--threads", default="?")
+    p.add_argument("--features", default="none", help="extra cargo features of the mmfuse build")
+    p.add_argument("--gpu", action="store_true", help="the table of bench/gpu.sh")
+    p.add_argument("--encoders", action="store_true", help="the table of bench/encoders.sh")
+    a = p.parse_args()
+    runs = load(a.results)
+    if a.gpu:
+        gpu_table(a.results, runs)
+        return
+    if a.encoders:
+        encoder_table(a, runs)
+        return
+    rows = [
+        ("MuSE training steps/s (batch 16)", "muse", "train_steps_per_s"),
+        ("MuSE inference samples/s (batch 32)", "muse", "infer_samples_per_s_b32"),
+        ("MuSE latency ms (batch 1)", "muse", "latency_ms_b1"),
+        ("concat training steps/s (batch 16)", "concat", "train_steps_per_s"),
+        ("concat inference samples/s (batch 32)", "concat", "infer_samples_per_s_b32"),
+        ("concat latency ms (batch 1)", "concat", "latency_ms_b1"),
+    ]
+    engines_table(a, runs, rows)
     # the released exchange loop, cold start and memory: against eager PyTorch (the others do not apply)
     print("\n| metric | mmfuse | PyTorch | mmfuse vs PyTorch |\n|---|---|---|---|")
     for label, ours, theirs, metric in [

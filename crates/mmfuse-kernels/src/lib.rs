@@ -2,6 +2,7 @@
 //! functions and drop-in modules that model code calls without knowing the device.
 //!
 //! The rule: a model file calls [`gelu`]`(x)`, [`attention_softmax`], [`conv2d`]`(&conv, x)`,
+//! [`conv_bn`]`(&conv, &bn, shortcut, activation, x)`,
 //! [`max_pool2d`], [`relu6`], or uses [`Linear`], [`LayerNorm`] and [`Dropout`] (same fields,
 //! hence the same records, as burn's), and each of them picks its path from the tensors: on the
 //! CPU backend (`flex`) with f32 data our pass — one SIMD or `gemm` pass, and under autodiff one
@@ -17,6 +18,7 @@
 
 pub mod autodiff;
 pub mod conv2d;
+pub mod conv_bn;
 pub mod device;
 pub mod dropout;
 pub mod gelu;
@@ -27,6 +29,7 @@ pub mod max_pool2d;
 pub mod relu6;
 pub mod softmax;
 
+pub use conv_bn::{Activation, conv_bn};
 pub use conv2d::conv2d;
 pub use device::{DeviceSpec, GpuAdapter, join_streams, on_compute_pool};
 pub use dropout::{Dropout, DropoutConfig};

@@ -27,7 +27,7 @@
 //! dilation, padding or grouping use burn's convolution.
 
 mod backward;
-mod forward;
+pub(crate) mod forward;
 
 use crate::autodiff::{from_plain, plain};
 use crate::device::is_cpu;

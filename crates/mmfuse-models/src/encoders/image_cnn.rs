@@ -7,7 +7,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d, Relu};
 use burn::tensor::{Device, Tensor};
-use mmfuse_kernels::{Linear, LinearConfig};
+use mmfuse_kernels::{Activation, Linear, LinearConfig, conv_bn};
 
 /// Configuration of [`ImageCnn`].
 #[derive(Config, Debug)]
@@ -26,6 +26,7 @@ pub struct ConvBlock {
     pub conv: Conv2d,
     pub norm: BatchNorm,
     pub pool: MaxPool2d,
+    /// ReLU (applied by `conv_bn` in the same pass; the field keeps the records' layout)
     pub act: Relu,
 }
 
@@ -62,7 +63,8 @@ impl ImageCnn {
     pub fn forward(&self, images: Tensor<4>) -> Tensor<3> {
         let mut x = images;
         for b in &self.blocks {
-            x = mmfuse_kernels::max_pool2d(&b.pool, b.act.forward(b.norm.forward(mmfuse_kernels::conv2d(&b.conv, x))));
+            // conv → BN → ReLU: at prediction on the CPU one pass, the batch norm folded in
+            x = mmfuse_kernels::max_pool2d(&b.pool, conv_bn(&b.conv, &b.norm, None, Activation::Relu, x));
         }
         let [bs, c, h, w] = x.dims();
         let tokens = x.reshape([bs, c, h * w]).swap_dims(1, 2); // [B, hw, C]

@@ -21,7 +21,7 @@ use burn::module::Module;
 use burn::nn::BatchNorm;
 use burn::nn::conv::Conv2d;
 use burn::tensor::{Device, Tensor};
-use mmfuse_kernels::relu6;
+use mmfuse_kernels::{Activation, conv_bn};
 use mmfuse_kernels::{Dropout, DropoutConfig, Linear};
 use std::path::Path;
 
@@ -46,9 +46,10 @@ impl ConvBn {
         Ok(Self { conv: w.conv2d(conv, [c_in, c_out], kernel, stride, (kernel - 1) / 2, groups, false)?, bn: w.batch_norm(bn, c_out, BN_EPS)?, relu6: act })
     }
 
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = self.bn.forward(self.conv.forward(x));
-        if self.relu6 { relu6(y) } else { y }
+    /// `bn(conv(x)) (+ shortcut)`, then ReLU6 if the layer has it: at prediction on the CPU one
+    /// pass with the batch norm folded into the convolution ([`mmfuse_kernels::conv_bn`]).
+    pub fn forward(&self, x: Tensor<4>, shortcut: Option<Tensor<4>>) -> Tensor<4> {
+        conv_bn(&self.conv, &self.bn, shortcut, if self.relu6 { Activation::Relu6 } else { Activation::Identity }, x)
     }
 }
 
@@ -87,11 +88,11 @@ impl InvertedResidual {
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let h = match &self.expand {
-            Some(e) => e.forward(x.clone()),
+            Some(e) => e.forward(x.clone(), None),
             None => x.clone(),
         };
-        let y = self.project.forward(self.depthwise.forward(h));
-        if self.residual { x + y } else { y }
+        // the linear projection adds the shortcut in its own pass
+        self.project.forward(self.depthwise.forward(h, None), self.residual.then_some(x))
     }
 }
 
@@ -147,11 +148,11 @@ impl MobileNetV2 {
     /// `x` `[B, 3, H, W]` (ImageNet-normalised; 224×224 in training) → feature map
     /// `[B, 1280, H/32, W/32]` (after the last 1×1 conv + BN + ReLU6, so in [0, 6]).
     pub fn features(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut x = self.stem.forward(x);
+        let mut x = self.stem.forward(x, None);
         for b in &self.blocks {
             x = b.forward(x);
         }
-        self.last.forward(x)
+        self.last.forward(x, None)
     }
 
     /// Global average pool of a feature map `[B, C, h, w]` → `[B, C]`.

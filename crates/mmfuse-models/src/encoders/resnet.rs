@@ -27,8 +27,8 @@ use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
+use mmfuse_kernels::{Activation, conv_bn};
 use mmfuse_kernels::{Linear, LinearConfig};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -132,9 +132,10 @@ impl ConvBn {
         Ok(Self { conv: w.conv2d(conv, [c_in, c_out], kernel, stride, (kernel - 1) / 2, 1, false)?, bn: w.batch_norm(bn, c_out, BN_EPS)? })
     }
 
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        // 3×3 / stride-1 convolutions take the CPU prediction pass; the others are burn's
-        self.bn.forward(mmfuse_kernels::conv2d(&self.conv, x))
+    /// `act(bn(conv(x)) + shortcut)`: at prediction on the CPU one pass with the batch norm
+    /// folded into the convolution ([`mmfuse_kernels::conv_bn`]).
+    pub fn forward(&self, x: Tensor<4>, shortcut: Option<Tensor<4>>, act: Activation) -> Tensor<4> {
+        conv_bn(&self.conv, &self.bn, shortcut, act, x)
     }
 
     fn init(c_in: usize, c_out: usize, kernel: usize, stride: usize, device: &Device) -> Self {
@@ -188,18 +189,13 @@ impl ResidualBlock {
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let shortcut = match &self.downsample {
-            Some(d) => d.forward(x.clone()),
+            Some(d) => d.forward(x.clone(), None, Activation::Identity),
             None => x.clone(),
         };
-        let n = self.convs.len();
-        let mut h = x;
-        for (i, c) in self.convs.iter().enumerate() {
-            h = c.forward(h);
-            if i + 1 < n {
-                h = relu(h);
-            }
-        }
-        relu(h + shortcut)
+        let (last, inner) = self.convs.split_last().expect("a block has convolutions");
+        let h = inner.iter().fold(x, |h, c| c.forward(h, None, Activation::Relu));
+        // the shortcut added and the ReLU applied in the last convolution's pass
+        last.forward(h, Some(shortcut), Activation::Relu)
     }
 }
 
@@ -276,7 +272,7 @@ impl ResNet {
     /// `x` `[B, 3, H, W]` (ImageNet-normalised) → the last feature map `[B, C, ⌈H/32⌉, ⌈W/32⌉]`
     /// (7×7 for 224×224 inputs; `C` = [`ResNetConfig::feature_channels`]), after the last ReLU.
     pub fn features(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut x = self.maxpool.forward(relu(self.stem.forward(x)));
+        let mut x = self.maxpool.forward(self.stem.forward(x, None, Activation::Relu));
         for stage in &self.stages {
             for b in stage {
                 x = b.forward(x);

@@ -1,0 +1,256 @@
+//! A convolution followed by its batch norm, an optional shortcut add and an activation — the
+//! unit CNN encoders are made of (MobileNetV2's `Conv2dNormActivation` and inverted residuals,
+//! ResNet's conv/bn pairs) — as one CPU pass at prediction ([`conv_bn`]).
+//!
+//! At prediction a batch norm is an affine map per channel with fixed statistics, so it folds
+//! into the convolution's weight and bias (`w·γ/√(σ²+ε)`, `β + (b − μ)·γ/√(σ²+ε)`): the output
+//! is written once, with the bias (and the shortcut) already in place, and the activation
+//! applied while it is in cache. Done per layer the unfused way, burn-flex made four
+//! element-wise passes of the batch norm, one of the activation and one of the shortcut over
+//! every activation map, and its im2col convolution copied even a 1×1 convolution's input:
+//! on MobileNetV2 (batch 8 × 224²) the matrix products were 23 % of the forward (`perf`, two
+//! threads), element-wise passes and fresh-page faults most of the rest.
+//!
+//! Paths, on the CPU backend without autodiff and f32 data: a 1×1 / stride-1 / unpadded
+//! convolution is one `gemm` per sample on the NCHW data in place; a depthwise convolution
+//! (groups = input = output channels) sums its taps over a zero-padded copy of each plane,
+//! vectorised along the output row; a 3×3 / stride-1 / padding-1 one takes the banded pass of
+//! [`conv2d`](crate::conv2d) with the folded weight; any other shape runs burn's convolution on
+//! the folded weight (still no batch-norm passes). Under autodiff (the batch norm may be
+//! training), on other devices and dtypes: `bn(conv(x))`, `+ shortcut`, activation, as burn's ops.
+
+mod forward;
+
+pub use forward::Activation;
+
+use crate::autodiff::{dims, flex_tensor, from_plain, plain, values};
+use crate::device::is_cpu_without_autodiff;
+use burn::nn::conv::Conv2d;
+use burn::nn::{BatchNorm, PaddingConfig2d};
+use burn::tensor::module::conv2d as burn_conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{DType, Tensor};
+use forward::{Depthwise, fold};
+
+/// `act(bn(conv(x)) + shortcut)` for `x` `[B, C, H, W]` (the shortcut, when given, has the
+/// output's shape). Folded into one pass on the CPU backend at prediction (above); burn's ops
+/// otherwise.
+pub fn conv_bn(conv: &Conv2d, bn: &BatchNorm, shortcut: Option<Tensor<4>>, act: Activation, x: Tensor<4>) -> Tensor<4> {
+    let device = x.device();
+    if is_cpu_without_autodiff(&device)
+        && x.dtype() == DType::F32
+        && !x.dims().contains(&0)
+        && let Some(y) = predicted(conv, bn, shortcut.as_ref(), act, &x)
+    {
+        return y;
+    }
+    unfused(conv, bn, shortcut, act, x)
+}
+
+/// The layer as burn's operations (and our [`conv2d`](crate::conv2d) pass where it applies).
+pub fn unfused(conv: &Conv2d, bn: &BatchNorm, shortcut: Option<Tensor<4>>, act: Activation, x: Tensor<4>) -> Tensor<4> {
+    let y = bn.forward(crate::conv2d(conv, x));
+    let y = match shortcut {
+        Some(r) => y + r,
+        None => y,
+    };
+    activate(y, act)
+}
+
+fn activate(y: Tensor<4>, act: Activation) -> Tensor<4> {
+    match act {
+        Activation::Identity => y,
+        Activation::Relu => burn::tensor::activation::relu(y),
+        Activation::Relu6 => crate::relu6(y),
+    }
+}
+
+/// The folded pass, if every tensor is the CPU backend's f32 one and the shapes agree; `None`
+/// leaves the layer to [`unfused`].
+fn predicted(conv: &Conv2d, bn: &BatchNorm, shortcut: Option<&Tensor<4>>, act: Activation, x: &Tensor<4>) -> Option<Tensor<4>> {
+    let [b, c, h, w] = x.dims();
+    let weight = plain(&conv.weight.val())?;
+    let [c_out, c_per_group, kh, kw] = dims::<4>(&weight);
+    let conv_bias = match &conv.bias {
+        Some(bias) => Some(plain(&bias.val())?),
+        None => None,
+    };
+    let stats = [plain(&bn.gamma.val())?, plain(&bn.beta.val())?, plain(&bn.running_mean.value())?, plain(&bn.running_var.value())?];
+    if stats.iter().any(|s| dims::<1>(s) != [c_out]) || conv.dilation != [1, 1] || c_per_group * conv.groups != c {
+        return None;
+    }
+    let stats_values = stats.each_ref().map(|s| values(s));
+    let folded = fold(&values(&weight), conv_bias.as_ref().map(|b| values(b)).as_deref(), stats_values.each_ref().map(|v| v.as_ref()), bn.epsilon);
+    let (top, left, bottom, right) = match conv.padding {
+        PaddingConfig2d::Valid => (0, 0, 0, 0),
+        PaddingConfig2d::Explicit(top, left, bottom, right) => (top, left, bottom, right),
+        PaddingConfig2d::Same => {
+            let ((top, bottom), (left, right)) = (same_padding(h, kh, conv.stride[0]), same_padding(w, kw, conv.stride[1]));
+            (top, left, bottom, right)
+        }
+    };
+    let [sy, sx] = conv.stride;
+    if h + top + bottom < kh || w + left + right < kw {
+        return None; // burn reports the impossible shape
+    }
+    let (oh, ow) = ((h + top + bottom - kh) / sy + 1, (w + left + right - kw) / sx + 1);
+    let shortcut = match shortcut {
+        Some(r) => {
+            let r = plain(r)?;
+            if dims::<4>(&r) != [b, c_out, oh, ow] {
+                return None;
+            }
+            Some(r)
+        }
+        None => None,
+    };
+    let shortcut_values = shortcut.as_ref().map(|r| values(r));
+    let shortcut_values = shortcut_values.as_deref();
+    let xp = plain(x)?;
+    let xv = values(&xp);
+    let out = if [kh, kw] == [1, 1] && conv.stride == [1, 1] && [top, bottom, left, right] == [0; 4] && conv.groups == 1 {
+        forward::pointwise(&xv, &folded, shortcut_values, [b, c, h * w], act)
+    } else if conv.groups == c && c_out == c && c_per_group == 1 {
+        let g = Depthwise { input: [h, w], kernel: [kh, kw], stride: conv.stride, padding: [top, bottom, left, right] };
+        forward::depthwise(&xv, &folded, shortcut_values, b, g, act)
+    } else if [kh, kw] == [3, 3] && conv.stride == [1, 1] && [top, bottom, left, right] == [1; 4] && conv.groups == 1 {
+        let mut y = crate::conv2d::forward::convolve(&xv, &folded.weight, Some(&folded.bias), [b, c, h, w], c_out);
+        forward::add_and_activate(&mut y, shortcut_values, act);
+        y
+    } else {
+        // burn's convolution on the folded weight and bias; the shortcut and the activation after
+        let device = x.device();
+        let weight = from_plain(flex_tensor(folded.weight, [c_out, c_per_group, kh, kw]));
+        let bias = from_plain(flex_tensor(folded.bias, [c_out]));
+        let options = ConvOptions::new_with_padding(conv.stride, [(top, bottom), (left, right)], conv.dilation, conv.groups);
+        let y: Tensor<4> = burn_conv2d(x.clone(), weight, Some(bias), options);
+        debug_assert_eq!(y.device(), device);
+        let y = match shortcut {
+            Some(r) => y + from_plain::<4>(r),
+            None => y,
+        };
+        return Some(activate(y, act));
+    };
+    Some(from_plain(flex_tensor(out, [b, c_out, oh, ow])))
+}
+
+/// `Same` padding of a side of `n` values, as burn's convolution computes it: the output has
+/// `⌈n / stride⌉` values, the padding they need split with the smaller half first.
+fn same_padding(n: usize, kernel: usize, stride: usize) -> (usize, usize) {
+    let out = n.div_ceil(stride);
+    let total = ((out.max(1) - 1) * stride + kernel).saturating_sub(n);
+    (total / 2, total - total / 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::module::Param;
+    use burn::nn::BatchNormConfig;
+    use burn::nn::conv::Conv2dConfig;
+    use burn::tensor::{Device, Distribution};
+
+    /// A convolution and a batch norm with random weights and non-trivial running statistics.
+    /// `padding` usize::MAX: `PaddingConfig2d::Same`.
+    #[allow(clippy::too_many_arguments)]
+    fn layer(c_in: usize, c_out: usize, kernel: usize, stride: usize, padding: usize, groups: usize, bias: bool, device: &Device) -> (Conv2d, BatchNorm) {
+        let padding = if padding == usize::MAX { PaddingConfig2d::Same } else { PaddingConfig2d::Explicit(padding, padding, padding, padding) };
+        let conv = Conv2dConfig::new([c_in, c_out], [kernel, kernel])
+            .with_stride([stride, stride])
+            .with_padding(padding)
+            .with_groups(groups)
+            .with_bias(bias)
+            .init(device);
+        let mut bn = BatchNormConfig::new(c_out).with_epsilon(1e-5).init(device);
+        bn.gamma = Param::from_tensor(Tensor::random([c_out], Distribution::Uniform(0.5, 1.5), device));
+        bn.beta = Param::from_tensor(Tensor::random([c_out], Distribution::Normal(0.0, 0.5), device));
+        bn.running_mean = burn::module::RunningState::new(Tensor::random([c_out], Distribution::Normal(0.0, 0.3), device));
+        bn.running_var = burn::module::RunningState::new(Tensor::random([c_out], Distribution::Uniform(0.2, 2.0), device));
+        (conv, bn)
+    }
+
+    fn max_rel_diff(a: Tensor<4>, b: Tensor<4>) -> f32 {
+        assert_eq!(a.dims(), b.dims());
+        let scale = b.clone().abs().max().into_scalar::<f32>().max(1.0);
+        (a - b).abs().max().into_scalar::<f32>() / scale
+    }
+
+    #[test]
+    fn every_path_matches_burns_conv_then_batch_norm() {
+        let device = Device::flex();
+        // (input, c_out, kernel, stride, padding, groups, conv bias): the 1×1, depthwise (3×3 at
+        // stride 1 and 2, odd sizes; a 5×5), 3×3 and the general (stem 3×3/2, 7×7/2, 1×1/2) paths
+        for (shape, c_out, k, s, p, g, bias) in [
+            ([2, 6, 9, 7], 10, 1, 1, 0, 1, false),
+            ([1, 6, 5, 5], 3, 1, 1, 0, 1, true),
+            ([3, 8, 11, 13], 8, 3, 1, 1, 8, false),
+            ([2, 8, 12, 9], 8, 3, 2, 1, 8, false),
+            ([2, 5, 7, 7], 5, 3, 2, 1, 5, true),
+            ([1, 4, 9, 10], 4, 5, 1, 2, 4, false),
+            ([2, 4, 6, 7], 6, 3, 1, 1, 1, true),
+            ([2, 3, 16, 15], 8, 3, 2, 1, 1, false),
+            ([1, 3, 19, 19], 4, 7, 2, 3, 1, false),
+            ([2, 6, 8, 8], 12, 1, 2, 0, 1, false),
+            ([1, 1, 1, 1], 1, 3, 1, 1, 1, false),
+            // `Same` padding (the small image CNN's 3×3 convolutions; a 4×4 kernel pads 1 and 2)
+            ([2, 3, 8, 8], 5, 3, 1, usize::MAX, 1, true),
+            ([1, 2, 7, 6], 3, 4, 1, usize::MAX, 1, false),
+            ([1, 4, 9, 9], 4, 3, 2, usize::MAX, 4, false),
+        ] {
+            let (conv, bn) = layer(shape[1], c_out, k, s, p, g, bias, &device);
+            let x = Tensor::<4>::random(shape, Distribution::Normal(0.0, 2.0), &device);
+            assert!(predicted(&conv, &bn, None, Activation::Identity, &x).is_some(), "{shape:?} k{k} s{s} g{g}: not folded");
+            for act in [Activation::Identity, Activation::Relu, Activation::Relu6] {
+                let ours = conv_bn(&conv, &bn, None, act, x.clone());
+                let want = activate(bn.forward(conv.forward(x.clone())), act);
+                let d = max_rel_diff(ours.clone(), want.clone());
+                assert!(d < 1e-5, "{shape:?} k{k} s{s} p{p} g{g} {act:?}: {d}");
+                // with a shortcut of the output's shape
+                let r = Tensor::<4>::random(want.dims(), Distribution::Normal(0.0, 1.0), &device);
+                let ours = conv_bn(&conv, &bn, Some(r.clone()), act, x.clone());
+                let want = activate(bn.forward(conv.forward(x.clone())) + r, act);
+                let d = max_rel_diff(ours, want);
+                assert!(d < 1e-5, "{shape:?} k{k} s{s} p{p} g{g} {act:?} with shortcut: {d}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_hand_computed_depthwise_case_and_nan() {
+        let device = Device::flex();
+        // one channel, 3×3 taps 1..=9, γ = 2, β = 1, μ = 0.5, σ² = 4 − ε: y = (conv(x) − 0.5)·1 + 1
+        let (mut conv, mut bn) = layer(1, 1, 3, 1, 1, 1, false, &device);
+        conv.weight = Param::from_tensor(Tensor::<1>::from_floats([1., 2., 3., 4., 5., 6., 7., 8., 9.], &device).reshape([1, 1, 3, 3]));
+        bn.gamma = Param::from_tensor(Tensor::from_floats([2.0], &device));
+        bn.beta = Param::from_tensor(Tensor::from_floats([1.0], &device));
+        bn.running_mean = burn::module::RunningState::new(Tensor::from_floats([0.5], &device));
+        bn.running_var = burn::module::RunningState::new(Tensor::from_floats([4.0 - 1e-5], &device));
+        let x = Tensor::<1>::from_floats([1.0, 2.0, 3.0, 4.0], &device).reshape([1, 1, 2, 2]);
+        // conv (padding 1) of [[1,2],[3,4]]: at (0,0) taps 5·1 + 6·2 + 8·3 + 9·4 = 77
+        let y = conv_bn(&conv, &bn, None, Activation::Identity, x).into_data().try_to_vec::<f32>().unwrap();
+        let want =
+            [77.0f32, 4. * 1. + 5. * 2. + 7. * 3. + 8. * 4., 2. * 1. + 3. * 2. + 5. * 3. + 6. * 4., 1. + 2. * 2. + 4. * 3. + 5. * 4.].map(|c| (c - 0.5) + 1.0);
+        for (a, b) in y.iter().zip(want) {
+            assert!((a - b).abs() < 1e-4, "{y:?} vs {want:?}");
+        }
+        // ReLU6 caps; a NaN reaches exactly the outputs whose window holds it
+        let x = Tensor::<1>::from_floats([f32::NAN, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0], &device).reshape([1, 1, 3, 3]);
+        let y = conv_bn(&conv, &bn, None, Activation::Relu6, x).into_data().try_to_vec::<f32>().unwrap();
+        let nan_at: Vec<usize> = y.iter().enumerate().filter(|(_, v)| v.is_nan()).map(|(i, _)| i).collect();
+        assert_eq!(nan_at, vec![0, 1, 3, 4]);
+        assert!(y.iter().filter(|v| !v.is_nan()).all(|v| *v == 6.0));
+    }
+
+    #[test]
+    fn autodiff_takes_burns_path_and_trains() {
+        // under autodiff the batch norm trains on batch statistics: the layer is burn's
+        let device = Device::flex().autodiff();
+        let (conv, bn) = layer(4, 4, 3, 1, 1, 4, false, &device);
+        let x = Tensor::<4>::random([2, 4, 5, 5], Distribution::Normal(0.0, 1.0), &device).require_grad();
+        let y = conv_bn(&conv, &bn, None, Activation::Relu6, x.clone());
+        let want = crate::relu6(bn.forward(conv.forward(x.clone())));
+        assert!(max_rel_diff(y.clone(), want) < 1e-6);
+        let g = y.sum().backward();
+        assert!(conv.weight.grad(&g).is_some() && x.grad(&g).is_some());
+    }
+}

@@ -16,7 +16,6 @@ checked against eager first, then run by ONNX Runtime's CPU provider with
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -27,27 +26,9 @@ import torchvision
 from safetensors.torch import load_file
 from transformers import BertModel
 
+from muse_small import emit  # the results format of bench/run.sh
+
 IMPL = {"eager": "pytorch", "compile": "torch_compile", "onnxruntime": "onnxruntime"}
-
-
-def emit(impl, model, metric, unit, runs):
-    print(
-        json.dumps(
-            {
-                "impl": impl,
-                "model": model,
-                "metric": metric,
-                "unit": unit,
-                "median": statistics.median(runs),
-                "min": min(runs),
-                "max": max(runs),
-                "threads": torch.get_num_threads(),
-                "device": "cpu",
-                "runs": runs,
-            }
-        ),
-        flush=True,
-    )
 
 
 class LastHidden(torch.nn.Module):
@@ -119,14 +100,14 @@ def main():
             fwd = torch.compile(model, dynamic=False)
             t0 = time.perf_counter()
             fwd(*inputs)
-            emit(impl, name, "compile_s", "s", [time.perf_counter() - t0])
+            emit(name, "compile_s", "s", [time.perf_counter() - t0], impl=impl)
             f = lambda: fwd(*inputs)  # noqa: E731
         else:
             path = os.path.join(workdir, f"{name}.onnx")
             t0 = time.perf_counter()
             torch.onnx.export(model, inputs, path, input_names=input_names, output_names=["out"], dynamo=True, optimize=True, verbose=False)
             sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-            emit(impl, name, "export_s", "s", [time.perf_counter() - t0])
+            emit(name, "export_s", "s", [time.perf_counter() - t0], impl=impl)
             feed = {k: v.numpy() for k, v in zip(input_names, inputs)}
             want = model(*inputs).numpy()
             err = float(np.abs(sess.run(["out"], feed)[0] - want).max())
@@ -134,7 +115,7 @@ def main():
             if err > 1e-3:
                 sys.exit(f"the ONNX export of {name} differs from eager by {err}")
             f = lambda: sess.run(["out"], feed)  # noqa: E731
-        emit(impl, name, "samples_per_s", "samples/s", repeats(f, a.reps, b))
+        emit(name, "samples_per_s", "samples/s", repeats(f, a.reps, b), impl=impl)
 
 
 if __name__ == "__main__":

@@ -276,11 +276,13 @@ DEVICE = "cpu"
 IMPL = "pytorch"
 
 
-def emit(model, metric, unit, runs):
+def emit(model, metric, unit, runs, impl=None):
+    """One result line of bench/run.sh's format (make_table.py reads it); `impl`: the engine's
+    name, else this process's `IMPL`."""
     print(
         json.dumps(
             {
-                "impl": IMPL,
+                "impl": impl or IMPL,
                 "model": model,
                 "metric": metric,
                 "unit": unit,

@@ -1,5 +1,5 @@
-//! Scalar math shared by the passes (branch-free, so their loops vectorise) and the split of
-//! long passes over the compute pool.
+//! Scalar math shared by the passes (branch-free, so their loops vectorise), the ReLU clamp, and the
+//! split of long passes over the compute pool.
 
 use rayon::prelude::*;
 
@@ -19,6 +19,25 @@ pub(crate) fn for_chunks(v: &mut [f32], f: impl Fn(&mut [f32]) + Sync + Send) {
 
 pub(crate) fn for_chunk_pairs(a: &mut [f32], b: &mut [f32], f: impl Fn(&mut [f32], &mut [f32]) + Sync + Send) {
     if a.len() <= PARALLEL_CHUNK { f(a, b) } else { a.par_chunks_mut(PARALLEL_CHUNK).zip(b.par_chunks_mut(PARALLEL_CHUNK)).for_each(|(a, b)| f(a, b)) }
+}
+
+/// `min(max(x, 0), max)` in place (ReLU with `max` = ∞, ReLU6 with 6), NaN kept: one
+/// branch-free pass, vectorised with AVX2 or AVX-512 where the CPU has them (`pulp`).
+pub(crate) fn clamp_relu(v: &mut [f32], max: f32) {
+    struct Clamp<'a>(&'a mut [f32], f32);
+    impl pulp::WithSimd for Clamp<'_> {
+        type Output = ();
+        #[inline(always)]
+        fn with_simd<S: pulp::Simd>(self, _: S) {
+            let Self(v, max) = self;
+            for x in v.iter_mut() {
+                // NaN compares false and stays
+                let y = if *x < 0.0 { 0.0 } else { *x };
+                *x = if y > max { max } else { y };
+            }
+        }
+    }
+    pulp::Arch::new().dispatch(Clamp(v, max));
 }
 
 /// `(Φ(x), φ(x))`, the standard normal CDF and density. Branch-free, so the loops above

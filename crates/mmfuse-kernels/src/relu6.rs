@@ -1,7 +1,7 @@
 //! ReLU6, `min(max(x, 0), 6)`, as one vectorised pass at prediction.
 
 use crate::device::is_cpu;
-use crate::math::for_chunks;
+use crate::math::{clamp_relu, for_chunks};
 use burn::tensor::{DType, Tensor};
 
 /// `min(max(x, 0), 6)` (MobileNetV2's activation), NaN kept. On the CPU backend without
@@ -15,13 +15,7 @@ pub fn relu6<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     let mut data = x.into_data();
     match data.as_mut_slice::<f32>() {
         Ok(v) => {
-            for_chunks(v, |c| {
-                for x in c.iter_mut() {
-                    // branch-free (vectorises); NaN compares false and stays
-                    let y = if *x < 0.0 { 0.0 } else { *x };
-                    *x = if y > 6.0 { 6.0 } else { y };
-                }
-            });
+            for_chunks(v, |c| clamp_relu(c, 6.0));
             Tensor::from_data(data, &device)
         }
         Err(_) => burn::tensor::activation::relu6(Tensor::from_data(data, &device)),

@@ -4,6 +4,7 @@
 //! epilogue (shortcut add and activation, in place).
 
 use crate::autodiff::gemm_strided;
+use crate::math::{PARALLEL_CHUNK, clamp_relu, for_chunks};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
@@ -77,9 +78,9 @@ pub(crate) fn pointwise(x: &[f32], f: &Folded, shortcut: Option<&[f32]>, [b, c, 
     out
 }
 
-/// The geometry of a depthwise convolution.
+/// The geometry of a convolution over one plane.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Depthwise {
+pub(crate) struct Geometry {
     /// input plane `[h, w]`
     pub input: [usize; 2],
     /// kernel `[kh, kw]`
@@ -89,7 +90,7 @@ pub(crate) struct Depthwise {
     pub padding: [usize; 4],
 }
 
-impl Depthwise {
+impl Geometry {
     pub fn output(&self) -> [usize; 2] {
         let [h, w] = self.input;
         let [t, bo, l, r] = self.padding;
@@ -106,7 +107,7 @@ impl Depthwise {
 /// tap `(ky, kx)` of output `i = oy·sy·qw + ox` reads `P[kx mod sx]` at `i + ky·qw + kx / sx`:
 /// one contiguous multiply-add over the whole plane per kernel row, which vectorises even for
 /// MobileNetV2's 7-wide planes, where a loop along each output row would not.
-pub(crate) fn depthwise(x: &[f32], f: &Folded, shortcut: Option<&[f32]>, b: usize, g: Depthwise, act: Activation) -> Vec<f32> {
+pub(crate) fn depthwise(x: &[f32], f: &Folded, shortcut: Option<&[f32]>, b: usize, g: Geometry, act: Activation) -> Vec<f32> {
     let c = f.bias.len();
     let [h, w] = g.input;
     let [kh, kw] = g.kernel;
@@ -236,39 +237,20 @@ impl pulp::WithSimd for DepthwiseTaps<'_> {
 pub(crate) fn epilogue(y: &mut [f32], act: Activation) {
     match act {
         Activation::Identity => {}
-        Activation::Relu => pulp::Arch::new().dispatch(Clamp { y, max: f32::INFINITY }),
-        Activation::Relu6 => pulp::Arch::new().dispatch(Clamp { y, max: 6.0 }),
-    }
-}
-
-/// `min(max(x, 0), max)` in place, NaN kept (branch-free, so it vectorises).
-struct Clamp<'a> {
-    y: &'a mut [f32],
-    max: f32,
-}
-
-impl pulp::WithSimd for Clamp<'_> {
-    type Output = ();
-    #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _: S) {
-        let max = self.max;
-        for x in self.y.iter_mut() {
-            let y = if *x < 0.0 { 0.0 } else { *x };
-            *x = if y > max { max } else { y };
-        }
+        Activation::Relu => clamp_relu(y, f32::INFINITY),
+        Activation::Relu6 => clamp_relu(y, 6.0),
     }
 }
 
 /// `y += shortcut`, then the activation, in place (the 3×3 pass's output).
 pub(crate) fn add_and_activate(y: &mut [f32], shortcut: Option<&[f32]>, act: Activation) {
-    const CHUNK: usize = 1 << 16;
     match shortcut {
-        Some(r) => y.par_chunks_mut(CHUNK).zip(r.par_chunks(CHUNK)).for_each(|(y, r)| {
+        Some(r) => y.par_chunks_mut(PARALLEL_CHUNK).zip(r.par_chunks(PARALLEL_CHUNK)).for_each(|(y, r)| {
             for (y, r) in y.iter_mut().zip(r) {
                 *y += r;
             }
             epilogue(y, act);
         }),
-        None => y.par_chunks_mut(CHUNK).for_each(|y| epilogue(y, act)),
+        None => for_chunks(y, |y| epilogue(y, act)),
     }
 }

@@ -30,7 +30,7 @@ use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::module::conv2d as burn_conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Tensor};
-use forward::{Depthwise, fold};
+use forward::{Geometry, fold};
 
 /// `act(bn(conv(x)) + shortcut)` for `x` `[B, C, H, W]` (the shortcut, when given, has the
 /// output's shape). Folded into one pass on the CPU backend at prediction (above); burn's ops
@@ -89,11 +89,11 @@ fn predicted(conv: &Conv2d, bn: &BatchNorm, shortcut: Option<&Tensor<4>>, act: A
             (top, left, bottom, right)
         }
     };
-    let [sy, sx] = conv.stride;
     if h + top + bottom < kh || w + left + right < kw {
         return None; // burn reports the impossible shape
     }
-    let (oh, ow) = ((h + top + bottom - kh) / sy + 1, (w + left + right - kw) / sx + 1);
+    let g = Geometry { input: [h, w], kernel: [kh, kw], stride: conv.stride, padding: [top, bottom, left, right] };
+    let [oh, ow] = g.output();
     let shortcut = match shortcut {
         Some(r) => {
             let r = plain(r)?;
@@ -108,23 +108,20 @@ fn predicted(conv: &Conv2d, bn: &BatchNorm, shortcut: Option<&Tensor<4>>, act: A
     let shortcut_values = shortcut_values.as_deref();
     let xp = plain(x)?;
     let xv = values(&xp);
-    let out = if [kh, kw] == [1, 1] && conv.stride == [1, 1] && [top, bottom, left, right] == [0; 4] && conv.groups == 1 {
+    let out = if g.kernel == [1, 1] && g.stride == [1, 1] && g.padding == [0; 4] && conv.groups == 1 {
         forward::pointwise(&xv, &folded, shortcut_values, [b, c, h * w], act)
     } else if conv.groups == c && c_out == c && c_per_group == 1 {
-        let g = Depthwise { input: [h, w], kernel: [kh, kw], stride: conv.stride, padding: [top, bottom, left, right] };
         forward::depthwise(&xv, &folded, shortcut_values, b, g, act)
-    } else if [kh, kw] == [3, 3] && conv.stride == [1, 1] && [top, bottom, left, right] == [1; 4] && conv.groups == 1 {
+    } else if g.kernel == [3, 3] && g.stride == [1, 1] && g.padding == [1; 4] && conv.groups == 1 {
         let mut y = crate::conv2d::forward::convolve(&xv, &folded.weight, Some(&folded.bias), [b, c, h, w], c_out);
         forward::add_and_activate(&mut y, shortcut_values, act);
         y
     } else {
         // burn's convolution on the folded weight and bias; the shortcut and the activation after
-        let device = x.device();
         let weight = from_plain(flex_tensor(folded.weight, [c_out, c_per_group, kh, kw]));
         let bias = from_plain(flex_tensor(folded.bias, [c_out]));
         let options = ConvOptions::new_with_padding(conv.stride, [(top, bottom), (left, right)], conv.dilation, conv.groups);
         let y: Tensor<4> = burn_conv2d(x.clone(), weight, Some(bias), options);
-        debug_assert_eq!(y.device(), device);
         let y = match shortcut {
             Some(r) => y + from_plain::<4>(r),
             None => y,

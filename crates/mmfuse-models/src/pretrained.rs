@@ -352,7 +352,7 @@ impl Weights {
         let w = self.pp(name);
         let weight = w.get("weight", [d_out, d_in])?.transpose();
         let bias = if bias { Some(Param::from_tensor(w.get("bias", [d_out])?)) } else { None };
-        Ok(Linear { weight: Param::from_tensor(weight), bias })
+        Ok(Linear::new(Param::from_tensor(weight), bias))
     }
 
     /// A [`LayerNorm`] of size `d` from `name.weight`/`name.bias` (falls back to the legacy

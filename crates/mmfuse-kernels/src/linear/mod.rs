@@ -9,11 +9,16 @@
 //! ones). gemm splits each product over the compute pool by output blocks, every output summed
 //! whole by one thread: the results do not depend on the threads (training resumes exactly).
 //!
-//! Without autodiff, and on other devices and dtypes, burn's `Linear` is used.
+//! At prediction on the CPU (no autodiff, f32) the weight is packed once and kept beside the
+//! layer (`packed.rs`), where the CPU has AVX2 + FMA without AVX-512. On other devices and
+//! dtypes, burn's `Linear` is used.
 
 mod backward;
+pub(crate) mod packed;
 
+use crate::autodiff::{dims, flex_tensor, from_plain, plain};
 use crate::device::is_cpu;
+use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::strategy::{BalancedCheckpointing, NoCheckpointing};
 use burn::config::Config;
 use burn::module::{Module, Param};
@@ -40,7 +45,7 @@ impl LinearConfig {
     /// A layer with weights drawn as burn's `LinearConfig::init` draws them.
     pub fn init(&self, device: &Device) -> Linear {
         let l = burn::nn::LinearConfig::new(self.d_input, self.d_output).with_bias(self.bias).with_initializer(self.initializer.clone()).init(device);
-        Linear { weight: l.weight, bias: l.bias }
+        Linear::new(l.weight, l.bias)
     }
 }
 
@@ -58,22 +63,57 @@ pub struct Linear {
     pub weight: Param<Tensor<2>>,
     /// `[d_output]`.
     pub bias: Option<Param<Tensor<1>>>,
+    /// The weight packed for prediction (not part of the record; see `packed.rs`).
+    #[module(skip)]
+    packed: packed::PackedCache,
 }
 
 impl Linear {
+    /// A layer with these parameters (`weight` `[d_input, d_output]`, `bias` `[d_output]`).
+    pub fn new(weight: Param<Tensor<2>>, bias: Option<Param<Tensor<1>>>) -> Self {
+        Linear { weight, bias, packed: Default::default() }
+    }
+
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let device = x.device();
-        let trained = device.is_autodiff() && is_cpu(&device) && x.dtype() == DType::F32;
-        if D < 2 || (D == 2 && !trained) {
+        let cpu_f32 = is_cpu(&device) && x.dtype() == DType::F32;
+        let trained = cpu_f32 && device.is_autodiff();
+        let predicted = cpu_f32 && !device.is_autodiff() && packed::available();
+        if D < 2 || !(trained || predicted) {
             return self.with_burn(x);
         }
         let dims = x.dims();
         let rows = dims[..D - 1].iter().product::<usize>();
         let x = x.reshape([rows, dims[D - 1]]);
-        let y = trained.then(|| self.fused(&x)).flatten().unwrap_or_else(|| self.with_burn(x));
+        let y = if trained { self.fused(&x) } else { self.predict(&x) };
+        let y = y.unwrap_or_else(|| self.with_burn(x));
         let mut out = dims;
         out[D - 1] = y.dims()[1];
         y.reshape(out)
+    }
+
+    /// `x` `[rows, d_in]` through the packed weight, if `x` and the parameters are f32 tensors
+    /// of the CPU backend without autodiff and the shapes agree (else burn's op reports them).
+    fn predict(&self, x: &Tensor<2>) -> Option<Tensor<2>> {
+        let x = plain(x)?;
+        let weight = self.weight.val().try_into_primitive::<Flex>().ok().filter(|w| w.dtype() == DType::F32)?;
+        let bias = match &self.bias {
+            Some(b) => Some(plain(&b.val())?),
+            None => None,
+        };
+        let ([rows, d_in], [k, n]) = (dims::<2>(&x), dims::<2>(&weight));
+        if rows == 0 || d_in != k || k == 0 || n == 0 || bias.as_ref().is_some_and(|b| dims::<1>(b) != [n]) {
+            return None;
+        }
+        // `plain` gives contiguous tensors
+        let bias = match &bias {
+            Some(b) => Some(b.as_slice::<f32>()?),
+            None => None,
+        };
+        let packed = self.packed.get(&weight);
+        let mut y = vec![0f32; rows * n];
+        packed::forward(x.as_slice::<f32>()?, rows, &packed, bias, &mut y);
+        Some(from_plain(flex_tensor(y, [rows, n])))
     }
 
     /// `x` `[rows, d_in]` as one autodiff operation, if `x` and the parameters are f32 tensors
@@ -123,6 +163,88 @@ mod tests {
             };
             let d = [rel(y0, y1), rel(x0, x1), rel(w0, w1), b];
             assert!(d.iter().all(|v| *v < 1e-5), "{rows}×{d_in}→{d_out}: output, input, weight, bias {d:?}");
+        }
+    }
+
+    fn rel_any<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
+        let (a, b) = (a.into_data().try_to_vec::<f32>().unwrap(), b.into_data().try_to_vec::<f32>().unwrap());
+        let scale = b.iter().fold(1f32, |m, v| m.max(v.abs()));
+        a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max) / scale
+    }
+
+    fn packs(lin: &Linear) -> usize {
+        lin.packed.packs.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn note_if_unavailable() {
+        if !packed::available() {
+            eprintln!("NOTE: this CPU lacks AVX2 + FMA or has AVX-512: the packed prediction kernel is not used here; the tests compare burn's op with itself");
+        }
+    }
+
+    #[test]
+    fn prediction_matches_burns_op_on_every_tile_shape() {
+        note_if_unavailable();
+        let device = Device::flex();
+        // rows: below, at and above the 6-row tile and the 96-row block; d_in: one and several
+        // 256-blocks of K with remainders; d_out: below, at and above the 16-column panel
+        for (rows, d_in, d_out, bias) in [(1, 8, 1, true), (5, 3, 15, false), (6, 256, 16, true), (7, 300, 17, true), (65, 256, 256, true), (200, 600, 40, false), (97, 1024, 33, true)] {
+            let lin = LinearConfig::new(d_in, d_out).with_bias(bias).init(&device);
+            let x = Tensor::<2>::random([rows, d_in], Distribution::Normal(0.0, 1.0), &device);
+            let d = rel_any(lin.forward(x.clone()), lin.with_burn(x.clone()));
+            assert!(d < 1e-5, "{rows}×{d_in}→{d_out}: {d}");
+            // and over leading axes
+            let x3 = x.reshape([1, rows, d_in]);
+            assert!(rel_any(lin.forward(x3.clone()), lin.with_burn(x3)) < 1e-5);
+        }
+    }
+
+    #[test]
+    fn the_weight_is_packed_once_and_again_when_it_changes() {
+        note_if_unavailable();
+        if !packed::available() {
+            return;
+        }
+        let device = Device::flex();
+        let mut lin = LinearConfig::new(40, 24).init(&device);
+        let x = Tensor::<2>::random([9, 40], Distribution::Normal(0.0, 1.0), &device);
+        let y0 = lin.forward(x.clone());
+        let y1 = lin.forward(x.clone());
+        assert_eq!(packs(&lin), 1, "a second call reuses the packing");
+        assert_eq!(y0.into_data().try_to_vec::<f32>().unwrap(), y1.into_data().try_to_vec::<f32>().unwrap());
+        // a new weight (as a loaded record or a training step gives): packed again, never stale
+        lin.weight = Param::from_tensor(Tensor::<2>::random([40, 24], Distribution::Normal(0.0, 1.0), &device));
+        assert!(rel_any(lin.forward(x.clone()), lin.with_burn(x.clone())) < 1e-5);
+        assert_eq!(packs(&lin), 2);
+        // a transposed view (how PyTorch weights are loaded) is read through its strides
+        let w_t = Tensor::<2>::random([24, 40], Distribution::Normal(0.0, 1.0), &device);
+        lin.weight = Param::from_tensor(w_t.clone().transpose());
+        assert!(rel_any(lin.forward(x.clone()), lin.with_burn(x.clone())) < 1e-5);
+        lin.forward(x.clone());
+        assert_eq!(packs(&lin), 3);
+        // a clone (`valid()`, a copy for another thread) starts empty and packs its own
+        let copy = lin.clone();
+        assert_eq!(packs(&copy), 0);
+        assert!(rel_any(copy.forward(x.clone()), lin.with_burn(x)) < 1e-5);
+    }
+
+    #[test]
+    fn prediction_does_not_depend_on_the_threads_and_keeps_nan_in_its_row() {
+        note_if_unavailable();
+        let device = Device::flex();
+        let lin = LinearConfig::new(256, 1024).init(&device);
+        let mut v = Tensor::<2>::random([64, 256], Distribution::Normal(0.0, 1.0), &device).into_data().try_to_vec::<f32>().unwrap();
+        v[5 * 256 + 17] = f32::NAN;
+        let x = Tensor::<2>::from_data(burn::tensor::TensorData::new(v, [64, 256]), &device);
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| lin.forward(x.clone())).into_data().try_to_vec::<f32>().unwrap()
+        };
+        let (one, three) = (run(1), run(3));
+        assert_eq!(one.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), three.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        for (i, row) in one.chunks(1024).enumerate() {
+            assert_eq!(row.iter().all(|v| v.is_nan()), i == 5, "row {i}");
+            assert!(i == 5 || row.iter().all(|v| v.is_finite()), "row {i}");
         }
     }
 

@@ -1,0 +1,274 @@
+//! `y = x·W + b` at prediction with `W` packed once: the weight is laid out in panels of 16
+//! columns (`[K][16]` each, the last one zero-padded) the first time a layer predicts, kept
+//! beside the layer ([`PackedCache`]), and reused by every later call; an AVX2 + FMA kernel of
+//! 6 rows × 16 columns (12 accumulators, two loads of the panel and six broadcasts of `x` per
+//! step of `K`) writes each output tile once, with the bias added as it is stored.
+//!
+//! Why not `gemm` (which `Linear` used before, through burn's matmul): at the row counts of one
+//! post (64 tokens) gemm re-packs the whole weight on every call and splits the product over two
+//! threads unevenly; on MuSE-small's shapes at 2 threads this kernel runs at 150–170 GFLOP/s where
+//! gemm reaches 90–130 (the crate's `linear_packed` test prints both). At hundreds of rows the
+//! two are level. On CPUs with AVX-512 gemm's 512-bit kernels are used instead (this kernel is
+//! 256-bit); on other architectures, too.
+//!
+//! The cache holds a reference to the weight tensor it packed (so that storage can neither be
+//! freed and reused by another tensor, nor written in place) and is checked against the layer's
+//! current weight on every call: a layer whose weight was replaced (loaded, trained, moved)
+//! packs again, never reads a stale panel. A cloned layer starts with an empty cache.
+
+use burn::backend::flex::FlexTensor;
+use rayon::prelude::*;
+use std::sync::{Arc, Mutex};
+
+/// Rows of an output tile.
+const MR: usize = 6;
+/// Columns of an output tile (two AVX vectors) and of a weight panel.
+const NR: usize = 16;
+/// Steps of `K` per pass over a panel: a panel block of 256 × 16 f32 (16 KiB) stays in L1 while
+/// every row tile of a task passes over it.
+const KC: usize = 256;
+/// Rows per task: a block of `x` of 96 × 256 f32 (96 KiB) stays in L2.
+const MC: usize = 96;
+/// Below this many multiply-adds the product runs on the calling thread.
+const SERIAL_FMAS: usize = 1 << 16;
+
+/// Whether this CPU runs the packed kernel: x86-64 with AVX2 and FMA, without AVX-512 (where
+/// gemm's wider kernels are faster).
+pub(crate) fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *AVAILABLE.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && !is_x86_feature_detected!("avx512f"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// A `[K, N]` weight in panels of [`NR`] columns: panel `p` holds columns `16p..16p+16` as `K`
+/// rows of 16 (zeros past `N`).
+#[derive(Debug)]
+pub(crate) struct PackedWeight {
+    k: usize,
+    n: usize,
+    panels: Vec<f32>,
+}
+
+impl PackedWeight {
+    /// Packs the row-major `[k, n]` values `w`.
+    pub(crate) fn new(w: &[f32], k: usize, n: usize) -> Self {
+        assert_eq!(w.len(), k * n, "PackedWeight: {} values for [{k}, {n}]", w.len());
+        let n_panels = n.div_ceil(NR);
+        let mut panels = vec![0f32; n_panels * NR * k];
+        panels.par_chunks_mut(NR * k).enumerate().for_each(|(p, panel)| {
+            let (c0, width) = (p * NR, NR.min(n - p * NR));
+            for (row, dst) in w.chunks_exact(n).zip(panel.chunks_exact_mut(NR)) {
+                dst[..width].copy_from_slice(&row[c0..c0 + width]);
+            }
+        });
+        PackedWeight { k, n, panels }
+    }
+
+    fn panel(&self, p: usize) -> &[f32] {
+        &self.panels[p * NR * self.k..(p + 1) * NR * self.k]
+    }
+}
+
+/// The packed weight of one `Linear`, with the weight tensor it was packed from.
+#[derive(Default)]
+pub struct PackedCache {
+    slot: Mutex<Option<(FlexTensor, Arc<PackedWeight>)>>,
+    #[cfg(test)]
+    pub(crate) packs: std::sync::atomic::AtomicUsize,
+}
+
+impl Clone for PackedCache {
+    /// An empty cache: a clone may get other weights (`Module::valid`, a loaded record).
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl std::fmt::Debug for PackedCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let packed = self.slot.lock().map(|s| s.is_some()).unwrap_or(false);
+        write!(f, "PackedCache {{ packed: {packed} }}")
+    }
+}
+
+impl PackedCache {
+    /// The packing of `weight` (`[k, n]`, any layout): the cached one if it was packed from this
+    /// very tensor (same storage, same layout), else packed now and cached.
+    pub(crate) fn get(&self, weight: &FlexTensor) -> Arc<PackedWeight> {
+        let same = |(w, _): &(FlexTensor, Arc<PackedWeight>)| Arc::ptr_eq(&w.data_arc(), &weight.data_arc()) && w.layout() == weight.layout() && w.dtype() == weight.dtype();
+        // a poisoned lock only means a panic elsewhere while it was held: the slot is still valid
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = slot.as_ref().filter(|e| same(e)) {
+            return entry.1.clone();
+        }
+        let [k, n] = crate::autodiff::dims::<2>(weight);
+        let packed = Arc::new(PackedWeight::new(&crate::autodiff::values(weight), k, n));
+        #[cfg(test)]
+        self.packs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *slot = Some((weight.clone(), packed.clone()));
+        packed
+    }
+}
+
+/// `x` `[rows, K]` (row-major) times the packed weight, plus `bias` `[N]`, into `y` `[rows, N]`.
+/// Each output is summed whole by one task in a fixed order: the result does not depend on the
+/// threads.
+///
+/// # Panics
+/// If the lengths do not match the shapes, or [`available`] is false.
+pub(crate) fn forward(x: &[f32], rows: usize, w: &PackedWeight, bias: Option<&[f32]>, y: &mut [f32]) {
+    let (k, n) = (w.k, w.n);
+    assert!(available(), "linear::packed::forward without AVX2 + FMA");
+    assert!(k > 0 && x.len() == rows * k && y.len() == rows * n && bias.is_none_or(|b| b.len() == n), "linear::packed::forward: shapes do not match");
+    let n_panels = n.div_ceil(NR);
+    // bias padded to whole panels
+    let mut b = vec![0f32; n_panels * NR];
+    if let Some(bias) = bias {
+        b[..n].copy_from_slice(bias);
+    }
+    let threads = rayon::current_num_threads();
+    let row_blocks = rows.div_ceil(MC);
+    // few row blocks (a single post): split the columns too, so that every thread has work
+    let col_groups = if rows * k * n < SERIAL_FMAS || row_blocks >= 2 * threads { 1 } else { (2 * threads).div_ceil(row_blocks).min(n_panels) };
+    let per_group = n_panels.div_ceil(col_groups);
+    let tasks = row_blocks * n_panels.div_ceil(per_group);
+    let out = OutPtr(y.as_mut_ptr());
+    let task = |t: usize| {
+        let (r, g) = (t % row_blocks, t / row_blocks);
+        let rows = (r * MC, ((r + 1) * MC).min(rows));
+        let panels = (g * per_group, ((g + 1) * per_group).min(n_panels));
+        // SAFETY: tasks write disjoint (row block × panel group) rectangles of `y`, whose
+        // length was checked above; `y` is exclusively borrowed for the whole call.
+        unsafe { block(x, w, &b, &out, rows, panels) }
+    };
+    if tasks == 1 {
+        task(0)
+    } else {
+        (0..tasks).into_par_iter().for_each(task)
+    }
+}
+
+/// `y`'s data pointer, shared by the tasks that write disjoint parts of it.
+struct OutPtr(*mut f32);
+// SAFETY: the tasks holding it write disjoint elements (see `forward`).
+unsafe impl Sync for OutPtr {}
+
+/// Rows `rows.0..rows.1` × panels `panels.0..panels.1` of the output.
+///
+/// # Safety
+/// `y` must point at `rows × N` f32 values that no other thread reads or writes in this
+/// rectangle; `x`, `w` and `bias` as checked by [`forward`].
+unsafe fn block(x: &[f32], w: &PackedWeight, bias: &[f32], y: &OutPtr, rows: (usize, usize), panels: (usize, usize)) {
+    let (k, n) = (w.k, w.n);
+    let mut k0 = 0;
+    while k0 < k {
+        let kc = KC.min(k - k0);
+        for p in panels.0..panels.1 {
+            let panel = &w.panel(p)[k0 * NR..(k0 + kc) * NR];
+            let (c0, width) = (p * NR, NR.min(n - p * NR));
+            let bias = &bias[c0..c0 + NR];
+            let mut i = rows.0;
+            while i < rows.1 {
+                let r = MR.min(rows.1 - i);
+                let a = &x[i * k + k0..];
+                // SAFETY: rows i..i+r, columns c0..c0+width lie in this task's rectangle.
+                unsafe { tile(a, k, panel, kc, y.0.add(i * n + c0), n, r, width, (k0 == 0).then_some(bias)) };
+                i += r;
+            }
+        }
+        k0 += kc;
+    }
+}
+
+/// One output tile of `r` ≤ 6 rows × `width` ≤ 16 columns at `c` (row stride `ldc`): set to
+/// `bias + a·panel` when `bias` is given (the first block of `K`), else added to.
+///
+/// # Safety
+/// `c` must be valid for `r` rows of `width` values at stride `ldc`; `a` holds `r` rows of at
+/// least `kc` values at stride `lda` (the last row may end right after its `kc` values).
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile(a: &[f32], lda: usize, panel: &[f32], kc: usize, c: *mut f32, ldc: usize, r: usize, width: usize, bias: Option<&[f32]>) {
+    debug_assert!(r <= MR && width <= NR && panel.len() >= kc * NR && a.len() >= (r - 1) * lda + kc);
+    if width == NR {
+        // SAFETY: as the caller guarantees.
+        unsafe { kernel_rows(a.as_ptr(), lda, panel.as_ptr(), kc, c, ldc, r, bias) }
+        return;
+    }
+    // the last, narrower panel: through a full-width tile on the stack
+    let mut tmp = [0f32; MR * NR];
+    for i in 0..r {
+        // SAFETY: row i of the tile has `width` valid values at c + i·ldc.
+        unsafe { std::ptr::copy_nonoverlapping(c.add(i * ldc), tmp.as_mut_ptr().add(i * NR), width) };
+    }
+    // SAFETY: tmp holds MR full rows of NR.
+    unsafe { kernel_rows(a.as_ptr(), lda, panel.as_ptr(), kc, tmp.as_mut_ptr(), NR, r, bias) };
+    for i in 0..r {
+        // SAFETY: as above.
+        unsafe { std::ptr::copy_nonoverlapping(tmp.as_ptr().add(i * NR), c.add(i * ldc), width) };
+    }
+}
+
+/// The kernel for `r` rows, dispatched to its const-generic instance.
+///
+/// # Safety
+/// As [`tile`], with `width` = 16 and the CPU having AVX2 and FMA.
+#[allow(clippy::too_many_arguments)]
+unsafe fn kernel_rows(a: *const f32, lda: usize, b: *const f32, kc: usize, c: *mut f32, ldc: usize, r: usize, bias: Option<&[f32]>) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: forwarded; `forward` checked `available()` (AVX2 + FMA).
+    unsafe {
+        let bias = bias.map(<[f32]>::as_ptr);
+        match r {
+            6 => avx2::kernel::<6>(a, lda, b, kc, c, ldc, bias),
+            5 => avx2::kernel::<5>(a, lda, b, kc, c, ldc, bias),
+            4 => avx2::kernel::<4>(a, lda, b, kc, c, ldc, bias),
+            3 => avx2::kernel::<3>(a, lda, b, kc, c, ldc, bias),
+            2 => avx2::kernel::<2>(a, lda, b, kc, c, ldc, bias),
+            _ => avx2::kernel::<1>(a, lda, b, kc, c, ldc, bias),
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("the packed kernel runs only where `available()`: {:?}", (a, lda, b, kc, c, ldc, r, bias.is_some()))
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::NR;
+    use std::arch::x86_64::*;
+
+    /// `R` rows × 16 columns: `c = bias + a·b` (or `c += a·b` without `bias`) over `kc` steps,
+    /// `a` row-major at stride `lda`, `b` a panel block of `kc` rows of 16.
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA; `a` valid for `R` rows of `kc` at stride `lda`, `b` for
+    /// `kc × 16`, `c` for `R` rows of 16 at stride `ldc`, `bias` (if any) for 16.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn kernel<const R: usize>(a: *const f32, lda: usize, b: *const f32, kc: usize, c: *mut f32, ldc: usize, bias: Option<*const f32>) {
+        // SAFETY: every pointer offset below stays inside the ranges the caller guarantees.
+        unsafe {
+            let mut acc = [[_mm256_setzero_ps(); 2]; R];
+            for p in 0..kc {
+                let b0 = _mm256_loadu_ps(b.add(p * NR));
+                let b1 = _mm256_loadu_ps(b.add(p * NR + 8));
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let av = _mm256_broadcast_ss(&*a.add(i * lda + p));
+                    acc[0] = _mm256_fmadd_ps(av, b0, acc[0]);
+                    acc[1] = _mm256_fmadd_ps(av, b1, acc[1]);
+                }
+            }
+            for (i, acc) in acc.iter().enumerate() {
+                let row = c.add(i * ldc);
+                let (c0, c1) = match bias {
+                    Some(bias) => (_mm256_loadu_ps(bias), _mm256_loadu_ps(bias.add(8))),
+                    None => (_mm256_loadu_ps(row), _mm256_loadu_ps(row.add(8))),
+                };
+                _mm256_storeu_ps(row, _mm256_add_ps(c0, acc[0]));
+                _mm256_storeu_ps(row.add(8), _mm256_add_ps(c1, acc[1]));
+            }
+        }
+    }
+}

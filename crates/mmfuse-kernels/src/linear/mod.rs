@@ -111,8 +111,7 @@ impl Linear {
             None => None,
         };
         let packed = self.packed.get(&weight);
-        let mut y = vec![0f32; rows * n];
-        packed::forward(x.as_slice::<f32>()?, rows, &packed, bias, &mut y);
+        let y = packed::forward(x.as_slice::<f32>()?, rows, &packed, bias);
         Some(from_plain(flex_tensor(y, [rows, n])))
     }
 

@@ -114,16 +114,17 @@ impl PackedCache {
     }
 }
 
-/// `x` `[rows, K]` (row-major) times the packed weight, plus `bias` `[N]`, into `y` `[rows, N]`.
+/// `x` `[rows, K]` (row-major) times the packed weight, plus `bias` `[N]`: `y` `[rows, N]`.
 /// Each output is summed whole by one task in a fixed order: the result does not depend on the
-/// threads.
+/// threads. `y` is not zeroed first: the first block of `K` stores every output.
 ///
 /// # Panics
 /// If the lengths do not match the shapes, or [`available`] is false.
-pub(crate) fn forward(x: &[f32], rows: usize, w: &PackedWeight, bias: Option<&[f32]>, y: &mut [f32]) {
+pub(crate) fn forward(x: &[f32], rows: usize, w: &PackedWeight, bias: Option<&[f32]>) -> Vec<f32> {
     let (k, n) = (w.k, w.n);
     assert!(available(), "linear::packed::forward without AVX2 + FMA");
-    assert!(k > 0 && x.len() == rows * k && y.len() == rows * n && bias.is_none_or(|b| b.len() == n), "linear::packed::forward: shapes do not match");
+    assert!(k > 0 && x.len() == rows * k && bias.is_none_or(|b| b.len() == n), "linear::packed::forward: shapes do not match");
+    let mut y = Vec::<f32>::with_capacity(rows * n);
     let n_panels = n.div_ceil(NR);
     // bias padded to whole panels
     let mut b = vec![0f32; n_panels * NR];
@@ -141,8 +142,8 @@ pub(crate) fn forward(x: &[f32], rows: usize, w: &PackedWeight, bias: Option<&[f
         let (r, g) = (t % row_blocks, t / row_blocks);
         let rows = (r * MC, ((r + 1) * MC).min(rows));
         let panels = (g * per_group, ((g + 1) * per_group).min(n_panels));
-        // SAFETY: tasks write disjoint (row block × panel group) rectangles of `y`, whose
-        // length was checked above; `y` is exclusively borrowed for the whole call.
+        // SAFETY: tasks write disjoint (row block × panel group) rectangles of `y`'s
+        // `rows × N` allocated values; `y` is owned by this call.
         unsafe { block(x, w, &b, &out, rows, panels) }
     };
     if tasks == 1 {
@@ -150,6 +151,10 @@ pub(crate) fn forward(x: &[f32], rows: usize, w: &PackedWeight, bias: Option<&[f
     } else {
         (0..tasks).into_par_iter().for_each(task)
     }
+    // SAFETY: the tasks cover every (row, column) of `y`, and the first block of K (`k0 == 0`,
+    // with the bias) stores each of its outputs before any later block reads it.
+    unsafe { y.set_len(rows * n) };
+    y
 }
 
 /// `y`'s data pointer, shared by the tasks that write disjoint parts of it.
@@ -160,8 +165,9 @@ unsafe impl Sync for OutPtr {}
 /// Rows `rows.0..rows.1` × panels `panels.0..panels.1` of the output.
 ///
 /// # Safety
-/// `y` must point at `rows × N` f32 values that no other thread reads or writes in this
-/// rectangle; `x`, `w` and `bias` as checked by [`forward`].
+/// `y` must point at `rows × N` allocated f32 values that no other thread reads or writes in
+/// this rectangle (not yet initialised before the first block of `K`); `x`, `w` and `bias` as
+/// checked by [`forward`].
 unsafe fn block(x: &[f32], w: &PackedWeight, bias: &[f32], y: &OutPtr, rows: (usize, usize), panels: (usize, usize)) {
     let (k, n) = (w.k, w.n);
     let mut k0 = 0;
@@ -185,7 +191,8 @@ unsafe fn block(x: &[f32], w: &PackedWeight, bias: &[f32], y: &OutPtr, rows: (us
 }
 
 /// One output tile of `r` ≤ 6 rows × `width` ≤ 16 columns at `c` (row stride `ldc`): set to
-/// `bias + a·panel` when `bias` is given (the first block of `K`), else added to.
+/// `bias + a·panel` when `bias` is given (the first block of `K`: `c` is only written), else
+/// added to.
 ///
 /// # Safety
 /// `c` must be valid for `r` rows of `width` values at stride `ldc`; `a` holds `r` rows of at
@@ -198,10 +205,11 @@ unsafe fn tile(a: &[f32], lda: usize, panel: &[f32], kc: usize, c: *mut f32, ldc
         unsafe { kernel_rows(a.as_ptr(), lda, panel.as_ptr(), kc, c, ldc, r, bias) }
         return;
     }
-    // the last, narrower panel: through a full-width tile on the stack
+    // the last, narrower panel: through a full-width tile on the stack (holding the partial
+    // sums of the earlier blocks of K, if any)
     let mut tmp = [0f32; MR * NR];
-    for i in 0..r {
-        // SAFETY: row i of the tile has `width` valid values at c + i·ldc.
+    for i in (0..r).filter(|_| bias.is_none()) {
+        // SAFETY: row i of the tile has `width` values at c + i·ldc, stored by the first block.
         unsafe { std::ptr::copy_nonoverlapping(c.add(i * ldc), tmp.as_mut_ptr().add(i * NR), width) };
     }
     // SAFETY: tmp holds MR full rows of NR.

@@ -1,7 +1,7 @@
 //! mmfuse's kernels: every hand-written CPU operation, with its autodiff backward, behind
 //! functions and drop-in modules that model code calls without knowing the device.
 //!
-//! The rule: a model file calls [`gelu`]`(x)`, [`attention_softmax`], [`conv2d`]`(&conv, x)`,
+//! The rule: a model file calls [`gelu`]`(x)`, [`attention`], [`attention_softmax`], [`conv2d`]`(&conv, x)`,
 //! [`conv_bn`]`(&conv, &bn, shortcut, activation, x)`,
 //! [`max_pool2d`], [`relu6`], or uses [`Linear`], [`LayerNorm`] and [`Dropout`] (same fields,
 //! hence the same records, as burn's), and each of them picks its path from the tensors: on the
@@ -16,6 +16,7 @@
 //!
 //! What this crate must not do: know about models, tasks or files. It depends on burn only.
 
+pub mod attention;
 pub mod autodiff;
 pub mod conv2d;
 pub mod conv_bn;
@@ -29,6 +30,7 @@ pub mod max_pool2d;
 pub mod relu6;
 pub mod softmax;
 
+pub use attention::attention;
 pub use conv_bn::{Activation, conv_bn};
 pub use conv2d::conv2d;
 pub use device::{DeviceSpec, GpuAdapter, join_streams, on_compute_pool};

@@ -187,7 +187,9 @@ mod tests {
         let device = Device::flex();
         // rows: below, at and above the 6-row tile and the 96-row block; d_in: one and several
         // 256-blocks of K with remainders; d_out: below, at and above the 16-column panel
-        for (rows, d_in, d_out, bias) in [(1, 8, 1, true), (5, 3, 15, false), (6, 256, 16, true), (7, 300, 17, true), (65, 256, 256, true), (200, 600, 40, false), (97, 1024, 33, true)] {
+        for (rows, d_in, d_out, bias) in
+            [(1, 8, 1, true), (5, 3, 15, false), (6, 256, 16, true), (7, 300, 17, true), (65, 256, 256, true), (200, 600, 40, false), (97, 1024, 33, true)]
+        {
             let lin = LinearConfig::new(d_in, d_out).with_bias(bias).init(&device);
             let x = Tensor::<2>::random([rows, d_in], Distribution::Normal(0.0, 1.0), &device);
             let d = rel_any(lin.forward(x.clone()), lin.with_burn(x.clone()));

@@ -99,7 +99,9 @@ impl PackedCache {
     /// The packing of `weight` (`[k, n]`, any layout): the cached one if it was packed from this
     /// very tensor (same storage, same layout), else packed now and cached.
     pub(crate) fn get(&self, weight: &FlexTensor) -> Arc<PackedWeight> {
-        let same = |(w, _): &(FlexTensor, Arc<PackedWeight>)| Arc::ptr_eq(&w.data_arc(), &weight.data_arc()) && w.layout() == weight.layout() && w.dtype() == weight.dtype();
+        let same = |(w, _): &(FlexTensor, Arc<PackedWeight>)| {
+            Arc::ptr_eq(&w.data_arc(), &weight.data_arc()) && w.layout() == weight.layout() && w.dtype() == weight.dtype()
+        };
         // a poisoned lock only means a panic elsewhere while it was held: the slot is still valid
         let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(entry) = slot.as_ref().filter(|e| same(e)) {

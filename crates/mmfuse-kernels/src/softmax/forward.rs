@@ -17,6 +17,12 @@ pub(crate) fn softmax_in_place(x: &mut [f32], bias: &[f32], scale: f32, rows_per
     });
 }
 
+/// Rows of `len` scores sharing one `bias` (`[len]`), in place: `softmax(x·scale + bias)`, on
+/// the calling thread.
+pub(crate) fn softmax_rows(x: &mut [f32], bias: &[f32], scale: f32, len: usize) {
+    pulp::Arch::new().dispatch(SoftmaxRows { x, bias, scale, len });
+}
+
 /// Rows of `len` scores sharing one `bias`, in place: `softmax(x·scale + bias)`.
 struct SoftmaxRows<'a> {
     x: &'a mut [f32],

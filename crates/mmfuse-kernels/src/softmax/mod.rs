@@ -7,7 +7,7 @@
 //! `dx = scale·y·(g − Σ g·y)`, instead of burn's six operations and their backwards.
 
 mod backward;
-mod forward;
+pub(crate) mod forward;
 
 use crate::device::is_cpu;
 use burn::backend::autodiff::checkpoint::strategy::{BalancedCheckpointing, NoCheckpointing};

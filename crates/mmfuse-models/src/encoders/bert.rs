@@ -28,7 +28,7 @@ use crate::pretrained::{LoadError, Weights};
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Initializer};
 use burn::tensor::{Bool, Device, Int, Tensor};
-use mmfuse_kernels::attention_softmax;
+use mmfuse_kernels::attention;
 use mmfuse_kernels::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -174,15 +174,12 @@ impl BertSelfAttention {
     /// `x` `[B, L, H]`, `mask_bias` `[B, 1, 1, L]` (0 at real keys, a large negative value at
     /// padded keys) → context `[B, L, H]`.
     pub fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
-        let [b, l, h] = x.dims();
-        let heads = |t: Tensor<3>| t.reshape([b, l, self.n_heads, self.head_dim]).swap_dims(1, 2); // [B, nh, L, hd]
-        let q = heads(self.query.forward(x.clone()));
-        let k = heads(self.key.forward(x.clone()));
-        let v = heads(self.value.forward(x));
+        let [b, l, _] = x.dims();
+        let q = self.query.forward(x.clone()); // [B, L, H]; head i is columns i·hd..(i+1)·hd
+        let k = self.key.forward(x.clone());
+        let v = self.value.forward(x);
         let scale = (self.head_dim as f64).powf(-0.5);
-        let scores = q.matmul(k.swap_dims(2, 3)); // [B, nh, L, L]
-        let probs = self.dropout.forward(attention_softmax(scores, scale, mask_bias.reshape([b, l])));
-        probs.matmul(v).swap_dims(1, 2).reshape([b, l, h])
+        attention(q, k, v, self.n_heads, scale, mask_bias.reshape([b, l]), &self.dropout, false).0
     }
 }
 

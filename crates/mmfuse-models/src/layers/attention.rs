@@ -9,7 +9,7 @@
 
 use burn::module::Module;
 use burn::tensor::{Bool, Device, Tensor};
-use mmfuse_kernels::{Dropout, DropoutConfig, Linear, LinearConfig, attention_softmax};
+use mmfuse_kernels::{Dropout, DropoutConfig, Linear, LinearConfig, attention};
 
 /// Bias added to the attention scores of masked (padding) keys.
 pub use mmfuse_kernels::MASK_BIAS;
@@ -35,7 +35,7 @@ impl MaskedAttention {
     /// `x` `[B, Lq, d]` attends over `kv` `[B, Lk, d]`; `key_mask` `[B, Lk]` is true at real keys.
     /// Returns the output `[B, Lq, d]`.
     pub fn forward(&self, x: Tensor<3>, kv: Tensor<3>, key_mask: Tensor<2, Bool>) -> Tensor<3> {
-        self.forward_with_weights(x, kv, key_mask).0
+        self.attend(x, kv, key_mask, None, false).0
     }
 
     /// As [`MaskedAttention::forward`], also returning the attention weights `[B, H, Lq, Lk]`
@@ -47,24 +47,35 @@ impl MaskedAttention {
     /// As [`MaskedAttention::forward_with_weights`], with `key_bias` `[B, Lk]` added to every
     /// query's score of each key (e.g. lexicon weights) before the softmax.
     pub fn forward_biased(&self, x: Tensor<3>, kv: Tensor<3>, key_mask: Tensor<2, Bool>, key_bias: Option<Tensor<2>>) -> (Tensor<3>, Tensor<4>) {
-        let [b, lq, d] = x.dims();
+        let (out, weights) = self.attend(x, kv, key_mask, key_bias, true);
+        (out, weights.expect("weights were asked for"))
+    }
+
+    /// The layer; the weights only if `keep_weights` (at prediction the fused pass then does
+    /// not write them out).
+    fn attend(
+        &self,
+        x: Tensor<3>,
+        kv: Tensor<3>,
+        key_mask: Tensor<2, Bool>,
+        key_bias: Option<Tensor<2>>,
+        keep_weights: bool,
+    ) -> (Tensor<3>, Option<Tensor<4>>) {
+        let [b, _, d] = x.dims();
         let [bk, lk, dk_in] = kv.dims();
         assert_eq!((b, d), (bk, dk_in), "attention: queries {:?} and keys {:?} disagree", x.dims(), kv.dims());
         assert_eq!(key_mask.dims(), [b, lk], "attention: key mask {:?} for keys {:?}", key_mask.dims(), kv.dims());
-        let h = self.n_heads;
-        let dk = d / h;
-        let q = self.query.forward(x).reshape([b, lq, h, dk]).swap_dims(1, 2); // [B, H, Lq, dk]
-        let k = self.key.forward(kv.clone()).reshape([b, lk, h, dk]).swap_dims(1, 2); // [B, H, Lk, dk]
-        let v = self.value.forward(kv).reshape([b, lk, h, dk]).swap_dims(1, 2);
-        let scores = q.matmul(k.transpose()); // [B, H, Lq, Lk]
+        let q = self.query.forward(x); // [B, Lq, d]; head h is columns h·dk..(h+1)·dk
+        let k = self.key.forward(kv.clone());
+        let v = self.value.forward(kv);
         // additive bias: 0 at real keys, MASK_BIAS at padding
         let mut bias = key_mask.float().neg().add_scalar(1.0).mul_scalar(MASK_BIAS);
         if let Some(kb) = key_bias {
             assert_eq!(kb.dims(), [b, lk], "attention: key bias {:?} for keys {:?}", kb.dims(), [b, lk]);
             bias = bias + kb;
         }
-        let weights = attention_softmax(scores, 1.0 / (dk as f64).sqrt(), bias);
-        let ctx = self.dropout.forward(weights.clone()).matmul(v).swap_dims(1, 2).reshape([b, lq, d]);
+        let scale = 1.0 / ((d / self.n_heads) as f64).sqrt();
+        let (ctx, weights) = attention(q, k, v, self.n_heads, scale, bias, &self.dropout, keep_weights);
         (self.output.forward(ctx), weights)
     }
 }

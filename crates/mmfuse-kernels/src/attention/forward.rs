@@ -1,0 +1,109 @@
+//! The fused attention pass at prediction: one task per (sample, head), each a `gemm` for its
+//! scores, the softmax over them in place, and a `gemm` writing its columns of the output.
+
+use crate::softmax::forward::softmax_rows;
+use rayon::prelude::*;
+
+/// The sizes of one call: `b` samples, `lq` queries, `lk` keys, model width `d`, `heads` heads.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Shape {
+    pub b: usize,
+    pub lq: usize,
+    pub lk: usize,
+    pub d: usize,
+    pub heads: usize,
+}
+
+/// The output's data pointer, shared by the tasks that write disjoint column blocks of it.
+struct OutPtr(*mut f32);
+// SAFETY: each task writes only its own (sample, head) block (see `attention`).
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// The pointer `offset` values in (a method, so closures capture the whole `Sync` wrapper).
+    fn at(&self, offset: usize) -> *mut f32 {
+        self.0.wrapping_add(offset)
+    }
+}
+
+/// `q` `[B, Lq, d]`, `k`/`v` `[B, Lk, d]`, `bias` `[B, Lk]` (row-major) → the output
+/// `[B, Lq, d]` and, with `keep_weights`, the weights `[B, H, Lq, Lk]`.
+pub(crate) fn attention(q: &[f32], k: &[f32], v: &[f32], bias: &[f32], scale: f32, s: Shape, keep_weights: bool) -> (Vec<f32>, Option<Vec<f32>>) {
+    let Shape { b, lq, lk, d, heads } = s;
+    let dh = d / heads;
+    assert!(
+        q.len() == b * lq * d && k.len() == b * lk * d && v.len() == b * lk * d && bias.len() == b * lk && dh * heads == d && dh > 0,
+        "attention: data do not match {s:?}"
+    );
+    let mut out = vec![0f32; b * lq * d];
+    let dst = OutPtr(out.as_mut_ptr());
+    // scores of task t (sample t / H, head t % H) into `w` [Lq, Lk], softmax, then its output block
+    let task = |t: usize, w: &mut [f32]| {
+        let (i, h) = (t / heads, t % heads);
+        let (q, k, v) = (&q[i * lq * d + h * dh..], &k[i * lk * d + h * dh..], &v[i * lk * d + h * dh..]);
+        // SAFETY (both calls): gemm reads lhs (r, c) at r·lhs_rs + c·lhs_cs and rhs likewise, and
+        // writes dst (r, c) at r·dst_rs + c; the largest offsets, (lq−1)·d + dh−1 into q's head
+        // block, (lk−1)·d + dh−1 into k's and v's, (lq−1)·lk + lk−1 into `w`, are inside those
+        // slices (their lengths were checked above), and (i·lq + lq−1)·d + h·dh + dh−1 into `out`,
+        // a block of columns no other task writes. Single-threaded calls (the pool runs tasks).
+        unsafe {
+            // w = q_h · k_hᵀ: rhs (p, j) = k_h[j, p] at j·d + p
+            gemm::gemm(
+                lq,
+                lk,
+                dh,
+                w.as_mut_ptr(),
+                1,
+                lk as isize,
+                false,
+                q.as_ptr(),
+                1,
+                d as isize,
+                k.as_ptr(),
+                d as isize,
+                1,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+        softmax_rows(w, &bias[i * lk..(i + 1) * lk], scale, lk);
+        // SAFETY: as above.
+        unsafe {
+            let o = dst.at(i * lq * d + h * dh);
+            gemm::gemm(
+                lq,
+                dh,
+                lk,
+                o,
+                1,
+                d as isize,
+                false,
+                w.as_ptr(),
+                1,
+                lk as isize,
+                v.as_ptr(),
+                1,
+                d as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+    };
+    let tasks = b * heads;
+    if keep_weights {
+        let mut weights = vec![0f32; tasks * lq * lk];
+        weights.par_chunks_mut(lq * lk).enumerate().for_each(|(t, w)| task(t, w));
+        (out, Some(weights))
+    } else {
+        (0..tasks).into_par_iter().for_each_init(|| vec![0f32; lq * lk], |w, t| task(t, w));
+        (out, None)
+    }
+}

@@ -22,6 +22,8 @@
 //! - `--fma-peak`: the cores' f32 limit: GFLOP/s of independent fused multiply-adds on
 //!   `RAYON_NUM_THREADS` threads (AVX-512 where the CPU has it, else AVX2 + FMA), with an
 //!   `info` line naming the CPU and the instruction set;
+//! - `--linear-shapes`: GFLOP/s of MuSE-small's `Linear` shapes at prediction, packed weight
+//!   (what prediction runs) against burn's op (gemm), alternated;
 //! - `--breakdown`: where MuSE-small's batch-1 prediction spends its time: the text encoder,
 //!   the image encoder, both (as prediction runs them, concurrently), the CrossTransformer, and
 //!   the whole prediction (medians over `--reps` × 20 calls, ms); `--stage NAME` times only
@@ -288,6 +290,37 @@ fn breakdown(reps: usize, only: Option<&str>) {
     time("prediction_ms", &|| drop(m.predict(&b)));
 }
 
+/// MuSE-small's `Linear` shapes at prediction (rows × d_in → d_out: one post's 65 tokens, a
+/// batch of 32 posts' 2080), GFLOP/s of the layer as prediction runs it (`Linear::forward`:
+/// the weight packed once, `mmfuse_kernels::linear`) and through burn's op (`with_burn`: gemm,
+/// re-packing the weight on every call), alternated call by call.
+fn linear_shapes(reps: usize) {
+    let device = Device::flex();
+    for (rows, d_in, d_out) in [(65, 256, 256), (65, 256, 1024), (65, 1024, 256), (2080, 256, 256), (2080, 256, 1024), (2080, 1024, 256)] {
+        let lin = mmfuse_kernels::LinearConfig::new(d_in, d_out).init(&device);
+        let x = Tensor::<2>::random([rows, d_in], Distribution::Normal(0.0, 1.0), &device);
+        let flop = 2.0 * (rows * d_in * d_out) as f64;
+        let iters = ((2e8 / flop) as usize).max(2);
+        let (mut packed, mut burn) = (Vec::new(), Vec::new());
+        let rate = |f: &dyn Fn() -> Tensor<2>| {
+            let t0 = Instant::now();
+            for _ in 0..iters {
+                drop(f().into_data());
+            }
+            iters as f64 * flop / t0.elapsed().as_secs_f64() / 1e9
+        };
+        let (a, b) = (|| lin.forward(x.clone()), || lin.with_burn(x.clone()));
+        rate(&a);
+        rate(&b);
+        for _ in 0..reps {
+            packed.push(rate(&a));
+            burn.push(rate(&b));
+        }
+        emit(&format!("linear_{rows}x{d_in}x{d_out}"), "packed_gflops", "GFLOP/s", &packed);
+        emit(&format!("linear_{rows}x{d_in}x{d_out}"), "burn_gemm_gflops", "GFLOP/s", &burn);
+    }
+}
+
 fn matmul_peak(reps: usize) {
     let device = Device::flex();
     let n = 1024;
@@ -427,6 +460,10 @@ fn main() {
     }
     if args.iter().any(|a| a == "--matmul-peak") {
         on_compute_pool(|| matmul_peak(reps));
+        return;
+    }
+    if args.iter().any(|a| a == "--linear-shapes") {
+        on_compute_pool(|| linear_shapes(reps));
         return;
     }
     let o = Opts {

@@ -37,7 +37,7 @@ pub use device::{DeviceSpec, GpuAdapter, join_streams, on_compute_pool};
 pub use dropout::{Dropout, DropoutConfig};
 pub use gelu::gelu;
 pub use layer_norm::{LayerNorm, LayerNormConfig};
-pub use linear::{Linear, LinearConfig};
+pub use linear::{Linear, LinearConfig, PackedCache, forward_group};
 pub use max_pool2d::max_pool2d;
 pub use relu6::relu6;
 pub use softmax::{MASK_BIAS, attention_softmax};

@@ -41,61 +41,18 @@ pub(crate) fn attention(q: &[f32], k: &[f32], v: &[f32], bias: &[f32], scale: f3
     let task = |t: usize, w: &mut [f32]| {
         let (i, h) = (t / heads, t % heads);
         let (q, k, v) = (&q[i * lq * d + h * dh..], &k[i * lk * d + h * dh..], &v[i * lk * d + h * dh..]);
-        // SAFETY (both calls): gemm reads lhs (r, c) at r·lhs_rs + c·lhs_cs and rhs likewise, and
-        // writes dst (r, c) at r·dst_rs + c; the largest offsets, (lq−1)·d + dh−1 into q's head
-        // block, (lk−1)·d + dh−1 into k's and v's, (lq−1)·lk + lk−1 into `w`, are inside those
-        // slices (their lengths were checked above), and (i·lq + lq−1)·d + h·dh + dh−1 into `out`,
-        // a block of columns no other task writes. Single-threaded calls (the pool runs tasks).
+        // SAFETY (both calls): `product` reads lhs (r, c) at r·lhs_rs + c·lhs_cs and rhs likewise,
+        // and writes dst (r, c) at r·dst_rs + c; the largest offsets, (lq−1)·d + dh−1 into q's
+        // head block, (lk−1)·d + dh−1 into k's and v's, (lq−1)·lk + lk−1 into `w`, are inside
+        // those slices (their lengths were checked above), and (i·lq + lq−1)·d + h·dh + dh−1 into
+        // `out`, a block of columns no other task writes.
         unsafe {
             // w = q_h · k_hᵀ: rhs (p, j) = k_h[j, p] at j·d + p
-            gemm::gemm(
-                lq,
-                lk,
-                dh,
-                w.as_mut_ptr(),
-                1,
-                lk as isize,
-                false,
-                q.as_ptr(),
-                1,
-                d as isize,
-                k.as_ptr(),
-                d as isize,
-                1,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
+            product([lq, lk, dh], w.as_mut_ptr(), lk, (q.as_ptr(), d, 1), (k.as_ptr(), 1, d));
         }
         softmax_rows(w, &bias[i * lk..(i + 1) * lk], scale, lk);
         // SAFETY: as above.
-        unsafe {
-            let o = dst.at(i * lq * d + h * dh);
-            gemm::gemm(
-                lq,
-                dh,
-                lk,
-                o,
-                1,
-                d as isize,
-                false,
-                w.as_ptr(),
-                1,
-                lk as isize,
-                v.as_ptr(),
-                1,
-                d as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
-        }
+        unsafe { product([lq, dh, lk], dst.at(i * lq * d + h * dh), d, (w.as_ptr(), lk, 1), (v.as_ptr(), d, 1)) };
     };
     let tasks = b * heads;
     if keep_weights {
@@ -105,5 +62,45 @@ pub(crate) fn attention(q: &[f32], k: &[f32], v: &[f32], bias: &[f32], scale: f3
     } else {
         (0..tasks).into_par_iter().for_each_init(|| vec![0f32; lq * lk], |w, t| task(t, w));
         (out, None)
+    }
+}
+
+/// `dst = lhs · rhs` (`[m, n] = [m, k] · [k, n]`) on the calling thread, each operand given as
+/// (pointer, row stride, column stride) and `dst` by its row stride (columns contiguous).
+///
+/// # Safety
+/// Every element addressed by the shapes and strides must be valid (read for the operands,
+/// written for `dst`), and `dst` must not overlap the operands.
+unsafe fn product(
+    [m, n, k]: [usize; 3],
+    dst: *mut f32,
+    dst_rs: usize,
+    (lhs, lhs_rs, lhs_cs): (*const f32, usize, usize),
+    (rhs, rhs_rs, rhs_cs): (*const f32, usize, usize),
+) {
+    let s = |x: usize| x as isize;
+    // SAFETY: as the caller guarantees; `read_dst` false: `dst` is only written.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            s(dst_rs),
+            false,
+            lhs,
+            s(lhs_cs),
+            s(lhs_rs),
+            rhs,
+            s(rhs_cs),
+            s(rhs_rs),
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
     }
 }

@@ -16,6 +16,8 @@
 mod backward;
 pub(crate) mod packed;
 
+pub use packed::PackedCache;
+
 use crate::autodiff::{dims, flex_tensor, from_plain, plain};
 use crate::device::is_cpu;
 use burn::backend::Flex;
@@ -110,7 +112,7 @@ impl Linear {
             Some(b) => Some(b.as_slice::<f32>()?),
             None => None,
         };
-        let packed = self.packed.get(&weight);
+        let packed = self.packed.get(std::slice::from_ref(&weight));
         let y = packed::forward(x.as_slice::<f32>()?, rows, &packed, bias);
         Some(from_plain(flex_tensor(y, [rows, n])))
     }
@@ -127,6 +129,61 @@ impl Linear {
     pub fn with_burn<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         burn::tensor::module::linear(x, self.weight.val(), self.bias.as_ref().map(|b| b.val()))
     }
+}
+
+/// Several layers over the same input, `[layer.forward(x) for layer in layers]` (e.g. an
+/// attention's query, key and value projections). At prediction on the CPU over few rows (one
+/// post: 65 rows are a short product to split over the threads) as ONE product over the
+/// weights side by side, packed once into `cache` (which the caller keeps, e.g. as a
+/// `#[module(skip)]` field); the outputs are then views of its columns. Otherwise (training, other
+/// devices, many rows, or a layer whose input width is not `x`'s) each layer on its own.
+pub fn forward_group<const D: usize>(layers: &[&Linear], cache: &PackedCache, x: Tensor<D>) -> Vec<Tensor<D>> {
+    let device = x.device();
+    let dims = x.dims();
+    let rows = dims[..D.saturating_sub(1)].iter().product::<usize>();
+    let grouped =
+        D >= 2 && layers.len() > 1 && is_cpu(&device) && !device.is_autodiff() && x.dtype() == DType::F32 && packed::available() && packed::few_rows(rows);
+    if grouped && let Some(y) = side_by_side(layers, cache, &x.clone().reshape([rows, dims[D - 1]])) {
+        let mut start = 0;
+        return layers
+            .iter()
+            .map(|l| {
+                let n = l.weight.dims()[1];
+                let mut out = dims;
+                out[D - 1] = n;
+                start += n;
+                y.clone().narrow(1, start - n, n).reshape(out)
+            })
+            .collect();
+    }
+    layers.iter().map(|l| l.forward(x.clone())).collect()
+}
+
+/// `x` `[rows, d_in]` times every layer's weight side by side, plus their biases: `[rows, Σ d_out]`,
+/// if the parameters are f32 tensors of the CPU backend with the same `d_in` as `x`.
+fn side_by_side(layers: &[&Linear], cache: &PackedCache, x: &Tensor<2>) -> Option<Tensor<2>> {
+    let x = plain(x)?;
+    let [rows, d_in] = dims::<2>(&x);
+    let mut weights = Vec::with_capacity(layers.len());
+    let mut bias = Vec::new();
+    for l in layers {
+        let w = l.weight.val().try_into_primitive::<Flex>().ok().filter(|w| w.dtype() == DType::F32)?;
+        let [k, n] = dims::<2>(&w);
+        if k != d_in || n == 0 {
+            return None;
+        }
+        match &l.bias {
+            Some(b) => bias.extend_from_slice(plain(&b.val())?.as_slice::<f32>().filter(|b| b.len() == n)?),
+            None => bias.resize(bias.len() + n, 0.0),
+        }
+        weights.push(w);
+    }
+    if rows == 0 || d_in == 0 {
+        return None;
+    }
+    let packed = cache.get(&weights);
+    let y = packed::forward(x.as_slice::<f32>()?, rows, &packed, Some(&bias));
+    Some(from_plain(flex_tensor(y, [rows, bias.len()])))
 }
 
 #[cfg(test)]
@@ -227,6 +284,48 @@ mod tests {
         let copy = lin.clone();
         assert_eq!(packs(&copy), 0);
         assert!(rel_any(copy.forward(x.clone()), lin.with_burn(x)) < 1e-5);
+    }
+
+    #[test]
+    fn a_group_equals_its_layers_and_repacks_when_one_changes() {
+        note_if_unavailable();
+        let device = Device::flex();
+        let mut layers =
+            vec![LinearConfig::new(48, 32).init(&device), LinearConfig::new(48, 17).with_bias(false).init(&device), LinearConfig::new(48, 32).init(&device)];
+        let cache = PackedCache::default();
+        let packs = || cache.packs.load(std::sync::atomic::Ordering::Relaxed);
+        // one post (few rows: one product) and many rows (each layer on its own)
+        for rows in [1, 65, 2000] {
+            let x = Tensor::<3>::random([1, rows, 48], Distribution::Normal(0.0, 1.0), &device);
+            let refs: Vec<&Linear> = layers.iter().collect();
+            let ys = forward_group(&refs, &cache, x.clone());
+            assert_eq!(ys.len(), 3);
+            for (y, l) in ys.into_iter().zip(&layers) {
+                assert_eq!(y.dims(), [1, rows, l.weight.dims()[1]]);
+                assert!(rel_any(y, l.with_burn(x.clone())) < 1e-5, "{rows} rows");
+            }
+        }
+        if packed::available() {
+            assert_eq!(packs(), 1, "the group was packed once for both short inputs");
+        }
+        // a new weight in one layer: the group packs again and stays exact
+        layers[1].weight = Param::from_tensor(Tensor::<2>::random([48, 17], Distribution::Normal(0.0, 1.0), &device));
+        let x = Tensor::<2>::random([7, 48], Distribution::Normal(0.0, 1.0), &device);
+        let refs: Vec<&Linear> = layers.iter().collect();
+        let ys = forward_group(&refs, &cache, x.clone());
+        assert!(rel_any(ys[1].clone(), layers[1].with_burn(x.clone())) < 1e-5);
+        if packed::available() {
+            assert_eq!(packs(), 2);
+        }
+        // under autodiff: each layer on its own (no packing)
+        let tracked = Device::flex().autodiff();
+        let lt = LinearConfig::new(48, 5).init(&tracked);
+        let xt = Tensor::<2>::random([3, 48], Distribution::Normal(0.0, 1.0), &tracked);
+        let ys = forward_group(&[&lt, &lt], &cache, xt.clone());
+        assert!(rel_any(ys[0].clone(), lt.with_burn(xt)) < 1e-5);
+        if packed::available() {
+            assert_eq!(packs(), 2);
+        }
     }
 
     #[test]

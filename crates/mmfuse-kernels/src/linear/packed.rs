@@ -73,10 +73,11 @@ impl PackedWeight {
     }
 }
 
-/// The packed weight of one `Linear`, with the weight tensor it was packed from.
+/// The packed weight of one `Linear` (or of several side by side, [`forward_group`](super::forward_group)),
+/// with the weight tensors it was packed from.
 #[derive(Default)]
 pub struct PackedCache {
-    slot: Mutex<Option<(FlexTensor, Arc<PackedWeight>)>>,
+    slot: Mutex<Option<(Vec<FlexTensor>, Arc<PackedWeight>)>>,
     #[cfg(test)]
     pub(crate) packs: std::sync::atomic::AtomicUsize,
 }
@@ -96,24 +97,43 @@ impl std::fmt::Debug for PackedCache {
 }
 
 impl PackedCache {
-    /// The packing of `weight` (`[k, n]`, any layout): the cached one if it was packed from this
-    /// very tensor (same storage, same layout), else packed now and cached.
-    pub(crate) fn get(&self, weight: &FlexTensor) -> Arc<PackedWeight> {
-        let same = |(w, _): &(FlexTensor, Arc<PackedWeight>)| {
-            Arc::ptr_eq(&w.data_arc(), &weight.data_arc()) && w.layout() == weight.layout() && w.dtype() == weight.dtype()
-        };
+    /// The packing of `weights` (each `[k, n_i]`, any layout) side by side, `[k, Σ n_i]`: the
+    /// cached one if it was packed from these very tensors (same storage, same layout), else
+    /// packed now and cached.
+    pub(crate) fn get(&self, weights: &[FlexTensor]) -> Arc<PackedWeight> {
+        let same = |a: &FlexTensor, b: &FlexTensor| Arc::ptr_eq(&a.data_arc(), &b.data_arc()) && a.layout() == b.layout() && a.dtype() == b.dtype();
         // a poisoned lock only means a panic elsewhere while it was held: the slot is still valid
         let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(entry) = slot.as_ref().filter(|e| same(e)) {
-            return entry.1.clone();
+        if let Some((_, packed)) = slot.as_ref().filter(|(ws, _)| ws.len() == weights.len() && ws.iter().zip(weights).all(|(a, b)| same(a, b))) {
+            return packed.clone();
         }
-        let [k, n] = crate::autodiff::dims::<2>(weight);
-        let packed = Arc::new(PackedWeight::new(&crate::autodiff::values(weight), k, n));
+        let k = crate::autodiff::dims::<2>(&weights[0])[0];
+        let widths: Vec<usize> = weights.iter().map(|w| crate::autodiff::dims::<2>(w)[1]).collect();
+        let n = widths.iter().sum::<usize>();
+        let packed = Arc::new(if let [w] = weights {
+            PackedWeight::new(&crate::autodiff::values(w), k, n)
+        } else {
+            // the columns of every weight, row by row
+            let values: Vec<_> = weights.iter().map(|w| crate::autodiff::values(w)).collect();
+            let mut side_by_side = Vec::with_capacity(k * n);
+            for r in 0..k {
+                for (v, &w) in values.iter().zip(&widths) {
+                    side_by_side.extend_from_slice(&v[r * w..(r + 1) * w]);
+                }
+            }
+            PackedWeight::new(&side_by_side, k, n)
+        });
         #[cfg(test)]
         self.packs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        *slot = Some((weight.clone(), packed.clone()));
+        *slot = Some((weights.to_vec(), packed.clone()));
         packed
     }
+}
+
+/// Whether a product over `rows` rows is too short to keep every thread busy by rows alone (one
+/// post): its columns are split too, and products over the same input are better done as one.
+pub(crate) fn few_rows(rows: usize) -> bool {
+    rows.div_ceil(MC) < 2 * rayon::current_num_threads()
 }
 
 /// `x` `[rows, K]` (row-major) times the packed weight, plus `bias` `[N]`: `y` `[rows, N]`.

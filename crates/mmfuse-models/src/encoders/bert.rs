@@ -28,8 +28,8 @@ use crate::pretrained::{LoadError, Weights};
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Initializer};
 use burn::tensor::{Bool, Device, Int, Tensor};
-use mmfuse_kernels::attention;
 use mmfuse_kernels::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use mmfuse_kernels::{PackedCache, attention, forward_group};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -134,6 +134,7 @@ impl BertConfig {
                     dropout: DropoutConfig::new(self.attention_probs_dropout_prob).init(),
                     n_heads: self.num_attention_heads,
                     head_dim: h / self.num_attention_heads,
+                    qkv: PackedCache::default(),
                 },
                 attention_output: lin(h, h),
                 attention_norm: ln(),
@@ -168,6 +169,10 @@ pub struct BertSelfAttention {
     pub dropout: Dropout,
     pub n_heads: usize,
     pub head_dim: usize,
+    /// Query, key and value weights side by side, packed at prediction (not part of the record;
+    /// see `mmfuse_kernels::forward_group`).
+    #[module(skip)]
+    pub qkv: PackedCache,
 }
 
 impl BertSelfAttention {
@@ -175,9 +180,9 @@ impl BertSelfAttention {
     /// padded keys) → context `[B, L, H]`.
     pub fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
         let [b, l, _] = x.dims();
-        let q = self.query.forward(x.clone()); // [B, L, H]; head i is columns i·hd..(i+1)·hd
-        let k = self.key.forward(x.clone());
-        let v = self.value.forward(x);
+        // [B, L, H] each; head i is columns i·hd..(i+1)·hd
+        let [q, k, v] = <[Tensor<3>; 3]>::try_from(forward_group(&[&self.query, &self.key, &self.value], &self.qkv, x))
+            .unwrap_or_else(|_| unreachable!("three layers give three outputs"));
         let scale = (self.head_dim as f64).powf(-0.5);
         attention(q, k, v, self.n_heads, scale, mask_bias.reshape([b, l]), &self.dropout, false).0
     }
@@ -265,6 +270,7 @@ impl BertModel {
                     dropout: DropoutConfig::new(config.attention_probs_dropout_prob).init(),
                     n_heads: config.num_attention_heads,
                     head_dim: h / config.num_attention_heads,
+                    qkv: PackedCache::default(),
                 },
                 attention_output: l.linear("attention.output.dense", h, h, true)?,
                 attention_norm: l.layer_norm("attention.output.LayerNorm", h, eps)?,

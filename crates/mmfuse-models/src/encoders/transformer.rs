@@ -90,7 +90,7 @@ impl TransformerEncoderLayer {
     /// `x` `[B, L, d]`, `mask` `[B, L]` true at real tokens.
     pub fn forward(&self, x: Tensor<3>, mask: Tensor<2, Bool>) -> Tensor<3> {
         let h = self.norm_2.forward(x.clone());
-        let x = x + self.dropout.forward(self.mha.forward(h.clone(), h, mask));
+        let x = x + self.dropout.forward(self.mha.self_attention(h, mask));
         let f = self.pwff.forward(self.norm_1.forward(x.clone()));
         x + self.dropout.forward(f)
     }

@@ -9,7 +9,7 @@
 
 use burn::module::Module;
 use burn::tensor::{Bool, Device, Tensor};
-use mmfuse_kernels::{Dropout, DropoutConfig, Linear, LinearConfig, attention};
+use mmfuse_kernels::{Dropout, DropoutConfig, Linear, LinearConfig, PackedCache, attention, forward_group};
 
 /// Bias added to the attention scores of masked (padding) keys.
 pub use mmfuse_kernels::MASK_BIAS;
@@ -23,19 +23,44 @@ pub struct MaskedAttention {
     pub output: Linear,
     pub dropout: Dropout,
     pub n_heads: usize,
+    /// Query, key and value weights side by side, packed for self-attention at prediction (not
+    /// part of the record; see `mmfuse_kernels::forward_group`).
+    #[module(skip)]
+    qkv: PackedCache,
 }
 
 impl MaskedAttention {
     pub fn new(d_model: usize, n_heads: usize, dropout: f64, device: &Device) -> Self {
         assert!(n_heads > 0 && d_model.is_multiple_of(n_heads), "d_model ({d_model}) must be divisible by n_heads ({n_heads})");
         let lin = || LinearConfig::new(d_model, d_model).init(device);
-        MaskedAttention { query: lin(), key: lin(), value: lin(), output: lin(), dropout: DropoutConfig::new(dropout).init(), n_heads }
+        MaskedAttention {
+            query: lin(),
+            key: lin(),
+            value: lin(),
+            output: lin(),
+            dropout: DropoutConfig::new(dropout).init(),
+            n_heads,
+            qkv: PackedCache::default(),
+        }
     }
 
     /// `x` `[B, Lq, d]` attends over `kv` `[B, Lk, d]`; `key_mask` `[B, Lk]` is true at real keys.
     /// Returns the output `[B, Lq, d]`.
     pub fn forward(&self, x: Tensor<3>, kv: Tensor<3>, key_mask: Tensor<2, Bool>) -> Tensor<3> {
-        self.attend(x, kv, key_mask, None, false).0
+        self.attend(x, Some(kv), key_mask, None, false).0
+    }
+
+    /// `x` `[B, L, d]` attends over itself (as [`MaskedAttention::forward`]`(x, x, key_mask)`);
+    /// at prediction on one post the query, key and value projections are one product.
+    pub fn self_attention(&self, x: Tensor<3>, key_mask: Tensor<2, Bool>) -> Tensor<3> {
+        self.attend(x, None, key_mask, None, false).0
+    }
+
+    /// As [`MaskedAttention::self_attention`], with the weights and an optional key bias (as
+    /// [`MaskedAttention::forward_biased`]`(x, x, key_mask, key_bias)`).
+    pub fn self_attention_biased(&self, x: Tensor<3>, key_mask: Tensor<2, Bool>, key_bias: Option<Tensor<2>>) -> (Tensor<3>, Tensor<4>) {
+        let (out, weights) = self.attend(x, None, key_mask, key_bias, true);
+        (out, weights.expect("weights were asked for"))
     }
 
     /// As [`MaskedAttention::forward`], also returning the attention weights `[B, H, Lq, Lk]`
@@ -47,27 +72,32 @@ impl MaskedAttention {
     /// As [`MaskedAttention::forward_with_weights`], with `key_bias` `[B, Lk]` added to every
     /// query's score of each key (e.g. lexicon weights) before the softmax.
     pub fn forward_biased(&self, x: Tensor<3>, kv: Tensor<3>, key_mask: Tensor<2, Bool>, key_bias: Option<Tensor<2>>) -> (Tensor<3>, Tensor<4>) {
-        let (out, weights) = self.attend(x, kv, key_mask, key_bias, true);
+        let (out, weights) = self.attend(x, Some(kv), key_mask, key_bias, true);
         (out, weights.expect("weights were asked for"))
     }
 
-    /// The layer; the weights only if `keep_weights` (at prediction the fused pass then does
-    /// not write them out).
+    /// The layer over keys `kv` (`None`: `x` itself); the weights only if `keep_weights` (at
+    /// prediction the fused pass then does not write them out).
     fn attend(
         &self,
         x: Tensor<3>,
-        kv: Tensor<3>,
+        kv: Option<Tensor<3>>,
         key_mask: Tensor<2, Bool>,
         key_bias: Option<Tensor<2>>,
         keep_weights: bool,
     ) -> (Tensor<3>, Option<Tensor<4>>) {
         let [b, _, d] = x.dims();
-        let [bk, lk, dk_in] = kv.dims();
-        assert_eq!((b, d), (bk, dk_in), "attention: queries {:?} and keys {:?} disagree", x.dims(), kv.dims());
-        assert_eq!(key_mask.dims(), [b, lk], "attention: key mask {:?} for keys {:?}", key_mask.dims(), kv.dims());
-        let q = self.query.forward(x); // [B, Lq, d]; head h is columns h·dk..(h+1)·dk
-        let k = self.key.forward(kv.clone());
-        let v = self.value.forward(kv);
+        let [bk, lk, dk_in] = kv.as_ref().map_or(x.dims(), |kv| kv.dims());
+        assert_eq!((b, d), (bk, dk_in), "attention: queries {:?} and keys {:?} disagree", x.dims(), [bk, lk, dk_in]);
+        assert_eq!(key_mask.dims(), [b, lk], "attention: key mask {:?} for keys {:?}", key_mask.dims(), [bk, lk, dk_in]);
+        // [B, L, d] each; head h is columns h·dk..(h+1)·dk
+        let (q, k, v) = match kv {
+            Some(kv) => (self.query.forward(x), self.key.forward(kv.clone()), self.value.forward(kv)),
+            None => match <[Tensor<3>; 3]>::try_from(forward_group(&[&self.query, &self.key, &self.value], &self.qkv, x)) {
+                Ok([q, k, v]) => (q, k, v),
+                Err(_) => unreachable!("three layers give three outputs"),
+            },
+        };
         // additive bias: 0 at real keys, MASK_BIAS at padding
         let mut bias = key_mask.float().neg().add_scalar(1.0).mul_scalar(MASK_BIAS);
         if let Some(kb) = key_bias {

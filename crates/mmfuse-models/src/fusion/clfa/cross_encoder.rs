@@ -96,7 +96,7 @@ impl CrossEncoderLayer {
         ocr: Option<(Tensor<3>, Tensor<2, Bool>)>,
         self_bias: Option<Tensor<2>>,
     ) -> Tensor<3> {
-        let (a, _) = self.self_attention.forward_biased(x.clone(), x.clone(), x_mask, self_bias);
+        let (a, _) = self.self_attention.self_attention_biased(x.clone(), x_mask, self_bias);
         let x = self.norm_self.forward(x + self.dropout.forward(a));
         // the other modality may be absent (all keys masked): then nothing is read from it
         let a = zero_without_keys(self.cross_attention.forward(x.clone(), other, other_mask.clone()), &other_mask);

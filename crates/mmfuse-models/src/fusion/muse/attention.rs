@@ -33,7 +33,7 @@ impl SelfAttentionConfig {
 /// `x` `[B, L, d]` attends to itself, `mask` `[B, L]` (true at real tokens) → (output
 /// `[B, L, d]`, head-averaged attention of query 0 over the keys `[B, L]`).
 pub fn self_attention_with_cls(attention: &SelfAttention, x: Tensor<3>, mask: Tensor<2, Bool>) -> (Tensor<3>, Tensor<2>) {
-    let (out, weights) = attention.forward_with_weights(x.clone(), x, mask);
+    let (out, weights) = attention.self_attention_biased(x, mask, None);
     let [b, h, _, l] = weights.dims();
     (out, weights.slice([0..b, 0..h, 0..1, 0..l]).mean_dim(1).reshape([b, l]))
 }

@@ -45,12 +45,15 @@ pub fn attention(
     assert_eq!(key_bias.dims(), [b, lk], "attention: key bias {:?} for keys {:?}", key_bias.dims(), k.dims());
     assert!(n_heads > 0 && d.is_multiple_of(n_heads), "attention: d ({d}) must be divisible by n_heads ({n_heads})");
     let device = q.device();
-    if is_cpu_without_autodiff(&device) && b * lq * lk * d > 0 && [q.dtype(), k.dtype(), v.dtype(), key_bias.dtype()].iter().all(|t| *t == DType::F32) {
-        if let (Some(qt), Some(kt), Some(vt), Some(bt)) = (plain(&q), plain(&k), plain(&v), plain(&key_bias)) {
-            let shape = forward::Shape { b, lq, lk, d, heads: n_heads };
-            let (out, w) = forward::attention(&values(&qt), &values(&kt), &values(&vt), &values(&bt), scale as f32, shape, weights);
-            return (from_plain(flex_tensor(out, [b, lq, d])), w.map(|w| from_plain(flex_tensor(w, [b, n_heads, lq, lk]))));
-        }
+    let f32s = [q.dtype(), k.dtype(), v.dtype(), key_bias.dtype()].iter().all(|t| *t == DType::F32);
+    if is_cpu_without_autodiff(&device)
+        && b * lq * lk * d > 0
+        && f32s
+        && let (Some(qt), Some(kt), Some(vt), Some(bt)) = (plain(&q), plain(&k), plain(&v), plain(&key_bias))
+    {
+        let shape = forward::Shape { b, lq, lk, d, heads: n_heads };
+        let (out, w) = forward::attention(&values(&qt), &values(&kt), &values(&vt), &values(&bt), scale as f32, shape, weights);
+        return (from_plain(flex_tensor(out, [b, lq, d])), w.map(|w| from_plain(flex_tensor(w, [b, n_heads, lq, lk]))));
     }
     with_burn(q, k, v, n_heads, scale, key_bias, dropout, weights)
 }

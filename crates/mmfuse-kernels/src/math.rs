@@ -13,6 +13,19 @@ pub fn max_nan(a: f32, b: f32) -> f32 {
 /// work, well above the cost of waking a pool thread).
 pub(crate) const PARALLEL_CHUNK: usize = 1 << 17;
 
+/// An output buffer's data pointer shared by parallel tasks that each write their own disjoint
+/// part of it (the caller's `SAFETY` argument says which).
+pub(crate) struct DisjointOut(pub(crate) *mut f32);
+// SAFETY: only a pointer; the tasks holding it write disjoint elements (each user's argument).
+unsafe impl Sync for DisjointOut {}
+
+impl DisjointOut {
+    /// The pointer `offset` values in (a method, so closures capture the whole `Sync` wrapper).
+    pub(crate) fn at(&self, offset: usize) -> *mut f32 {
+        self.0.wrapping_add(offset)
+    }
+}
+
 pub(crate) fn for_chunks(v: &mut [f32], f: impl Fn(&mut [f32]) + Sync + Send) {
     if v.len() <= PARALLEL_CHUNK { f(v) } else { v.par_chunks_mut(PARALLEL_CHUNK).for_each(f) }
 }

@@ -1,6 +1,7 @@
 //! The fused attention pass at prediction: one task per (sample, head), each a `gemm` for its
 //! scores, the softmax over them in place, and a `gemm` writing its columns of the output.
 
+use crate::math::DisjointOut;
 use crate::softmax::forward::softmax_rows;
 use rayon::prelude::*;
 
@@ -14,18 +15,6 @@ pub(crate) struct Shape {
     pub heads: usize,
 }
 
-/// The output's data pointer, shared by the tasks that write disjoint column blocks of it.
-struct OutPtr(*mut f32);
-// SAFETY: each task writes only its own (sample, head) block (see `attention`).
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    /// The pointer `offset` values in (a method, so closures capture the whole `Sync` wrapper).
-    fn at(&self, offset: usize) -> *mut f32 {
-        self.0.wrapping_add(offset)
-    }
-}
-
 /// `q` `[B, Lq, d]`, `k`/`v` `[B, Lk, d]`, `bias` `[B, Lk]` (row-major) → the output
 /// `[B, Lq, d]` and, with `keep_weights`, the weights `[B, H, Lq, Lk]`.
 pub(crate) fn attention(q: &[f32], k: &[f32], v: &[f32], bias: &[f32], scale: f32, s: Shape, keep_weights: bool) -> (Vec<f32>, Option<Vec<f32>>) {
@@ -36,7 +25,7 @@ pub(crate) fn attention(q: &[f32], k: &[f32], v: &[f32], bias: &[f32], scale: f3
         "attention: data do not match {s:?}"
     );
     let mut out = vec![0f32; b * lq * d];
-    let dst = OutPtr(out.as_mut_ptr());
+    let dst = DisjointOut(out.as_mut_ptr());
     // scores of task t (sample t / H, head t % H) into `w` [Lq, Lk], softmax, then its output block
     let task = |t: usize, w: &mut [f32]| {
         let (i, h) = (t / heads, t % heads);

@@ -4,18 +4,19 @@
 //! 6 rows × 16 columns (12 accumulators, two loads of the panel and six broadcasts of `x` per
 //! step of `K`) writes each output tile once, with the bias added as it is stored.
 //!
-//! Why not `gemm` (which `Linear` used before, through burn's matmul): at the row counts of one
-//! post (64 tokens) gemm re-packs the whole weight on every call and splits the product over two
-//! threads unevenly; on MuSE-small's shapes at 2 threads this kernel runs at 150–170 GFLOP/s where
-//! gemm reaches 90–130 (the crate's `linear_packed` test prints both). At hundreds of rows the
-//! two are level. On CPUs with AVX-512 gemm's 512-bit kernels are used instead (this kernel is
-//! 256-bit); on other architectures, too.
+//! Why not `gemm` (which `Linear` used before, through burn's matmul): gemm re-packs the whole
+//! weight on every call, and at the row counts of one post (65 tokens) splits the product over
+//! two threads unevenly. On MuSE-small's shapes at 2 threads this layer ran at 1.2–2.4× burn's
+//! op (`cargo bench -p mmfuse --bench muse_vs_torch -- --linear-shapes`: 65 × 256 → 1024 at 118
+//! against 49 GFLOP/s, 2080 × 1024 → 256 at 149 against 118). On CPUs with AVX-512 gemm's 512-bit
+//! kernels are used instead (this kernel is 256-bit); on other architectures, too.
 //!
 //! The cache holds a reference to the weight tensor it packed (so that storage can neither be
 //! freed and reused by another tensor, nor written in place) and is checked against the layer's
 //! current weight on every call: a layer whose weight was replaced (loaded, trained, moved)
 //! packs again, never reads a stale panel. A cloned layer starts with an empty cache.
 
+use crate::math::DisjointOut;
 use burn::backend::flex::FlexTensor;
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
@@ -29,7 +30,7 @@ const NR: usize = 16;
 const KC: usize = 256;
 /// Rows per task: a block of `x` of 96 × 256 f32 (96 KiB) stays in L2.
 const MC: usize = 96;
-/// Below this many multiply-adds the product runs on the calling thread.
+/// Below this many multiply-adds a product's columns are not split over the threads.
 const SERIAL_FMAS: usize = 1 << 16;
 
 /// Whether this CPU runs the packed kernel: x86-64 with AVX2 and FMA, without AVX-512 (where
@@ -159,7 +160,7 @@ pub(crate) fn forward(x: &[f32], rows: usize, w: &PackedWeight, bias: Option<&[f
     let col_groups = if rows * k * n < SERIAL_FMAS || row_blocks >= 2 * threads { 1 } else { (2 * threads).div_ceil(row_blocks).min(n_panels) };
     let per_group = n_panels.div_ceil(col_groups);
     let tasks = row_blocks * n_panels.div_ceil(per_group);
-    let out = OutPtr(y.as_mut_ptr());
+    let out = DisjointOut(y.as_mut_ptr());
     let task = |t: usize| {
         let (r, g) = (t % row_blocks, t / row_blocks);
         let rows = (r * MC, ((r + 1) * MC).min(rows));
@@ -179,18 +180,13 @@ pub(crate) fn forward(x: &[f32], rows: usize, w: &PackedWeight, bias: Option<&[f
     y
 }
 
-/// `y`'s data pointer, shared by the tasks that write disjoint parts of it.
-struct OutPtr(*mut f32);
-// SAFETY: the tasks holding it write disjoint elements (see `forward`).
-unsafe impl Sync for OutPtr {}
-
 /// Rows `rows.0..rows.1` × panels `panels.0..panels.1` of the output.
 ///
 /// # Safety
 /// `y` must point at `rows × N` allocated f32 values that no other thread reads or writes in
 /// this rectangle (not yet initialised before the first block of `K`); `x`, `w` and `bias` as
 /// checked by [`forward`].
-unsafe fn block(x: &[f32], w: &PackedWeight, bias: &[f32], y: &OutPtr, rows: (usize, usize), panels: (usize, usize)) {
+unsafe fn block(x: &[f32], w: &PackedWeight, bias: &[f32], y: &DisjointOut, rows: (usize, usize), panels: (usize, usize)) {
     let (k, n) = (w.k, w.n);
     let mut k0 = 0;
     while k0 < k {
@@ -204,7 +200,7 @@ unsafe fn block(x: &[f32], w: &PackedWeight, bias: &[f32], y: &OutPtr, rows: (us
                 let r = MR.min(rows.1 - i);
                 let a = &x[i * k + k0..];
                 // SAFETY: rows i..i+r, columns c0..c0+width lie in this task's rectangle.
-                unsafe { tile(a, k, panel, kc, y.0.add(i * n + c0), n, r, width, (k0 == 0).then_some(bias)) };
+                unsafe { tile(a, k, panel, kc, y.at(i * n + c0), n, r, width, (k0 == 0).then_some(bias)) };
                 i += r;
             }
         }

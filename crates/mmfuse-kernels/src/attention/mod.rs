@@ -60,7 +60,7 @@ pub fn attention(
 
 /// [`attention`] through burn's ops (the reference the fused pass is tested against).
 #[allow(clippy::too_many_arguments)]
-pub fn with_burn(
+fn with_burn(
     q: Tensor<3>,
     k: Tensor<3>,
     v: Tensor<3>,

@@ -78,43 +78,19 @@ impl Linear {
 
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let device = x.device();
-        let cpu_f32 = is_cpu(&device) && x.dtype() == DType::F32;
-        let trained = cpu_f32 && device.is_autodiff();
-        let predicted = cpu_f32 && !device.is_autodiff() && packed::available();
+        let trained = is_cpu(&device) && x.dtype() == DType::F32 && device.is_autodiff();
+        let predicted = packs_at_prediction(&x);
         if D < 2 || !(trained || predicted) {
             return self.with_burn(x);
         }
         let dims = x.dims();
         let rows = dims[..D - 1].iter().product::<usize>();
         let x = x.reshape([rows, dims[D - 1]]);
-        let y = if trained { self.fused(&x) } else { self.predict(&x) };
+        let y = if trained { self.fused(&x) } else { side_by_side(&[self], &self.packed, &x) };
         let y = y.unwrap_or_else(|| self.with_burn(x));
         let mut out = dims;
         out[D - 1] = y.dims()[1];
         y.reshape(out)
-    }
-
-    /// `x` `[rows, d_in]` through the packed weight, if `x` and the parameters are f32 tensors
-    /// of the CPU backend without autodiff and the shapes agree (else burn's op reports them).
-    fn predict(&self, x: &Tensor<2>) -> Option<Tensor<2>> {
-        let x = plain(x)?;
-        let weight = self.weight.val().try_into_primitive::<Flex>().ok().filter(|w| w.dtype() == DType::F32)?;
-        let bias = match &self.bias {
-            Some(b) => Some(plain(&b.val())?),
-            None => None,
-        };
-        let ([rows, d_in], [k, n]) = (dims::<2>(&x), dims::<2>(&weight));
-        if rows == 0 || d_in != k || k == 0 || n == 0 || bias.as_ref().is_some_and(|b| dims::<1>(b) != [n]) {
-            return None;
-        }
-        // `plain` gives contiguous tensors
-        let bias = match &bias {
-            Some(b) => Some(b.as_slice::<f32>()?),
-            None => None,
-        };
-        let packed = self.packed.get(std::slice::from_ref(&weight));
-        let y = packed::forward(x.as_slice::<f32>()?, rows, &packed, bias);
-        Some(from_plain(flex_tensor(y, [rows, n])))
     }
 
     /// `x` `[rows, d_in]` as one autodiff operation, if `x` and the parameters are f32 tensors
@@ -131,39 +107,46 @@ impl Linear {
     }
 }
 
+/// Whether `x` is predicted through packed weights: an f32 tensor of the CPU backend without
+/// autodiff, on a CPU that runs the packed kernel.
+fn packs_at_prediction<const D: usize>(x: &Tensor<D>) -> bool {
+    let device = x.device();
+    is_cpu(&device) && !device.is_autodiff() && x.dtype() == DType::F32 && packed::available()
+}
+
 /// Several layers over the same input, `[layer.forward(x) for layer in layers]` (e.g. an
 /// attention's query, key and value projections). At prediction on the CPU over few rows (one
 /// post: 65 rows are a short product to split over the threads) as ONE product over the
 /// weights side by side, packed once into `cache` (which the caller keeps, e.g. as a
 /// `#[module(skip)]` field); the outputs are then views of its columns. Otherwise (training, other
 /// devices, many rows, or a layer whose input width is not `x`'s) each layer on its own.
-pub fn forward_group<const D: usize>(layers: &[&Linear], cache: &PackedCache, x: Tensor<D>) -> Vec<Tensor<D>> {
-    let device = x.device();
+pub fn forward_group<const D: usize, const N: usize>(layers: [&Linear; N], cache: &PackedCache, x: Tensor<D>) -> [Tensor<D>; N] {
     let dims = x.dims();
     let rows = dims[..D.saturating_sub(1)].iter().product::<usize>();
-    let grouped =
-        D >= 2 && layers.len() > 1 && is_cpu(&device) && !device.is_autodiff() && x.dtype() == DType::F32 && packed::available() && packed::few_rows(rows);
-    if grouped && let Some(y) = side_by_side(layers, cache, &x.clone().reshape([rows, dims[D - 1]])) {
+    let grouped = D >= 2 && N > 1 && packs_at_prediction(&x) && packed::few_rows(rows);
+    if grouped && let Some(y) = side_by_side(&layers, cache, &x.clone().reshape([rows, dims[D - 1]])) {
         let mut start = 0;
-        return layers
-            .iter()
-            .map(|l| {
-                let n = l.weight.dims()[1];
-                let mut out = dims;
-                out[D - 1] = n;
-                start += n;
-                y.clone().narrow(1, start - n, n).reshape(out)
-            })
-            .collect();
+        return layers.map(|l| {
+            let n = l.weight.dims()[1];
+            let mut out = dims;
+            out[D - 1] = n;
+            start += n;
+            y.clone().narrow(1, start - n, n).reshape(out)
+        });
     }
-    layers.iter().map(|l| l.forward(x.clone())).collect()
+    layers.map(|l| l.forward(x.clone()))
 }
 
-/// `x` `[rows, d_in]` times every layer's weight side by side, plus their biases: `[rows, Σ d_out]`,
-/// if the parameters are f32 tensors of the CPU backend with the same `d_in` as `x`.
+/// `x` `[rows, d_in]` times every layer's weight side by side, plus their biases: `[rows, Σ d_out]`
+/// through the packing in `cache` (one layer: its own `Linear::forward` at prediction), if `x` and
+/// the parameters are f32 tensors of the CPU backend and the shapes agree (else burn's op
+/// reports them).
 fn side_by_side(layers: &[&Linear], cache: &PackedCache, x: &Tensor<2>) -> Option<Tensor<2>> {
     let x = plain(x)?;
     let [rows, d_in] = dims::<2>(&x);
+    if rows == 0 || d_in == 0 {
+        return None;
+    }
     let mut weights = Vec::with_capacity(layers.len());
     let mut bias = Vec::new();
     for l in layers {
@@ -177,9 +160,6 @@ fn side_by_side(layers: &[&Linear], cache: &PackedCache, x: &Tensor<2>) -> Optio
             None => bias.resize(bias.len() + n, 0.0),
         }
         weights.push(w);
-    }
-    if rows == 0 || d_in == 0 {
-        return None;
     }
     let packed = cache.get(&weights);
     let y = packed::forward(x.as_slice::<f32>()?, rows, &packed, Some(&bias));
@@ -297,9 +277,7 @@ mod tests {
         // one post (few rows: one product) and many rows (each layer on its own)
         for rows in [1, 65, 2000] {
             let x = Tensor::<3>::random([1, rows, 48], Distribution::Normal(0.0, 1.0), &device);
-            let refs: Vec<&Linear> = layers.iter().collect();
-            let ys = forward_group(&refs, &cache, x.clone());
-            assert_eq!(ys.len(), 3);
+            let ys = forward_group([&layers[0], &layers[1], &layers[2]], &cache, x.clone());
             for (y, l) in ys.into_iter().zip(&layers) {
                 assert_eq!(y.dims(), [1, rows, l.weight.dims()[1]]);
                 assert!(rel_any(y, l.with_burn(x.clone())) < 1e-5, "{rows} rows");
@@ -311,8 +289,7 @@ mod tests {
         // a new weight in one layer: the group packs again and stays exact
         layers[1].weight = Param::from_tensor(Tensor::<2>::random([48, 17], Distribution::Normal(0.0, 1.0), &device));
         let x = Tensor::<2>::random([7, 48], Distribution::Normal(0.0, 1.0), &device);
-        let refs: Vec<&Linear> = layers.iter().collect();
-        let ys = forward_group(&refs, &cache, x.clone());
+        let ys = forward_group([&layers[0], &layers[1], &layers[2]], &cache, x.clone());
         assert!(rel_any(ys[1].clone(), layers[1].with_burn(x.clone())) < 1e-5);
         if packed::available() {
             assert_eq!(packs(), 2);
@@ -321,7 +298,7 @@ mod tests {
         let tracked = Device::flex().autodiff();
         let lt = LinearConfig::new(48, 5).init(&tracked);
         let xt = Tensor::<2>::random([3, 48], Distribution::Normal(0.0, 1.0), &tracked);
-        let ys = forward_group(&[&lt, &lt], &cache, xt.clone());
+        let ys = forward_group([&lt, &lt], &cache, xt.clone());
         assert!(rel_any(ys[0].clone(), lt.with_burn(xt)) < 1e-5);
         if packed::available() {
             assert_eq!(packs(), 2);

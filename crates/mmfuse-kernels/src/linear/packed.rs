@@ -111,19 +111,15 @@ impl PackedCache {
         let k = crate::autodiff::dims::<2>(&weights[0])[0];
         let widths: Vec<usize> = weights.iter().map(|w| crate::autodiff::dims::<2>(w)[1]).collect();
         let n = widths.iter().sum::<usize>();
-        let packed = Arc::new(if let [w] = weights {
-            PackedWeight::new(&crate::autodiff::values(w), k, n)
-        } else {
-            // the columns of every weight, row by row
-            let values: Vec<_> = weights.iter().map(|w| crate::autodiff::values(w)).collect();
-            let mut side_by_side = Vec::with_capacity(k * n);
-            for r in 0..k {
-                for (v, &w) in values.iter().zip(&widths) {
-                    side_by_side.extend_from_slice(&v[r * w..(r + 1) * w]);
-                }
+        // the columns of every weight, row by row
+        let values: Vec<_> = weights.iter().map(|w| crate::autodiff::values(w)).collect();
+        let mut side_by_side = Vec::with_capacity(k * n);
+        for r in 0..k {
+            for (v, &w) in values.iter().zip(&widths) {
+                side_by_side.extend_from_slice(&v[r * w..(r + 1) * w]);
             }
-            PackedWeight::new(&side_by_side, k, n)
-        });
+        }
+        let packed = Arc::new(PackedWeight::new(&side_by_side, k, n));
         #[cfg(test)]
         self.packs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         *slot = Some((weights.to_vec(), packed.clone()));

@@ -12,7 +12,7 @@ pub(crate) fn softmax_in_place(x: &mut [f32], bias: &[f32], scale: f32, rows_per
     x.par_chunks_mut(per_chunk * rows_per_sample * lk).enumerate().for_each(|(i, chunk)| {
         for (j, sample) in chunk.chunks_mut(rows_per_sample * lk).enumerate() {
             let bias = &bias[(i * per_chunk + j) * lk..(i * per_chunk + j + 1) * lk];
-            pulp::Arch::new().dispatch(SoftmaxRows { x: sample, bias, scale, len: lk });
+            softmax_rows(sample, bias, scale, lk);
         }
     });
 }

@@ -181,8 +181,7 @@ impl BertSelfAttention {
     pub fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
         let [b, l, _] = x.dims();
         // [B, L, H] each; head i is columns i·hd..(i+1)·hd
-        let [q, k, v] = <[Tensor<3>; 3]>::try_from(forward_group(&[&self.query, &self.key, &self.value], &self.qkv, x))
-            .unwrap_or_else(|_| unreachable!("three layers give three outputs"));
+        let [q, k, v] = forward_group([&self.query, &self.key, &self.value], &self.qkv, x);
         let scale = (self.head_dim as f64).powf(-0.5);
         attention(q, k, v, self.n_heads, scale, mask_bias.reshape([b, l]), &self.dropout, false).0
     }

@@ -91,12 +91,9 @@ impl MaskedAttention {
         assert_eq!((b, d), (bk, dk_in), "attention: queries {:?} and keys {:?} disagree", x.dims(), [bk, lk, dk_in]);
         assert_eq!(key_mask.dims(), [b, lk], "attention: key mask {:?} for keys {:?}", key_mask.dims(), [bk, lk, dk_in]);
         // [B, L, d] each; head h is columns h·dk..(h+1)·dk
-        let (q, k, v) = match kv {
-            Some(kv) => (self.query.forward(x), self.key.forward(kv.clone()), self.value.forward(kv)),
-            None => match <[Tensor<3>; 3]>::try_from(forward_group(&[&self.query, &self.key, &self.value], &self.qkv, x)) {
-                Ok([q, k, v]) => (q, k, v),
-                Err(_) => unreachable!("three layers give three outputs"),
-            },
+        let [q, k, v] = match kv {
+            Some(kv) => [self.query.forward(x), self.key.forward(kv.clone()), self.value.forward(kv)],
+            None => forward_group([&self.query, &self.key, &self.value], &self.qkv, x),
         };
         // additive bias: 0 at real keys, MASK_BIAS at padding
         let mut bias = key_mask.float().neg().add_scalar(1.0).mul_scalar(MASK_BIAS);

@@ -26,7 +26,8 @@
 //! A request head (or the next one on an idle keep-alive connection) that does not arrive
 //! within `header_timeout_ms` closes the connection, so byte-dribbling clients hold nothing
 //! for long. SIGTERM/Ctrl-C: every request then gets a 503 (`/healthz` too, so balancers look
-//! elsewhere), the requests in flight finish, idle connections close, and the process exits.
+//! elsewhere), the requests in flight finish, idle connections close (one accepted as the signal came
+//! first gets up to a second for its request, answered 503), and the process exits.
 //!
 //! What this crate must not do: compute anything itself. Every answer comes from the
 //! [`Predictor`]; the handlers validate, limit and queue, the batcher only gathers.
@@ -272,13 +273,23 @@ pub async fn serve(predictor: Predictor, cfg: ServeConfig, addr: std::net::Socke
 
 /// One HTTP/1 connection; with `stop`, a graceful close (after the request in flight) once it
 /// fires.
+///
+/// A connection accepted before the signal that has not begun a request yet (its client
+/// connected as the signal came, and the request may be on its way) is not closed at once: it
+/// gets up to [`FRESH_GRACE`] for that request, which is answered 503 like any other.
 async fn connection(stream: tokio::net::TcpStream, app: Router, header_timeout: Duration, stop: Option<tokio::sync::watch::Receiver<()>>) {
+    use hyper::service::Service;
     use hyper_util::rt::{TokioIo, TokioTimer};
     let _ = stream.set_nodelay(true);
-    let conn = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
-        .serve_connection(TokioIo::new(stream), hyper_util::service::TowerToHyperService::new(app));
+    let began = Arc::new(AtomicBool::new(false));
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let flag = began.clone();
+    let service = hyper::service::service_fn(move |req| {
+        flag.store(true, Ordering::SeqCst);
+        service.call(req)
+    });
+    let conn =
+        hyper::server::conn::http1::Builder::new().timer(TokioTimer::new()).header_read_timeout(header_timeout).serve_connection(TokioIo::new(stream), service);
     let mut conn = std::pin::pin!(conn);
     let Some(mut stop) = stop else {
         let _ = conn.await;
@@ -293,9 +304,16 @@ async fn connection(stream: tokio::net::TcpStream, app: Router, header_timeout: 
         }
         _ = stop.changed() => {}
     }
+    if !began.load(Ordering::SeqCst) && tokio::time::timeout(header_timeout.min(FRESH_GRACE), conn.as_mut()).await.is_ok() {
+        return;
+    }
     conn.as_mut().graceful_shutdown();
     let _ = conn.await;
 }
+
+/// How long a connection accepted before the shutdown signal, with no request begun, waits for
+/// one after the signal (its answer is a 503 rather than a connection closed unanswered).
+const FRESH_GRACE: Duration = Duration::from_secs(1);
 
 /// An accept error: a client that gave up is nothing; anything else (out of file descriptors)
 /// is logged and the loop backs off a little rather than spinning.

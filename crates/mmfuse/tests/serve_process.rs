@@ -171,7 +171,8 @@ fn sigterm_finishes_the_request_in_flight_then_exits() {
 
 /// Graceful shutdown under load: 32 connections, each with a batch of 250 posts received by the
 /// server before SIGTERM (its metrics say so), most still being computed when it arrives
-/// (checked: answers not yet begun), all answered in full; then a clean exit.
+/// (checked: answers not yet begun), all answered in full; a request sent after the signal on a
+/// connection opened before it gets a 503; then a clean exit.
 #[test]
 fn sigterm_under_load_finishes_every_request_in_flight() {
     let dir = std::env::temp_dir().join(format!("mmfuse-sigterm-load-{}", std::process::id()));
@@ -198,6 +199,10 @@ fn sigterm_under_load_finishes_every_request_in_flight() {
             waiting
         })
         .count();
+    // a client that connected just before the signal and sends its request after it: a 503,
+    // not a connection closed unanswered
+    let mut early = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut early_reader = BufReader::new(early.try_clone().unwrap());
     sigterm(&child);
     let started = Instant::now();
     // a request arriving now is refused with a 503 (a 200 only until the signal is handled)
@@ -210,6 +215,9 @@ fn sigterm_under_load_finishes_every_request_in_flight() {
     };
     assert_eq!(refused.0, 503, "{refused:?}");
     assert!(refused.1.contains("shutting down"), "{refused:?}");
+    request(&mut early, "GET", "/v1/info", "");
+    let (code, body) = response(&mut early_reader);
+    assert_eq!(code, 503, "a request on a connection opened before SIGTERM: {body}");
     for (_, r) in &mut conns {
         let answer = response(r);
         assert_complete(&mut child, answer, n);

@@ -10,8 +10,8 @@
 //! whole by one thread: the results do not depend on the threads (training resumes exactly).
 //!
 //! At prediction on the CPU (no autodiff, f32) the weight is packed once and kept beside the
-//! layer (`packed.rs`), where the CPU has AVX2 + FMA without AVX-512. On other devices and
-//! dtypes, burn's `Linear` is used.
+//! layer (`packed.rs`), where the CPU has AVX2 + FMA (512-bit tiles with AVX-512). On other
+//! devices and dtypes, burn's `Linear` is used.
 
 mod backward;
 pub(crate) mod packed;
@@ -214,7 +214,7 @@ mod tests {
 
     fn note_if_unavailable() {
         if !packed::available() {
-            eprintln!("NOTE: this CPU lacks AVX2 + FMA or has AVX-512: the packed prediction kernel is not used here; the tests compare burn's op with itself");
+            eprintln!("NOTE: this CPU lacks AVX2 + FMA: the packed prediction kernel is not used here; the tests compare burn's op with itself");
         }
     }
 
@@ -323,6 +323,45 @@ mod tests {
             assert_eq!(row.iter().all(|v| v.is_nan()), i == 5, "row {i}");
             assert!(i == 5 || row.iter().all(|v| v.is_finite()), "row {i}");
         }
+    }
+
+    #[test]
+    fn the_wide_kernel_gives_the_bits_of_the_narrow_one() {
+        if packed::isa() != Some(packed::Isa::Avx512) {
+            eprintln!("NOTE: this CPU lacks AVX-512: the 512-bit packed kernel is not compared with the 256-bit one here");
+            return;
+        }
+        let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+        // odd and even panel counts, a partial last panel, K over several blocks, tile remainders
+        for (rows, k, n) in [(1, 8, 32), (7, 300, 48), (65, 256, 40), (13, 600, 33), (200, 64, 96)] {
+            let x = Tensor::<2>::random([rows, k], Distribution::Normal(0.0, 1.0), &Device::flex()).into_data().try_to_vec::<f32>().unwrap();
+            let w = Tensor::<2>::random([k, n], Distribution::Normal(0.0, 1.0), &Device::flex()).into_data().try_to_vec::<f32>().unwrap();
+            let bias: Vec<f32> = (0..n).map(|i| i as f32 * 0.25 - 3.0).collect();
+            let w = packed::PackedWeight::new(&w, k, n);
+            let narrow = packed::forward_isa(packed::Isa::Avx2, &x, rows, &w, Some(&bias));
+            let wide = packed::forward_isa(packed::Isa::Avx512, &x, rows, &w, Some(&bias));
+            assert_eq!(bits(narrow), bits(wide), "{rows}×{k}→{n}");
+        }
+    }
+
+    #[test]
+    fn training_gradients_do_not_depend_on_the_threads() {
+        let device = Device::flex().autodiff();
+        let lin = LinearConfig::new(300, 70).init(&device);
+        let x = Tensor::<2>::random([130, 300], Distribution::Normal(0.0, 1.0), &device);
+        let r = Tensor::<2>::random([130, 70], Distribution::Normal(0.0, 1.0), &device);
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                let x = x.clone().require_grad();
+                let y = lin.fused(&x).expect("the operation applies");
+                let g = (y.clone() * r.clone()).sum().backward();
+                let bits = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().unwrap().into_iter().map(f32::to_bits).collect::<Vec<_>>();
+                let b = lin.bias.as_ref().unwrap().grad(&g).unwrap().unsqueeze::<2>();
+                [bits(y.inner()), bits(x.grad(&g).unwrap()), bits(lin.weight.grad(&g).unwrap()), bits(b)]
+            })
+        };
+        assert_eq!(run(1), run(3), "output, input, weight and bias gradients");
     }
 
     #[test]

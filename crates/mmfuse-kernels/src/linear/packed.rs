@@ -2,14 +2,17 @@
 //! columns (`[K][16]` each, the last one zero-padded) the first time a layer predicts, kept
 //! beside the layer ([`PackedCache`]), and reused by every later call; an AVX2 + FMA kernel of
 //! 6 rows × 16 columns (12 accumulators, two loads of the panel and six broadcasts of `x` per
-//! step of `K`) writes each output tile once, with the bias added as it is stored.
+//! step of `K`) writes each output tile once, with the bias added as it is stored. Where the
+//! CPU has AVX-512 the same kernel in 512-bit registers covers two panels at once (6 × 32),
+//! with the same operations in the same order per output: both give the same bits.
 //!
 //! Why not `gemm` (which `Linear` used before, through burn's matmul): gemm re-packs the whole
 //! weight on every call, and at the row counts of one post (65 tokens) splits the product over
 //! two threads unevenly. On MuSE-small's shapes at 2 threads this layer ran at 1.2–2.4× burn's
 //! op (`cargo bench -p mmfuse --bench muse_vs_torch -- --linear-shapes`: 65 × 256 → 1024 at 118
-//! against 49 GFLOP/s, 2080 × 1024 → 256 at 149 against 118). On CPUs with AVX-512 gemm's 512-bit
-//! kernels are used instead (this kernel is 256-bit); on other architectures, too.
+//! against 49 GFLOP/s, 2080 × 1024 → 256 at 149 against 118). On an AVX-512 CPU (AMD Zen 4)
+//! the 512-bit kernel ran MuSE-small's batch of 32 at 1.1× gemm's AVX-512 kernels and concat's
+//! batch-1 latency at 1.3× (`bench/README.md`). Other architectures use gemm.
 //!
 //! The cache holds a reference to the weight tensor it packed (so that storage can neither be
 //! freed and reused by another tensor, nor written in place) and is checked against the layer's
@@ -33,16 +36,33 @@ const MC: usize = 96;
 /// Below this many multiply-adds a product's columns are not split over the threads.
 const SERIAL_FMAS: usize = 1 << 16;
 
-/// Whether this CPU runs the packed kernel: x86-64 with AVX2 and FMA, without AVX-512 (where
-/// gemm's wider kernels are faster).
-pub(crate) fn available() -> bool {
+/// The kernels a CPU runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Isa {
+    /// 6 × 16 tiles in 256-bit registers (AVX2 + FMA).
+    Avx2,
+    /// 6 × 32 tiles over two panels in 512-bit registers (AVX-512F), the 6 × 16 kernel for a
+    /// panel left over.
+    Avx512,
+}
+
+/// This CPU's kernels: x86-64 with AVX2 and FMA, and AVX-512F for the wide one; `None` elsewhere.
+pub(crate) fn isa() -> Option<Isa> {
     #[cfg(target_arch = "x86_64")]
     {
-        static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *AVAILABLE.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && !is_x86_feature_detected!("avx512f"))
+        static ISA: std::sync::OnceLock<Option<Isa>> = std::sync::OnceLock::new();
+        *ISA.get_or_init(|| {
+            let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+            avx2.then_some(if is_x86_feature_detected!("avx512f") { Isa::Avx512 } else { Isa::Avx2 })
+        })
     }
     #[cfg(not(target_arch = "x86_64"))]
-    false
+    None
+}
+
+/// Whether this CPU runs the packed kernel ([`isa`]).
+pub(crate) fn available() -> bool {
+    isa().is_some()
 }
 
 /// A `[K, N]` weight in panels of [`NR`] columns: panel `p` holds columns `16p..16p+16` as `K`
@@ -135,13 +155,19 @@ pub(crate) fn few_rows(rows: usize) -> bool {
 
 /// `x` `[rows, K]` (row-major) times the packed weight, plus `bias` `[N]`: `y` `[rows, N]`.
 /// Each output is summed whole by one task in a fixed order: the result does not depend on the
-/// threads. `y` is not zeroed first: the first block of `K` stores every output.
+/// threads, nor on the kernel's width. `y` is not zeroed first: the first block of `K` stores
+/// every output.
 ///
 /// # Panics
 /// If the lengths do not match the shapes, or [`available`] is false.
 pub(crate) fn forward(x: &[f32], rows: usize, w: &PackedWeight, bias: Option<&[f32]>) -> Vec<f32> {
+    forward_isa(isa().expect("linear::packed::forward without AVX2 + FMA"), x, rows, w, bias)
+}
+
+/// [`forward`] with the kernels of `isa` (which this CPU must run).
+pub(crate) fn forward_isa(isa: Isa, x: &[f32], rows: usize, w: &PackedWeight, bias: Option<&[f32]>) -> Vec<f32> {
     let (k, n) = (w.k, w.n);
-    assert!(available(), "linear::packed::forward without AVX2 + FMA");
+    assert!(self::isa() == Some(Isa::Avx512) || (self::isa() == Some(Isa::Avx2) && isa == Isa::Avx2), "linear::packed: this CPU does not run {isa:?}");
     assert!(k > 0 && x.len() == rows * k && bias.is_none_or(|b| b.len() == n), "linear::packed::forward: shapes do not match");
     let mut y = Vec::<f32>::with_capacity(rows * n);
     let n_panels = n.div_ceil(NR);
@@ -163,7 +189,7 @@ pub(crate) fn forward(x: &[f32], rows: usize, w: &PackedWeight, bias: Option<&[f
         let panels = (g * per_group, ((g + 1) * per_group).min(n_panels));
         // SAFETY: tasks write disjoint (row block × panel group) rectangles of `y`'s
         // `rows × N` allocated values; `y` is owned by this call.
-        unsafe { block(x, w, &b, &out, rows, panels) }
+        unsafe { block(isa, x, w, &b, &out, rows, panels) }
     };
     if tasks == 1 {
         task(0)
@@ -176,29 +202,49 @@ pub(crate) fn forward(x: &[f32], rows: usize, w: &PackedWeight, bias: Option<&[f
     y
 }
 
-/// Rows `rows.0..rows.1` × panels `panels.0..panels.1` of the output.
+/// Rows `rows.0..rows.1` × panels `panels.0..panels.1` of the output; with [`Isa::Avx512`],
+/// two full panels at a time.
 ///
 /// # Safety
 /// `y` must point at `rows × N` allocated f32 values that no other thread reads or writes in
 /// this rectangle (not yet initialised before the first block of `K`); `x`, `w` and `bias` as
-/// checked by [`forward`].
-unsafe fn block(x: &[f32], w: &PackedWeight, bias: &[f32], y: &DisjointOut, rows: (usize, usize), panels: (usize, usize)) {
+/// checked by [`forward_isa`], whose `isa` the CPU runs.
+unsafe fn block(isa: Isa, x: &[f32], w: &PackedWeight, bias: &[f32], y: &DisjointOut, rows: (usize, usize), panels: (usize, usize)) {
     let (k, n) = (w.k, w.n);
     let mut k0 = 0;
     while k0 < k {
         let kc = KC.min(k - k0);
-        for p in panels.0..panels.1 {
+        let mut p = panels.0;
+        while p < panels.1 {
+            let c0 = p * NR;
+            let init = k0 == 0;
+            if isa == Isa::Avx512 && p + 1 < panels.1 && c0 + 2 * NR <= n {
+                // panels p and p + 1, both full: their blocks lie NR·K values apart
+                let pair = &w.panels[p * NR * k + k0 * NR..(p + 1) * NR * k + (k0 + kc) * NR];
+                let bias = &bias[c0..c0 + 2 * NR];
+                let mut i = rows.0;
+                while i < rows.1 {
+                    let r = MR.min(rows.1 - i);
+                    // SAFETY: rows i..i+r, columns c0..c0+32 lie in this task's rectangle; the
+                    // CPU has AVX-512F.
+                    unsafe { wide_rows(x[i * k + k0..].as_ptr(), k, pair.as_ptr(), NR * k, kc, y.at(i * n + c0), n, r, init.then_some(bias)) };
+                    i += r;
+                }
+                p += 2;
+                continue;
+            }
             let panel = &w.panel(p)[k0 * NR..(k0 + kc) * NR];
-            let (c0, width) = (p * NR, NR.min(n - p * NR));
+            let width = NR.min(n - c0);
             let bias = &bias[c0..c0 + NR];
             let mut i = rows.0;
             while i < rows.1 {
                 let r = MR.min(rows.1 - i);
                 let a = &x[i * k + k0..];
                 // SAFETY: rows i..i+r, columns c0..c0+width lie in this task's rectangle.
-                unsafe { tile(a, k, panel, kc, y.at(i * n + c0), n, r, width, (k0 == 0).then_some(bias)) };
+                unsafe { tile(a, k, panel, kc, y.at(i * n + c0), n, r, width, init.then_some(bias)) };
                 i += r;
             }
+            p += 1;
         }
         k0 += kc;
     }
@@ -255,6 +301,78 @@ unsafe fn kernel_rows(a: *const f32, lda: usize, b: *const f32, kc: usize, c: *m
     }
     #[cfg(not(target_arch = "x86_64"))]
     unreachable!("the packed kernel runs only where `available()`: {:?}", (a, lda, b, kc, c, ldc, r, bias.is_some()))
+}
+
+/// The 512-bit kernel for `r` rows × two panels (`b` and `b + next`), dispatched to its
+/// const-generic instance.
+///
+/// # Safety
+/// As [`avx512::kernel`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn wide_rows(a: *const f32, lda: usize, b: *const f32, next: usize, kc: usize, c: *mut f32, ldc: usize, r: usize, bias: Option<&[f32]>) {
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        let bias = bias.map(<[f32]>::as_ptr);
+        match r {
+            6 => avx512::kernel::<6>(a, lda, b, next, kc, c, ldc, bias),
+            5 => avx512::kernel::<5>(a, lda, b, next, kc, c, ldc, bias),
+            4 => avx512::kernel::<4>(a, lda, b, next, kc, c, ldc, bias),
+            3 => avx512::kernel::<3>(a, lda, b, next, kc, c, ldc, bias),
+            2 => avx512::kernel::<2>(a, lda, b, next, kc, c, ldc, bias),
+            _ => avx512::kernel::<1>(a, lda, b, next, kc, c, ldc, bias),
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("the packed kernel runs only where `available()`: {:?}", (a, lda, b, next, kc, c, ldc, r, bias.is_some()))
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::NR;
+    use std::arch::x86_64::*;
+
+    /// `R` rows × 32 columns, the 16 of the panel block at `b` then the 16 of the one at
+    /// `b + next`: `c = bias + a·b` (or `c += a·b` without `bias`) over `kc` steps, the
+    /// operations of the 256-bit kernel in the same order, in 512-bit registers.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; `a` valid for `R` rows of `kc` at stride `lda`, `b` and `b + next`
+    /// for `kc × 16` each, `c` for `R` rows of 32 at stride `ldc`, `bias` (if any) for 32.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn kernel<const R: usize>(
+        a: *const f32,
+        lda: usize,
+        b: *const f32,
+        next: usize,
+        kc: usize,
+        c: *mut f32,
+        ldc: usize,
+        bias: Option<*const f32>,
+    ) {
+        // SAFETY: every pointer offset below stays inside the ranges the caller guarantees.
+        unsafe {
+            let mut acc = [[_mm512_setzero_ps(); 2]; R];
+            for p in 0..kc {
+                let b0 = _mm512_loadu_ps(b.add(p * NR));
+                let b1 = _mm512_loadu_ps(b.add(next + p * NR));
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let av = _mm512_set1_ps(*a.add(i * lda + p));
+                    acc[0] = _mm512_fmadd_ps(av, b0, acc[0]);
+                    acc[1] = _mm512_fmadd_ps(av, b1, acc[1]);
+                }
+            }
+            for (i, acc) in acc.iter().enumerate() {
+                let row = c.add(i * ldc);
+                let (c0, c1) = match bias {
+                    Some(bias) => (_mm512_loadu_ps(bias), _mm512_loadu_ps(bias.add(NR))),
+                    None => (_mm512_loadu_ps(row), _mm512_loadu_ps(row.add(NR))),
+                };
+                _mm512_storeu_ps(row, _mm512_add_ps(c0, acc[0]));
+                _mm512_storeu_ps(row.add(NR), _mm512_add_ps(c1, acc[1]));
+            }
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -26,8 +26,8 @@
 //! A request head (or the next one on an idle keep-alive connection) that does not arrive
 //! within `header_timeout_ms` closes the connection, so byte-dribbling clients hold nothing
 //! for long. SIGTERM/Ctrl-C: every request then gets a 503 (`/healthz` too, so balancers look
-//! elsewhere), the requests in flight finish, idle connections close (one accepted as the signal came
-//! first gets up to a second for its request, answered 503), and the process exits.
+//! elsewhere), the requests in flight finish, idle connections close (one accepted as the
+//! signal came first gets up to a second for its request, answered 503), and the process exits.
 //!
 //! What this crate must not do: compute anything itself. Every answer comes from the
 //! [`Predictor`]; the handlers validate, limit and queue, the batcher only gathers.

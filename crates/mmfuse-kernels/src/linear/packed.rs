@@ -11,8 +11,9 @@
 //! two threads unevenly. On MuSE-small's shapes at 2 threads this layer ran at 1.2–2.4× burn's
 //! op (`cargo bench -p mmfuse --bench muse_vs_torch -- --linear-shapes`: 65 × 256 → 1024 at 118
 //! against 49 GFLOP/s, 2080 × 1024 → 256 at 149 against 118). On an AVX-512 CPU (AMD Zen 4)
-//! the 512-bit kernel ran MuSE-small's batch of 32 at 1.1× gemm's AVX-512 kernels and concat's
-//! batch-1 latency at 1.3× (`bench/README.md`). Other architectures use gemm.
+//! the 256-bit kernel ran MuSE-small's batch of 32 at 1.1× gemm's AVX-512 kernels and concat's
+//! batch-1 latency at 1.3×, and the 512-bit form was level with it or ahead
+//! (`bench/README.md`). Other architectures use gemm.
 //!
 //! The cache holds a reference to the weight tensor it packed (so that storage can neither be
 //! freed and reused by another tensor, nor written in place) and is checked against the layer's
@@ -36,8 +37,8 @@ const MC: usize = 96;
 /// Below this many multiply-adds a product's columns are not split over the threads.
 const SERIAL_FMAS: usize = 1 << 16;
 
-/// The kernels a CPU runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The kernels a CPU runs (ordered: a CPU that runs one runs those before it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Isa {
     /// 6 × 16 tiles in 256-bit registers (AVX2 + FMA).
     Avx2,
@@ -89,8 +90,10 @@ impl PackedWeight {
         PackedWeight { k, n, panels }
     }
 
-    fn panel(&self, p: usize) -> &[f32] {
-        &self.panels[p * NR * self.k..(p + 1) * NR * self.k]
+    /// Steps `k0..k0 + kc` of panels `p..p + count`: from the first panel's step `k0` to the
+    /// last one's step `k0 + kc` (consecutive panels lie `NR·K` values apart).
+    fn steps(&self, p: usize, count: usize, k0: usize, kc: usize) -> &[f32] {
+        &self.panels[p * NR * self.k + k0 * NR..(p + count - 1) * NR * self.k + (k0 + kc) * NR]
     }
 }
 
@@ -167,7 +170,7 @@ pub(crate) fn forward(x: &[f32], rows: usize, w: &PackedWeight, bias: Option<&[f
 /// [`forward`] with the kernels of `isa` (which this CPU must run).
 pub(crate) fn forward_isa(isa: Isa, x: &[f32], rows: usize, w: &PackedWeight, bias: Option<&[f32]>) -> Vec<f32> {
     let (k, n) = (w.k, w.n);
-    assert!(self::isa() == Some(Isa::Avx512) || (self::isa() == Some(Isa::Avx2) && isa == Isa::Avx2), "linear::packed: this CPU does not run {isa:?}");
+    assert!(self::isa().is_some_and(|cpu| isa <= cpu), "linear::packed: this CPU does not run {isa:?}");
     assert!(k > 0 && x.len() == rows * k && bias.is_none_or(|b| b.len() == n), "linear::packed::forward: shapes do not match");
     let mut y = Vec::<f32>::with_capacity(rows * n);
     let n_panels = n.div_ceil(NR);
@@ -217,34 +220,27 @@ unsafe fn block(isa: Isa, x: &[f32], w: &PackedWeight, bias: &[f32], y: &Disjoin
         let mut p = panels.0;
         while p < panels.1 {
             let c0 = p * NR;
-            let init = k0 == 0;
-            if isa == Isa::Avx512 && p + 1 < panels.1 && c0 + 2 * NR <= n {
-                // panels p and p + 1, both full: their blocks lie NR·K values apart
-                let pair = &w.panels[p * NR * k + k0 * NR..(p + 1) * NR * k + (k0 + kc) * NR];
-                let bias = &bias[c0..c0 + 2 * NR];
-                let mut i = rows.0;
-                while i < rows.1 {
-                    let r = MR.min(rows.1 - i);
-                    // SAFETY: rows i..i+r, columns c0..c0+32 lie in this task's rectangle; the
-                    // CPU has AVX-512F.
-                    unsafe { wide_rows(x[i * k + k0..].as_ptr(), k, pair.as_ptr(), NR * k, kc, y.at(i * n + c0), n, r, init.then_some(bias)) };
-                    i += r;
-                }
-                p += 2;
-                continue;
-            }
-            let panel = &w.panel(p)[k0 * NR..(k0 + kc) * NR];
-            let width = NR.min(n - c0);
-            let bias = &bias[c0..c0 + NR];
+            // with AVX-512, panels p and p + 1 when both are full: their blocks lie NR·K apart
+            let pair = isa == Isa::Avx512 && p + 1 < panels.1 && c0 + 2 * NR <= n;
+            let (n_panels, width) = if pair { (2, 2 * NR) } else { (1, NR.min(n - c0)) };
+            let b = w.steps(p, n_panels, k0, kc);
+            let bias = (k0 == 0).then_some(&bias[c0..c0 + n_panels * NR]);
             let mut i = rows.0;
             while i < rows.1 {
                 let r = MR.min(rows.1 - i);
-                let a = &x[i * k + k0..];
-                // SAFETY: rows i..i+r, columns c0..c0+width lie in this task's rectangle.
-                unsafe { tile(a, k, panel, kc, y.at(i * n + c0), n, r, width, init.then_some(bias)) };
+                let (a, c) = (&x[i * k + k0..], y.at(i * n + c0));
+                // SAFETY: rows i..i+r, columns c0..c0+width lie in this task's rectangle; a
+                // pair only where the CPU has AVX-512F.
+                unsafe {
+                    if pair {
+                        wide_rows(a.as_ptr(), k, b.as_ptr(), NR * k, kc, c, n, r, bias);
+                    } else {
+                        tile(a, k, b, kc, c, n, r, width, bias);
+                    }
+                }
                 i += r;
             }
-            p += 1;
+            p += n_panels;
         }
         k0 += kc;
     }
@@ -280,6 +276,21 @@ unsafe fn tile(a: &[f32], lda: usize, panel: &[f32], kc: usize, c: *mut f32, ldc
     }
 }
 
+/// `kernel::<r>(args)` for the const-generic instance of `r` ≤ 6 rows.
+#[cfg(target_arch = "x86_64")]
+macro_rules! for_rows {
+    ($r:expr, $($kernel:ident)::+, ($($arg:expr),*)) => {
+        match $r {
+            6 => $($kernel)::+::<6>($($arg),*),
+            5 => $($kernel)::+::<5>($($arg),*),
+            4 => $($kernel)::+::<4>($($arg),*),
+            3 => $($kernel)::+::<3>($($arg),*),
+            2 => $($kernel)::+::<2>($($arg),*),
+            _ => $($kernel)::+::<1>($($arg),*),
+        }
+    };
+}
+
 /// The kernel for `r` rows, dispatched to its const-generic instance.
 ///
 /// # Safety
@@ -289,15 +300,7 @@ unsafe fn kernel_rows(a: *const f32, lda: usize, b: *const f32, kc: usize, c: *m
     #[cfg(target_arch = "x86_64")]
     // SAFETY: forwarded; `forward` checked `available()` (AVX2 + FMA).
     unsafe {
-        let bias = bias.map(<[f32]>::as_ptr);
-        match r {
-            6 => avx2::kernel::<6>(a, lda, b, kc, c, ldc, bias),
-            5 => avx2::kernel::<5>(a, lda, b, kc, c, ldc, bias),
-            4 => avx2::kernel::<4>(a, lda, b, kc, c, ldc, bias),
-            3 => avx2::kernel::<3>(a, lda, b, kc, c, ldc, bias),
-            2 => avx2::kernel::<2>(a, lda, b, kc, c, ldc, bias),
-            _ => avx2::kernel::<1>(a, lda, b, kc, c, ldc, bias),
-        }
+        for_rows!(r, avx2::kernel, (a, lda, b, kc, c, ldc, bias.map(<[f32]>::as_ptr)))
     }
     #[cfg(not(target_arch = "x86_64"))]
     unreachable!("the packed kernel runs only where `available()`: {:?}", (a, lda, b, kc, c, ldc, r, bias.is_some()))
@@ -312,15 +315,7 @@ unsafe fn kernel_rows(a: *const f32, lda: usize, b: *const f32, kc: usize, c: *m
 unsafe fn wide_rows(a: *const f32, lda: usize, b: *const f32, next: usize, kc: usize, c: *mut f32, ldc: usize, r: usize, bias: Option<&[f32]>) {
     #[cfg(target_arch = "x86_64")]
     unsafe {
-        let bias = bias.map(<[f32]>::as_ptr);
-        match r {
-            6 => avx512::kernel::<6>(a, lda, b, next, kc, c, ldc, bias),
-            5 => avx512::kernel::<5>(a, lda, b, next, kc, c, ldc, bias),
-            4 => avx512::kernel::<4>(a, lda, b, next, kc, c, ldc, bias),
-            3 => avx512::kernel::<3>(a, lda, b, next, kc, c, ldc, bias),
-            2 => avx512::kernel::<2>(a, lda, b, next, kc, c, ldc, bias),
-            _ => avx512::kernel::<1>(a, lda, b, next, kc, c, ldc, bias),
-        }
+        for_rows!(r, avx512::kernel, (a, lda, b, next, kc, c, ldc, bias.map(<[f32]>::as_ptr)))
     }
     #[cfg(not(target_arch = "x86_64"))]
     unreachable!("the packed kernel runs only where `available()`: {:?}", (a, lda, b, next, kc, c, ldc, r, bias.is_some()))

@@ -11,13 +11,15 @@
 //!
 //! Each kernel lives in a folder of its own: `mod.rs` (the dispatch and the tests against burn's
 //! op), `forward.rs` (the pass over the data) and `backward.rs` (the autodiff operation).
-//! [`autodiff`] holds what they share to reach burn-flex's tensors inside the graph, [`math`]
-//! the vectorisable `exp`/`erf`, [`device`] the device choice and the compute pool.
+//! [`autodiff`] holds what they share to reach burn-flex's tensors inside the graph, [`cache`]
+//! what a layer derives once from its parameters for prediction (packed or folded weights),
+//! [`math`] the vectorisable `exp`/`erf`, [`device`] the device choice and the compute pool.
 //!
 //! What this crate must not do: know about models, tasks or files. It depends on burn only.
 
 pub mod attention;
 pub mod autodiff;
+pub mod cache;
 pub mod conv2d;
 pub mod conv_bn;
 pub mod device;

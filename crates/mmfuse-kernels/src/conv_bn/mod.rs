@@ -18,13 +18,24 @@
 //! [`conv2d`](crate::conv2d) with the folded weight; any other shape runs burn's convolution on
 //! the folded weight (still no batch-norm passes). Under autodiff (the batch norm may be
 //! training), on other devices and dtypes: `bn(conv(x))`, `+ shortcut`, activation, as burn's ops.
+//!
+//! A CNN that keeps its maps channels-last (`[B, H, W, C]`) between layers at prediction calls
+//! [`conv_bn_channels_last`] instead (MobileNetV2 does): the folded weight is kept beside the
+//! layer ([`FoldedCache`]), a convolution with `groups = 1` is one product over the batch
+//! through the packed `Linear` kernel and a depthwise one a pass along the channels
+//! (`channels_last.rs`).
 
+mod channels_last;
 mod forward;
 
+pub use channels_last::FoldedLayer;
 pub use forward::Activation;
 
 use crate::autodiff::{dims, flex_tensor, from_plain, plain, values};
+use crate::cache::DerivedCache;
 use crate::device::is_cpu_without_autodiff;
+use burn::backend::Flex;
+use burn::backend::flex::FlexTensor;
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::module::conv2d as burn_conv2d;
@@ -45,6 +56,80 @@ pub fn conv_bn(conv: &Conv2d, bn: &BatchNorm, shortcut: Option<Tensor<4>>, act: 
         return y;
     }
     unfused(conv, bn, shortcut, act, x)
+}
+
+/// A layer's folded weight for [`conv_bn_channels_last`] (`None`: a grouped convolution that is
+/// not depthwise, which has no channels-last pass), kept beside the layer as a
+/// `#[module(skip)]` field.
+pub type FoldedCache = DerivedCache<Option<FoldedLayer>>;
+
+/// Whether [`conv_bn_channels_last`] runs on `x`: an f32 tensor of the CPU backend without
+/// autodiff, on a CPU that runs the packed `Linear` kernel (x86-64 with AVX2 and FMA).
+pub fn channels_last_applies<const D: usize>(x: &Tensor<D>) -> bool {
+    is_cpu_without_autodiff(&x.device()) && x.dtype() == DType::F32 && crate::linear::packed::available()
+}
+
+/// `[B, C, H, W]` → the channels-last map `[B, H, W, C]`.
+pub fn to_channels_last(x: Tensor<4>) -> Tensor<4> {
+    x.permute([0, 2, 3, 1])
+}
+
+/// The channels-last map `[B, H, W, C]` → `[B, C, H, W]`.
+pub fn from_channels_last(x: Tensor<4>) -> Tensor<4> {
+    x.permute([0, 3, 1, 2])
+}
+
+/// `act(bn(conv(x)) + shortcut)` over channels-last maps: `x` `[B, H, W, C]` →
+/// `[B, OH, OW, C_out]` (the shortcut, when given, has the output's shape), with the batch norm's
+/// running statistics folded into the weight once and kept in `cache`. A convolution with
+/// `groups = 1` is one product over the batch through the packed `Linear` kernel, a depthwise
+/// one a pass along the channels (`channels_last.rs`). `None` where it does not apply (see
+/// [`channels_last_applies`]; a grouped convolution that is not depthwise, dilation, shapes
+/// that do not agree): the caller runs the layer NCHW with [`conv_bn`].
+pub fn conv_bn_channels_last(
+    conv: &Conv2d,
+    bn: &BatchNorm,
+    cache: &FoldedCache,
+    shortcut: Option<&Tensor<4>>,
+    act: Activation,
+    x: &Tensor<4>,
+) -> Option<Tensor<4>> {
+    if !channels_last_applies(x) || x.dims().contains(&0) || conv.dilation != [1, 1] {
+        return None;
+    }
+    let [b, h, w, c] = x.dims();
+    // the parameters as stored (the cache's keys), f32 ones only
+    let primitive = |t: Tensor<1>| t.try_into_primitive::<Flex>().ok().filter(|t| t.dtype() == DType::F32);
+    let weight = conv.weight.val().try_into_primitive::<Flex>().ok().filter(|t| t.dtype() == DType::F32)?;
+    let [c_out, c_per_group, kh, kw] = dims::<4>(&weight);
+    let mut from: Vec<FlexTensor> = vec![weight];
+    if let Some(bias) = &conv.bias {
+        from.push(primitive(bias.val()).filter(|b| dims::<1>(b) == [c_out])?);
+    }
+    for stat in [bn.gamma.val(), bn.beta.val(), bn.running_mean.value(), bn.running_var.value()] {
+        from.push(primitive(stat).filter(|s| dims::<1>(s) == [c_out])?);
+    }
+    if c_per_group * conv.groups != c {
+        return None;
+    }
+    let layer = cache.get(&from, |from| {
+        let (weight, stats) = (values(&from[0]), &from[from.len() - 4..]);
+        let bias = (from.len() == 6).then(|| values(&from[1]));
+        let stats = stats.iter().map(|s| values(s)).collect::<Vec<_>>();
+        let folded = fold(&weight, bias.as_deref(), [&stats[0], &stats[1], &stats[2], &stats[3]], bn.epsilon);
+        FoldedLayer::new(folded, [c_out, c_per_group, kh, kw], conv.groups)
+    });
+    let layer = layer.as_ref().as_ref()?;
+    let g = geometry(conv, [h, w], [kh, kw])?;
+    let [oh, ow] = g.output();
+    let shortcut = match shortcut {
+        Some(r) => Some(plain(r).filter(|r| dims::<4>(r) == [b, oh, ow, c_out])?),
+        None => None,
+    };
+    let shortcut_values = shortcut.as_ref().map(|r| values(r));
+    let xp = plain(x)?;
+    let y = channels_last::forward(&values(&xp), layer, shortcut_values.as_deref(), [b, c], g, act);
+    Some(from_plain(flex_tensor(y, [b, oh, ow, c_out])))
 }
 
 /// The layer as burn's operations (and our [`conv2d`](crate::conv2d) pass where it applies).
@@ -81,18 +166,8 @@ fn predicted(conv: &Conv2d, bn: &BatchNorm, shortcut: Option<&Tensor<4>>, act: A
     }
     let stats_values = stats.each_ref().map(|s| values(s));
     let folded = fold(&values(&weight), conv_bias.as_ref().map(|b| values(b)).as_deref(), stats_values.each_ref().map(|v| v.as_ref()), bn.epsilon);
-    let (top, left, bottom, right) = match conv.padding {
-        PaddingConfig2d::Valid => (0, 0, 0, 0),
-        PaddingConfig2d::Explicit(top, left, bottom, right) => (top, left, bottom, right),
-        PaddingConfig2d::Same => {
-            let ((top, bottom), (left, right)) = (same_padding(h, kh, conv.stride[0]), same_padding(w, kw, conv.stride[1]));
-            (top, left, bottom, right)
-        }
-    };
-    if h + top + bottom < kh || w + left + right < kw {
-        return None; // burn reports the impossible shape
-    }
-    let g = Geometry { input: [h, w], kernel: [kh, kw], stride: conv.stride, padding: [top, bottom, left, right] };
+    let g = geometry(conv, [h, w], [kh, kw])?;
+    let [top, bottom, left, right] = g.padding;
     let [oh, ow] = g.output();
     let shortcut = match shortcut {
         Some(r) => {
@@ -129,6 +204,22 @@ fn predicted(conv: &Conv2d, bn: &BatchNorm, shortcut: Option<&Tensor<4>>, act: A
         return Some(activate(y, act));
     };
     Some(from_plain(flex_tensor(out, [b, c_out, oh, ow])))
+}
+
+/// The convolution's geometry over an `input` plane with this `kernel`; `None` where the padded
+/// plane is smaller than the kernel (burn's op reports the impossible shape).
+fn geometry(conv: &Conv2d, input: [usize; 2], kernel: [usize; 2]) -> Option<Geometry> {
+    let ([h, w], [kh, kw]) = (input, kernel);
+    let padding = match conv.padding {
+        PaddingConfig2d::Valid => [0; 4],
+        PaddingConfig2d::Explicit(top, left, bottom, right) => [top, bottom, left, right],
+        PaddingConfig2d::Same => {
+            let ((top, bottom), (left, right)) = (same_padding(h, kh, conv.stride[0]), same_padding(w, kw, conv.stride[1]));
+            [top, bottom, left, right]
+        }
+    };
+    let [top, bottom, left, right] = padding;
+    (h + top + bottom >= kh && w + left + right >= kw).then_some(Geometry { input, kernel, stride: conv.stride, padding })
 }
 
 /// `Same` padding of a side of `n` values, as burn's convolution computes it: the output has
@@ -172,28 +263,33 @@ mod tests {
         (a - b).abs().max().into_scalar::<f32>() / scale
     }
 
+    /// (input, c_out, kernel, stride, padding, groups, conv bias)
+    type Case = ([usize; 4], usize, usize, usize, usize, usize, bool);
+
+    /// The 1×1, depthwise (3×3 at stride 1 and 2, odd sizes; a 5×5), 3×3 and the general (stem
+    /// 3×3/2, 7×7/2, 1×1/2) paths. Padding `usize::MAX`: `Same`.
+    const CASES: [Case; 14] = [
+        ([2, 6, 9, 7], 10, 1, 1, 0, 1, false),
+        ([1, 6, 5, 5], 3, 1, 1, 0, 1, true),
+        ([3, 8, 11, 13], 8, 3, 1, 1, 8, false),
+        ([2, 8, 12, 9], 8, 3, 2, 1, 8, false),
+        ([2, 5, 7, 7], 5, 3, 2, 1, 5, true),
+        ([1, 4, 9, 10], 4, 5, 1, 2, 4, false),
+        ([2, 4, 6, 7], 6, 3, 1, 1, 1, true),
+        ([2, 3, 16, 15], 8, 3, 2, 1, 1, false),
+        ([1, 3, 19, 19], 4, 7, 2, 3, 1, false),
+        ([2, 6, 8, 8], 12, 1, 2, 0, 1, false),
+        ([1, 1, 1, 1], 1, 3, 1, 1, 1, false),
+        // `Same` padding (the small image CNN's 3×3 convolutions; a 4×4 kernel pads 1 and 2)
+        ([2, 3, 8, 8], 5, 3, 1, usize::MAX, 1, true),
+        ([1, 2, 7, 6], 3, 4, 1, usize::MAX, 1, false),
+        ([1, 4, 9, 9], 4, 3, 2, usize::MAX, 4, false),
+    ];
+
     #[test]
     fn every_path_matches_burns_conv_then_batch_norm() {
         let device = Device::flex();
-        // (input, c_out, kernel, stride, padding, groups, conv bias): the 1×1, depthwise (3×3 at
-        // stride 1 and 2, odd sizes; a 5×5), 3×3 and the general (stem 3×3/2, 7×7/2, 1×1/2) paths
-        for (shape, c_out, k, s, p, g, bias) in [
-            ([2, 6, 9, 7], 10, 1, 1, 0, 1, false),
-            ([1, 6, 5, 5], 3, 1, 1, 0, 1, true),
-            ([3, 8, 11, 13], 8, 3, 1, 1, 8, false),
-            ([2, 8, 12, 9], 8, 3, 2, 1, 8, false),
-            ([2, 5, 7, 7], 5, 3, 2, 1, 5, true),
-            ([1, 4, 9, 10], 4, 5, 1, 2, 4, false),
-            ([2, 4, 6, 7], 6, 3, 1, 1, 1, true),
-            ([2, 3, 16, 15], 8, 3, 2, 1, 1, false),
-            ([1, 3, 19, 19], 4, 7, 2, 3, 1, false),
-            ([2, 6, 8, 8], 12, 1, 2, 0, 1, false),
-            ([1, 1, 1, 1], 1, 3, 1, 1, 1, false),
-            // `Same` padding (the small image CNN's 3×3 convolutions; a 4×4 kernel pads 1 and 2)
-            ([2, 3, 8, 8], 5, 3, 1, usize::MAX, 1, true),
-            ([1, 2, 7, 6], 3, 4, 1, usize::MAX, 1, false),
-            ([1, 4, 9, 9], 4, 3, 2, usize::MAX, 4, false),
-        ] {
+        for (shape, c_out, k, s, p, g, bias) in CASES {
             let (conv, bn) = layer(shape[1], c_out, k, s, p, g, bias, &device);
             let x = Tensor::<4>::random(shape, Distribution::Normal(0.0, 2.0), &device);
             assert!(predicted(&conv, &bn, None, Activation::Identity, &x).is_some(), "{shape:?} k{k} s{s} g{g}: not folded");
@@ -210,6 +306,69 @@ mod tests {
                 assert!(d < 1e-5, "{shape:?} k{k} s{s} p{p} g{g} {act:?} with shortcut: {d}");
             }
         }
+    }
+
+    #[test]
+    fn channels_last_matches_the_nchw_layer() {
+        if !channels_last_applies(&Tensor::<1>::zeros([1], &Device::flex())) {
+            eprintln!("note: skipped, this CPU does not run the packed kernel (the channels-last pass is off on it)");
+            return;
+        }
+        let device = Device::flex();
+        // the cases above, and channel counts past one register block of 16 (a depthwise 40 =
+        // 2 × 16 + 8), more rows than one task of the packed kernel and K past one block (9·40)
+        let wide = [
+            ([2, 40, 15, 13], 40, 3, 1, 1, 40, false),
+            ([2, 40, 14, 14], 40, 3, 2, 1, 40, true),
+            ([3, 40, 12, 11], 24, 3, 1, 1, 1, true),
+            ([2, 40, 13, 9], 72, 1, 1, 0, 1, false),
+        ];
+        for (shape, c_out, k, s, p, g, bias) in CASES.into_iter().chain(wide) {
+            let (conv, bn) = layer(shape[1], c_out, k, s, p, g, bias, &device);
+            let cache = FoldedCache::default();
+            let x = Tensor::<4>::random(shape, Distribution::Normal(0.0, 2.0), &device);
+            let xl = to_channels_last(x.clone());
+            for act in [Activation::Identity, Activation::Relu6] {
+                let want = conv_bn(&conv, &bn, None, act, x.clone());
+                let ours =
+                    conv_bn_channels_last(&conv, &bn, &cache, None, act, &xl).unwrap_or_else(|| panic!("{shape:?} k{k} s{s} g{g}: no channels-last pass"));
+                let d = max_rel_diff(from_channels_last(ours), want.clone());
+                assert!(d < 1e-5, "{shape:?} k{k} s{s} p{p} g{g} {act:?}: {d}");
+                let r = Tensor::<4>::random(want.dims(), Distribution::Normal(0.0, 1.0), &device);
+                let want = conv_bn(&conv, &bn, Some(r.clone()), act, x.clone());
+                let ours = conv_bn_channels_last(&conv, &bn, &cache, Some(&to_channels_last(r)), act, &xl).expect("the same layer");
+                let d = max_rel_diff(from_channels_last(ours), want);
+                assert!(d < 1e-5, "{shape:?} k{k} s{s} p{p} g{g} {act:?} with shortcut: {d}");
+            }
+            assert_eq!(cache.builds.load(std::sync::atomic::Ordering::Relaxed), 1, "{shape:?}: folded once for four calls");
+        }
+        // a grouped convolution that is not depthwise has no channels-last pass; nor has autodiff
+        let (conv, bn) = layer(4, 6, 3, 1, 1, 2, false, &device);
+        let x = to_channels_last(Tensor::<4>::random([1, 4, 5, 5], Distribution::Normal(0.0, 1.0), &device));
+        assert!(conv_bn_channels_last(&conv, &bn, &FoldedCache::default(), None, Activation::Identity, &x).is_none());
+        let ad = Device::flex().autodiff();
+        let (conv, bn) = layer(4, 4, 1, 1, 0, 1, false, &ad);
+        let x = to_channels_last(Tensor::<4>::random([1, 4, 5, 5], Distribution::Normal(0.0, 1.0), &ad));
+        assert!(conv_bn_channels_last(&conv, &bn, &FoldedCache::default(), None, Activation::Identity, &x).is_none());
+    }
+
+    #[test]
+    fn a_changed_batch_norm_folds_again() {
+        let device = Device::flex();
+        if !channels_last_applies(&Tensor::<1>::zeros([1], &device)) {
+            eprintln!("note: skipped, this CPU does not run the packed kernel");
+            return;
+        }
+        let (conv, mut bn) = layer(16, 16, 1, 1, 0, 1, false, &device);
+        let cache = FoldedCache::default();
+        let x = to_channels_last(Tensor::<4>::random([1, 16, 3, 3], Distribution::Normal(0.0, 1.0), &device));
+        let before = conv_bn_channels_last(&conv, &bn, &cache, None, Activation::Identity, &x).unwrap();
+        bn.beta = Param::from_tensor(bn.beta.val() + 1.0);
+        let after = conv_bn_channels_last(&conv, &bn, &cache, None, Activation::Identity, &x).unwrap();
+        assert_eq!(cache.builds.load(std::sync::atomic::Ordering::Relaxed), 2);
+        // β + 1 moves every output by exactly 1 (to rounding)
+        let d = (after - before - 1.0).abs().max().into_scalar::<f32>();
+        assert!(d < 1e-5, "{d}");
     }
 
     #[test]

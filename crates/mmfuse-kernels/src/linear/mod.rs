@@ -161,7 +161,7 @@ fn side_by_side(layers: &[&Linear], cache: &PackedCache, x: &Tensor<2>) -> Optio
         }
         weights.push(w);
     }
-    let packed = cache.get(&weights);
+    let packed = cache.get(&weights, packed::pack_side_by_side);
     let y = packed::forward(x.as_slice::<f32>()?, rows, &packed, Some(&bias));
     Some(from_plain(flex_tensor(y, [rows, bias.len()])))
 }
@@ -209,7 +209,7 @@ mod tests {
     }
 
     fn packs(lin: &Linear) -> usize {
-        lin.packed.packs.load(std::sync::atomic::Ordering::Relaxed)
+        lin.packed.builds.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn note_if_unavailable() {
@@ -273,7 +273,7 @@ mod tests {
         let mut layers =
             vec![LinearConfig::new(48, 32).init(&device), LinearConfig::new(48, 17).with_bias(false).init(&device), LinearConfig::new(48, 32).init(&device)];
         let cache = PackedCache::default();
-        let packs = || cache.packs.load(std::sync::atomic::Ordering::Relaxed);
+        let packs = || cache.builds.load(std::sync::atomic::Ordering::Relaxed);
         // one post (few rows: one product) and many rows (each layer on its own)
         for rows in [1, 65, 2000] {
             let x = Tensor::<3>::random([1, rows, 48], Distribution::Normal(0.0, 1.0), &device);
@@ -338,8 +338,8 @@ mod tests {
             let w = Tensor::<2>::random([k, n], Distribution::Normal(0.0, 1.0), &Device::flex()).into_data().try_to_vec::<f32>().unwrap();
             let bias: Vec<f32> = (0..n).map(|i| i as f32 * 0.25 - 3.0).collect();
             let w = packed::PackedWeight::new(&w, k, n);
-            let narrow = packed::forward_isa(packed::Isa::Avx2, &x, rows, &w, Some(&bias));
-            let wide = packed::forward_isa(packed::Isa::Avx512, &x, rows, &w, Some(&bias));
+            let narrow = packed::forward_isa(packed::Isa::Avx2, &x, rows, &w, Some(&bias), None);
+            let wide = packed::forward_isa(packed::Isa::Avx512, &x, rows, &w, Some(&bias), None);
             assert_eq!(bits(narrow), bits(wide), "{rows}×{k}→{n}");
         }
     }

@@ -15,15 +15,12 @@
 //! batch-1 latency at 1.3×, and the 512-bit form was level with it or ahead
 //! (`bench/README.md`). Other architectures use gemm.
 //!
-//! The cache holds a reference to the weight tensor it packed (so that storage can neither be
-//! freed and reused by another tensor, nor written in place) and is checked against the layer's
-//! current weight on every call: a layer whose weight was replaced (loaded, trained, moved)
-//! packs again, never reads a stale panel. A cloned layer starts with an empty cache.
+//! The cache ([`crate::cache::DerivedCache`]) holds the weight tensor it packed and is checked
+//! against the layer's current weight on every call: a replaced weight packs again.
 
 use crate::math::DisjointOut;
 use burn::backend::flex::FlexTensor;
 use rayon::prelude::*;
-use std::sync::{Arc, Mutex};
 
 /// Rows of an output tile.
 const MR: usize = 6;
@@ -69,7 +66,7 @@ pub(crate) fn available() -> bool {
 /// A `[K, N]` weight in panels of [`NR`] columns: panel `p` holds columns `16p..16p+16` as `K`
 /// rows of 16 (zeros past `N`).
 #[derive(Debug)]
-pub(crate) struct PackedWeight {
+pub struct PackedWeight {
     k: usize,
     n: usize,
     panels: Vec<f32>,
@@ -98,56 +95,23 @@ impl PackedWeight {
 }
 
 /// The packed weight of one `Linear` (or of several side by side, [`forward_group`](super::forward_group)),
-/// with the weight tensors it was packed from.
-#[derive(Default)]
-pub struct PackedCache {
-    slot: Mutex<Option<(Vec<FlexTensor>, Arc<PackedWeight>)>>,
-    #[cfg(test)]
-    pub(crate) packs: std::sync::atomic::AtomicUsize,
-}
+/// kept with the weight tensors it was packed from.
+pub type PackedCache = crate::cache::DerivedCache<PackedWeight>;
 
-impl Clone for PackedCache {
-    /// An empty cache: a clone may get other weights (`Module::valid`, a loaded record).
-    fn clone(&self) -> Self {
-        Self::default()
-    }
-}
-
-impl std::fmt::Debug for PackedCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let packed = self.slot.lock().map(|s| s.is_some()).unwrap_or(false);
-        write!(f, "PackedCache {{ packed: {packed} }}")
-    }
-}
-
-impl PackedCache {
-    /// The packing of `weights` (each `[k, n_i]`, any layout) side by side, `[k, Σ n_i]`: the
-    /// cached one if it was packed from these very tensors (same storage, same layout), else
-    /// packed now and cached.
-    pub(crate) fn get(&self, weights: &[FlexTensor]) -> Arc<PackedWeight> {
-        let same = |a: &FlexTensor, b: &FlexTensor| Arc::ptr_eq(&a.data_arc(), &b.data_arc()) && a.layout() == b.layout() && a.dtype() == b.dtype();
-        // a poisoned lock only means a panic elsewhere while it was held: the slot is still valid
-        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, packed)) = slot.as_ref().filter(|(ws, _)| ws.len() == weights.len() && ws.iter().zip(weights).all(|(a, b)| same(a, b))) {
-            return packed.clone();
+/// The packing of `weights` (each `[k, n_i]`, any layout) side by side, `[k, Σ n_i]`.
+pub(crate) fn pack_side_by_side(weights: &[FlexTensor]) -> PackedWeight {
+    let k = crate::autodiff::dims::<2>(&weights[0])[0];
+    let widths: Vec<usize> = weights.iter().map(|w| crate::autodiff::dims::<2>(w)[1]).collect();
+    let n = widths.iter().sum::<usize>();
+    // the columns of every weight, row by row
+    let values: Vec<_> = weights.iter().map(|w| crate::autodiff::values(w)).collect();
+    let mut side_by_side = Vec::with_capacity(k * n);
+    for r in 0..k {
+        for (v, &w) in values.iter().zip(&widths) {
+            side_by_side.extend_from_slice(&v[r * w..(r + 1) * w]);
         }
-        let k = crate::autodiff::dims::<2>(&weights[0])[0];
-        let widths: Vec<usize> = weights.iter().map(|w| crate::autodiff::dims::<2>(w)[1]).collect();
-        let n = widths.iter().sum::<usize>();
-        // the columns of every weight, row by row
-        let values: Vec<_> = weights.iter().map(|w| crate::autodiff::values(w)).collect();
-        let mut side_by_side = Vec::with_capacity(k * n);
-        for r in 0..k {
-            for (v, &w) in values.iter().zip(&widths) {
-                side_by_side.extend_from_slice(&v[r * w..(r + 1) * w]);
-            }
-        }
-        let packed = Arc::new(PackedWeight::new(&side_by_side, k, n));
-        #[cfg(test)]
-        self.packs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        *slot = Some((weights.to_vec(), packed.clone()));
-        packed
     }
+    PackedWeight::new(&side_by_side, k, n)
 }
 
 /// Whether a product over `rows` rows is too short to keep every thread busy by rows alone (one
@@ -164,11 +128,21 @@ pub(crate) fn few_rows(rows: usize) -> bool {
 /// # Panics
 /// If the lengths do not match the shapes, or [`available`] is false.
 pub(crate) fn forward(x: &[f32], rows: usize, w: &PackedWeight, bias: Option<&[f32]>) -> Vec<f32> {
-    forward_isa(isa().expect("linear::packed::forward without AVX2 + FMA"), x, rows, w, bias)
+    forward_isa(isa().expect("linear::packed::forward without AVX2 + FMA"), x, rows, w, bias, None)
 }
 
-/// [`forward`] with the kernels of `isa` (which this CPU must run).
-pub(crate) fn forward_isa(isa: Isa, x: &[f32], rows: usize, w: &PackedWeight, bias: Option<&[f32]>) -> Vec<f32> {
+/// What runs over each finished stretch of output while it is still in cache:
+/// `(row, first column, the values of that row from that column)`, e.g. a shortcut's add and
+/// an activation. Every output passes through it exactly once.
+pub(crate) type Epilogue<'a> = dyn Fn(usize, usize, &mut [f32]) + Sync + 'a;
+
+/// [`forward`], then `epilogue` over each task's rectangle of the output as soon as it is done.
+pub(crate) fn forward_then(x: &[f32], rows: usize, w: &PackedWeight, bias: Option<&[f32]>, epilogue: &Epilogue) -> Vec<f32> {
+    forward_isa(isa().expect("linear::packed::forward without AVX2 + FMA"), x, rows, w, bias, Some(epilogue))
+}
+
+/// [`forward_then`] with the kernels of `isa` (which this CPU must run).
+pub(crate) fn forward_isa(isa: Isa, x: &[f32], rows: usize, w: &PackedWeight, bias: Option<&[f32]>, epilogue: Option<&Epilogue>) -> Vec<f32> {
     let (k, n) = (w.k, w.n);
     assert!(self::isa().is_some_and(|cpu| isa <= cpu), "linear::packed: this CPU does not run {isa:?}");
     assert!(k > 0 && x.len() == rows * k && bias.is_none_or(|b| b.len() == n), "linear::packed::forward: shapes do not match");
@@ -193,6 +167,13 @@ pub(crate) fn forward_isa(isa: Isa, x: &[f32], rows: usize, w: &PackedWeight, bi
         // SAFETY: tasks write disjoint (row block × panel group) rectangles of `y`'s
         // `rows × N` allocated values; `y` is owned by this call.
         unsafe { block(isa, x, w, &b, &out, rows, panels) }
+        if let Some(epilogue) = epilogue {
+            let (c0, c1) = (panels.0 * NR, (panels.1 * NR).min(n));
+            for i in rows.0..rows.1 {
+                // SAFETY: this task's rectangle, every value of it stored by `block` above.
+                epilogue(i, c0, unsafe { std::slice::from_raw_parts_mut(out.at(i * n + c0), c1 - c0) });
+            }
+        }
     };
     if tasks == 1 {
         task(0)

@@ -111,10 +111,17 @@ fn im2col(x: &[f32], [b, c]: [usize; 2], g: Geometry) -> Vec<f32> {
         for (ox, window) in out.chunks_exact_mut(row_len).enumerate() {
             for ky in 0..kh {
                 let Some(iy) = (oy * sy + ky).checked_sub(top).filter(|&iy| iy < h) else { continue };
-                for kx in 0..kw {
-                    let Some(ix) = (ox * sx + kx).checked_sub(left).filter(|&ix| ix < w) else { continue };
-                    let src = ((s * h + iy) * w + ix) * c;
-                    window[(ky * kw + kx) * c..][..c].copy_from_slice(&x[src..src + c]);
+                let dst = &mut window[ky * kw * c..(ky + 1) * kw * c];
+                let src = (s * h + iy) * w * c;
+                match (ox * sx).checked_sub(left).filter(|&ix| ix + kw <= w) {
+                    // the kernel row inside the input: its kw pixels are contiguous
+                    Some(ix) => dst.copy_from_slice(&x[src + ix * c..src + (ix + kw) * c]),
+                    None => {
+                        for kx in 0..kw {
+                            let Some(ix) = (ox * sx + kx).checked_sub(left).filter(|&ix| ix < w) else { continue };
+                            dst[kx * c..(kx + 1) * c].copy_from_slice(&x[src + ix * c..src + (ix + 1) * c]);
+                        }
+                    }
                 }
             }
         }
@@ -168,33 +175,46 @@ impl pulp::WithSimd for DepthwiseRow<'_> {
         let [top, _, left, _] = g.padding;
         // the kernel rows inside the input for this output row, and their input rows
         let rows: Vec<(usize, usize)> = (0..kh).filter_map(|ky| (oy * sy + ky).checked_sub(top).filter(|&iy| iy < h).map(|iy| (ky, iy))).collect();
-        let mut live: Vec<(usize, usize)> = Vec::with_capacity(kh * kw); // (tap, input offset)
-        for (ox, out) in row.chunks_exact_mut(c).enumerate() {
-            live.clear();
-            for &(ky, iy) in &rows {
-                for kx in 0..kw {
-                    if let Some(ix) = (ox * sx + kx).checked_sub(left).filter(|&ix| ix < w) {
-                        live.push(((ky * kw + kx) * c, ((sample * h + iy) * w + ix) * c));
+        // the taps of a pixel whose window lies inside its rows, as (offset in taps, offset in
+        // x from the window's first column): one list for every such pixel of the row
+        let inner: Vec<(usize, usize)> =
+            rows.iter().flat_map(|&(ky, iy)| (0..kw).map(move |kx| ((ky * kw + kx) * c, ((sample * h + iy) * w + kx) * c))).collect();
+        let ow = row.len() / c;
+        let is_inner = |ox: usize| ox * sx >= left && ox * sx - left + kw <= w;
+        let mut live: Vec<(usize, usize)> = Vec::with_capacity(kh * kw);
+        for ox in 0..ow {
+            let (taps_of_pixel, base) = if is_inner(ox) {
+                (&inner, (ox * sx - left) * c)
+            } else {
+                // a pixel by the border: the taps inside the input only
+                live.clear();
+                for &(ky, iy) in &rows {
+                    for kx in 0..kw {
+                        if let Some(ix) = (ox * sx + kx).checked_sub(left).filter(|&ix| ix < w) {
+                            live.push(((ky * kw + kx) * c, ((sample * h + iy) * w + ix) * c));
+                        }
                     }
                 }
-            }
+                (&live, 0)
+            };
+            let out = &mut row[ox * c..(ox + 1) * c];
             // up to four blocks of 16 channels at once: four independent chains of
             // multiply-adds (one chain waits out each multiply-add's latency)
             let mut c0 = 0;
             while c0 + LANES <= c {
                 let blocks = ((c - c0) / LANES).min(4);
                 match blocks {
-                    4 => sum_taps::<4>(x, taps, bias, &live, c0, out),
-                    3 => sum_taps::<3>(x, taps, bias, &live, c0, out),
-                    2 => sum_taps::<2>(x, taps, bias, &live, c0, out),
-                    _ => sum_taps::<1>(x, taps, bias, &live, c0, out),
+                    4 => sum_taps::<4>(x, taps, bias, taps_of_pixel, base, c0, out),
+                    3 => sum_taps::<3>(x, taps, bias, taps_of_pixel, base, c0, out),
+                    2 => sum_taps::<2>(x, taps, bias, taps_of_pixel, base, c0, out),
+                    _ => sum_taps::<1>(x, taps, bias, taps_of_pixel, base, c0, out),
                 }
                 c0 += blocks * LANES;
             }
             for ch in c0..c {
                 let mut acc = bias[ch];
-                for &(t, i) in &live {
-                    acc = taps[t + ch].mul_add(x[i + ch], acc);
+                for &(t, i) in taps_of_pixel {
+                    acc = taps[t + ch].mul_add(x[base + i + ch], acc);
                 }
                 out[ch] = acc;
             }
@@ -203,15 +223,15 @@ impl pulp::WithSimd for DepthwiseRow<'_> {
 }
 
 /// Channels `c0..c0 + 16·N` of one output pixel: `bias + Σ taps`, the taps `live` as
-/// `(offset in taps, offset in x)`, in order.
+/// `(offset in taps, offset in x from the pixel's base)`, in order.
 #[inline(always)]
-fn sum_taps<const N: usize>(x: &[f32], taps: &[f32], bias: &[f32], live: &[(usize, usize)], c0: usize, out: &mut [f32]) {
+fn sum_taps<const N: usize>(x: &[f32], taps: &[f32], bias: &[f32], live: &[(usize, usize)], base: usize, c0: usize, out: &mut [f32]) {
     let mut acc = [[0f32; LANES]; N];
     for (n, acc) in acc.iter_mut().enumerate() {
         acc.copy_from_slice(&bias[c0 + n * LANES..c0 + (n + 1) * LANES]);
     }
     for &(t, i) in live {
-        let (wv, xv) = (&taps[t + c0..t + c0 + N * LANES], &x[i + c0..i + c0 + N * LANES]);
+        let (wv, xv) = (&taps[t + c0..t + c0 + N * LANES], &x[base + i + c0..base + i + c0 + N * LANES]);
         for (n, acc) in acc.iter_mut().enumerate() {
             for j in 0..LANES {
                 acc[j] = wv[n * LANES + j].mul_add(xv[n * LANES + j], acc[j]);

@@ -315,9 +315,12 @@ mod tests {
             return;
         }
         let device = Device::flex();
-        // the cases above, and channel counts past one register block of 16 (a depthwise 40 =
-        // 2 × 16 + 8), more rows than one task of the packed kernel and K past one block (9·40)
-        let wide = [
+        // the cases above, and channel counts past one register block of 16 (depthwise 24 =
+        // 16 + 8, 40 = 2 × 16 + 8, 72 = 4 × 16 + 8), more rows than one task of the packed
+        // kernel and K past one block (9·40)
+        let wide: [Case; 6] = [
+            ([1, 24, 9, 10], 24, 3, 1, 1, 24, true),
+            ([2, 72, 6, 7], 72, 3, 2, 1, 72, false),
             ([2, 40, 15, 13], 40, 3, 1, 1, 40, false),
             ([2, 40, 14, 14], 40, 3, 2, 1, 40, true),
             ([3, 40, 12, 11], 24, 3, 1, 1, 1, true),

@@ -22,7 +22,7 @@ use burn::nn::BatchNorm;
 use burn::nn::conv::Conv2d;
 use burn::tensor::{Device, Tensor};
 use mmfuse_kernels::conv_bn::{FoldedCache, channels_last_applies, conv_bn_channels_last, from_channels_last, to_channels_last};
-use mmfuse_kernels::{Activation, conv_bn};
+use mmfuse_kernels::{Activation, conv_bn, join_streams};
 use mmfuse_kernels::{Dropout, DropoutConfig, Linear};
 use std::path::Path;
 
@@ -30,14 +30,6 @@ use std::path::Path;
 const BN_EPS: f64 = 1e-5;
 /// Channels of the final feature map.
 pub const FEATURE_CHANNELS: usize = 1280;
-/// At prediction on the CPU the batch runs through the network this many bytes of its largest
-/// activation map at a time (block 2's expansion: 96 channels at a quarter of the input's
-/// pixels, 8× the input's bytes): 2 samples of 224 × 224, whose maps then stay in a server
-/// CPU's last-level cache from the layer that writes them to the one that reads them. Measured
-/// (`encoders` bench, batch 8, 2 threads, a Zen 4 with 32 MiB of L3; medians of 3–8 runs on
-/// shared cores): 1, 2, 4, 8 samples at a time ran at 145, 173, 142, 94 samples/s, and 8 at a
-/// time took 7× the page faults of 2 (each map a fresh mapping past glibc's 32 MiB threshold).
-const CHUNK_BYTES: usize = 12 << 20;
 /// Inverted residual settings `(expand ratio t, out channels c, repeats n, first stride s)`.
 const SETTINGS: [(usize, usize, usize, usize); 7] = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)];
 
@@ -186,22 +178,36 @@ impl MobileNetV2 {
     /// `[B, 1280, H/32, W/32]` (after the last 1×1 conv + BN + ReLU6, so in [0, 6]).
     ///
     /// At prediction on the CPU the network runs channels-last (`[B, H, W, C]`) from the stem to
-    /// the last layer, the input and the output transposed once, a few samples at a time
-    /// ([`CHUNK_BYTES`]): every 1×1 convolution is then one product over those samples with its
-    /// folded weight packed once, every depthwise one a pass along the channels
-    /// (`mmfuse_kernels::conv_bn::conv_bn_channels_last`).
+    /// the last layer, the input and the output transposed once, one task per sample: every 1×1
+    /// convolution is then one product with its folded weight packed once, every depthwise one a
+    /// pass along the channels (`mmfuse_kernels::conv_bn::conv_bn_channels_last`).
     pub fn features(&self, x: Tensor<4>) -> Tensor<4> {
-        if channels_last_applies(&x) && !x.dims().contains(&0) {
-            // a few samples at a time, so that each layer's output is still in cache when the
-            // next layer reads it
-            let [b, c, h, w] = x.dims();
-            let chunk = (CHUNK_BYTES / (c * h * w * 4 * 8)).clamp(1, b);
-            let parts: Option<Vec<_>> = (0..b).step_by(chunk).map(|s| self.features_channels_last(&x.clone().narrow(0, s, chunk.min(b - s)))).collect();
-            if let Some(parts) = parts {
-                return Tensor::cat(parts, 0);
-            }
+        if channels_last_applies(&x)
+            && !x.dims().contains(&0)
+            && let Some(parts) = self.samples_channels_last(&x, 0, x.dims()[0])
+        {
+            return Tensor::cat(parts, 0);
         }
         self.features_nchw(x)
+    }
+
+    /// The features of samples `start..end` of `x`, each sample through the whole network
+    /// channels-last as one task, the tasks in parallel on the compute pool (each layer's own
+    /// parallel work goes to threads left idle): a thread's maps stay in cache from the layer
+    /// that writes them to the one that reads them, and no layer waits for the others'
+    /// threads. Measured (`encoders` bench, batch 8, 2 threads, a Zen 4 with 32 MiB of L3,
+    /// alternated): the whole batch through each layer ran at 102–105 samples/s (each map of 8
+    /// samples at 224² a fresh mapping past glibc's 32 MiB threshold: 7× the page faults),
+    /// two samples at a time at 126–216, a sample per task at 208–226.
+    fn samples_channels_last(&self, x: &Tensor<4>, start: usize, end: usize) -> Option<Vec<Tensor<4>>> {
+        if end - start == 1 {
+            return Some(vec![self.features_channels_last(&x.clone().narrow(0, start, 1))?]);
+        }
+        let mid = start + (end - start) / 2;
+        let (a, b) = join_streams(&x.device(), || self.samples_channels_last(x, start, mid), || self.samples_channels_last(x, mid, end));
+        let mut parts = a?;
+        parts.extend(b?);
+        Some(parts)
     }
 
     /// [`features`](Self::features) channels-last, if every layer has that pass.
@@ -260,7 +266,7 @@ mod tests {
         let scale = want.clone().abs().max().into_scalar::<f32>().max(1.0);
         let d = (ours.clone() - want).abs().max().into_scalar::<f32>() / scale;
         assert!(d < 1e-4, "channels-last vs NCHW: max relative difference {d}");
-        // a sample alone gives the same bits as in a batch (chunks do not change the sums)
+        // a sample alone gives the same bits as in a batch (`features` runs one task per sample)
         let second = net.features_channels_last(&x.clone().narrow(0, 1, 1)).unwrap();
         assert_eq!(second.into_data().try_to_vec::<f32>().unwrap(), ours.clone().narrow(0, 1, 1).into_data().try_to_vec::<f32>().unwrap());
         // `features` takes the channels-last pass here

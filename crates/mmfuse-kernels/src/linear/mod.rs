@@ -332,8 +332,9 @@ mod tests {
             return;
         }
         let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
-        // odd and even panel counts, a partial last panel, K over several blocks, tile remainders
-        for (rows, k, n) in [(1, 8, 32), (7, 300, 48), (65, 256, 40), (13, 600, 33), (200, 64, 96)] {
+        // odd and even panel counts, a partial last panel, K over several blocks, tile remainders,
+        // columns split into groups of an odd number of panels (MobileNetV2's 7 × 7 layers)
+        for (rows, k, n) in [(1, 8, 32), (7, 300, 48), (65, 256, 40), (13, 600, 33), (200, 64, 96), (49, 160, 960), (49, 160, 160)] {
             let x = Tensor::<2>::random([rows, k], Distribution::Normal(0.0, 1.0), &Device::flex()).into_data().try_to_vec::<f32>().unwrap();
             let w = Tensor::<2>::random([k, n], Distribution::Normal(0.0, 1.0), &Device::flex()).into_data().try_to_vec::<f32>().unwrap();
             let bias: Vec<f32> = (0..n).map(|i| i as f32 * 0.25 - 3.0).collect();

@@ -157,7 +157,10 @@ pub(crate) fn forward_isa(isa: Isa, x: &[f32], rows: usize, w: &PackedWeight, bi
     let row_blocks = rows.div_ceil(MC);
     // few row blocks (a single post): split the columns too, so that every thread has work
     let col_groups = if rows * k * n < SERIAL_FMAS || row_blocks >= 2 * threads { 1 } else { (2 * threads).div_ceil(row_blocks).min(n_panels) };
+    // with AVX-512, whole pairs of panels per group: an odd group's last panel would run the
+    // 256-bit kernel
     let per_group = n_panels.div_ceil(col_groups);
+    let per_group = if isa == Isa::Avx512 { per_group + per_group % 2 } else { per_group };
     let tasks = row_blocks * n_panels.div_ceil(per_group);
     let out = DisjointOut(y.as_mut_ptr());
     let task = |t: usize| {

@@ -25,10 +25,16 @@ pub type TrackedTensor = FloatTensor<Autodiff<Flex>>;
 
 /// `x` as a contiguous f32 flex tensor, if it is one of the CPU backend without autodiff.
 pub fn plain<const D: usize>(x: &Tensor<D>) -> Option<FlexTensor> {
+    stored(x).map(contiguous)
+}
+
+/// `x` as stored (its storage and layout, nothing copied: e.g. a cache's key), if it is an f32
+/// tensor of the CPU backend without autodiff.
+pub fn stored<const D: usize>(x: &Tensor<D>) -> Option<FlexTensor> {
     if x.dtype() != DType::F32 {
         return None;
     }
-    x.clone().try_into_primitive::<Flex>().ok().map(contiguous)
+    x.clone().try_into_primitive::<Flex>().ok()
 }
 
 /// `x` as a tracked tensor of the CPU backend under autodiff with checkpointing `C`, if it is one.

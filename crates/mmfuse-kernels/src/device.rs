@@ -242,9 +242,9 @@ pub fn on_compute_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     rayon::scope(|_| f())
 }
 
-/// Runs two independent parts of one forward pass (MuSE's text and image streams) at the same
-/// time on the compute pool when `device` is the CPU backend without autodiff (prediction), else
-/// one after the other.
+/// Runs two independent parts of one forward pass (MuSE's text and image streams, halves of a
+/// MobileNetV2 batch) at the same time on the compute pool when `device` is the CPU backend
+/// without autodiff (prediction), else one after the other.
 ///
 /// At small batches each op is too small to split well over the pool's threads (MuSE-small at
 /// batch 1: 26.5 ms on one thread, 21 ms on two), while the streams are independent between

@@ -13,7 +13,7 @@
 //! depthwise ones passes over 7- to 112-wide planes.
 
 use super::Activation;
-use super::forward::{Folded, Geometry, epilogue};
+use super::forward::{Folded, Geometry, add_then_activate};
 use crate::linear::packed::{self, PackedWeight};
 use rayon::prelude::*;
 
@@ -82,14 +82,7 @@ pub(crate) fn forward(x: &[f32], layer: &FoldedLayer, shortcut: Option<&[f32]>, 
             let pointwise = g.kernel == [1, 1] && g.stride == [1, 1] && g.padding == [0; 4];
             let cols = if pointwise { None } else { Some(im2col(x, [b, c], g)) };
             let a = cols.as_deref().unwrap_or(x);
-            let after = |row: usize, c0: usize, y: &mut [f32]| {
-                if let Some(r) = shortcut {
-                    for (y, r) in y.iter_mut().zip(&r[row * c_out + c0..]) {
-                        *y += r;
-                    }
-                }
-                epilogue(y, act);
-            };
+            let after = |row: usize, c0: usize, y: &mut [f32]| add_then_activate(y, shortcut.map(|r| &r[row * c_out + c0..]), act);
             packed::forward_then(a, rows, weight, Some(&layer.bias), &after)
         }
         Kind::Depthwise(taps) => depthwise(x, taps, &layer.bias, shortcut, b, g, act),
@@ -140,14 +133,8 @@ fn depthwise(x: &[f32], taps: &[f32], bias: &[f32], shortcut: Option<&[f32]>, b:
     let [oh, ow] = g.output();
     let mut out = vec![0f32; b * oh * ow * c];
     out.par_chunks_mut(ow * c).enumerate().for_each(|(r, row)| {
-        let shortcut = shortcut.map(|s| &s[r * ow * c..(r + 1) * ow * c]);
         pulp::Arch::new().dispatch(DepthwiseRow { x, taps, bias, row, sample: r / oh, oy: r % oh, g });
-        if let Some(s) = shortcut {
-            for (y, s) in row.iter_mut().zip(s) {
-                *y += s;
-            }
-        }
-        epilogue(row, act);
+        add_then_activate(row, shortcut.map(|s| &s[r * ow * c..]), act);
     });
     out
 }

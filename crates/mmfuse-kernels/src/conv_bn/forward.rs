@@ -242,15 +242,21 @@ pub(crate) fn epilogue(y: &mut [f32], act: Activation) {
     }
 }
 
-/// `y += shortcut`, then the activation, in place (the 3×3 pass's output).
+/// `y += shortcut` (as long as `y`), then the activation, in place, on this thread.
+pub(crate) fn add_then_activate(y: &mut [f32], shortcut: Option<&[f32]>, act: Activation) {
+    if let Some(r) = shortcut {
+        for (y, r) in y.iter_mut().zip(r) {
+            *y += r;
+        }
+    }
+    epilogue(y, act);
+}
+
+/// `y += shortcut`, then the activation, in place, in chunks over the threads (the 3×3 pass's
+/// output).
 pub(crate) fn add_and_activate(y: &mut [f32], shortcut: Option<&[f32]>, act: Activation) {
     match shortcut {
-        Some(r) => y.par_chunks_mut(PARALLEL_CHUNK).zip(r.par_chunks(PARALLEL_CHUNK)).for_each(|(y, r)| {
-            for (y, r) in y.iter_mut().zip(r) {
-                *y += r;
-            }
-            epilogue(y, act);
-        }),
+        Some(r) => y.par_chunks_mut(PARALLEL_CHUNK).zip(r.par_chunks(PARALLEL_CHUNK)).for_each(|(y, r)| add_then_activate(y, Some(r), act)),
         None => for_chunks(y, |y| epilogue(y, act)),
     }
 }

@@ -31,10 +31,9 @@ mod forward;
 pub use channels_last::FoldedLayer;
 pub use forward::Activation;
 
-use crate::autodiff::{dims, flex_tensor, from_plain, plain, values};
+use crate::autodiff::{dims, flex_tensor, from_plain, plain, stored, values};
 use crate::cache::DerivedCache;
 use crate::device::is_cpu_without_autodiff;
-use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, PaddingConfig2d};
@@ -98,16 +97,12 @@ pub fn conv_bn_channels_last(
         return None;
     }
     let [b, h, w, c] = x.dims();
-    // the parameters as stored (the cache's keys), f32 ones only
-    let primitive = |t: Tensor<1>| t.try_into_primitive::<Flex>().ok().filter(|t| t.dtype() == DType::F32);
-    let weight = conv.weight.val().try_into_primitive::<Flex>().ok().filter(|t| t.dtype() == DType::F32)?;
+    // the parameters as stored: the cache's keys
+    let weight = stored(&conv.weight.val())?;
     let [c_out, c_per_group, kh, kw] = dims::<4>(&weight);
     let mut from: Vec<FlexTensor> = vec![weight];
-    if let Some(bias) = &conv.bias {
-        from.push(primitive(bias.val()).filter(|b| dims::<1>(b) == [c_out])?);
-    }
-    for stat in [bn.gamma.val(), bn.beta.val(), bn.running_mean.value(), bn.running_var.value()] {
-        from.push(primitive(stat).filter(|s| dims::<1>(s) == [c_out])?);
+    for t in conv.bias.iter().map(|b| b.val()).chain([bn.gamma.val(), bn.beta.val(), bn.running_mean.value(), bn.running_var.value()]) {
+        from.push(stored(&t).filter(|t| dims::<1>(t) == [c_out])?);
     }
     if c_per_group * conv.groups != c {
         return None;

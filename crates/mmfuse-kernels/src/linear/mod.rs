@@ -18,9 +18,8 @@ pub(crate) mod packed;
 
 pub use packed::PackedCache;
 
-use crate::autodiff::{dims, flex_tensor, from_plain, plain};
+use crate::autodiff::{dims, flex_tensor, from_plain, plain, stored};
 use crate::device::is_cpu;
-use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::strategy::{BalancedCheckpointing, NoCheckpointing};
 use burn::config::Config;
 use burn::module::{Module, Param};
@@ -150,7 +149,7 @@ fn side_by_side(layers: &[&Linear], cache: &PackedCache, x: &Tensor<2>) -> Optio
     let mut weights = Vec::with_capacity(layers.len());
     let mut bias = Vec::new();
     for l in layers {
-        let w = l.weight.val().try_into_primitive::<Flex>().ok().filter(|w| w.dtype() == DType::F32)?;
+        let w = stored(&l.weight.val())?;
         let [k, n] = dims::<2>(&w);
         if k != d_in || n == 0 {
             return None;

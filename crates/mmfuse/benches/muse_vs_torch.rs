@@ -24,6 +24,8 @@
 //!   `info` line naming the CPU and the instruction set;
 //! - `--linear-shapes`: GFLOP/s of MuSE-small's `Linear` shapes at prediction, packed weight
 //!   (what prediction runs) against burn's op (gemm), alternated;
+//! - `--train-linear-shapes`: GFLOP/s of MuSE-small's `Linear` shapes in training (forward and
+//!   backward under autodiff, a batch of 16 posts);
 //! - `--breakdown`: where MuSE-small's batch-1 prediction spends its time: the text encoder,
 //!   the image encoder, both (as prediction runs them, concurrently), the CrossTransformer, and
 //!   the whole prediction (medians over `--reps` × 20 calls, ms); `--stage NAME` times only
@@ -321,6 +323,31 @@ fn linear_shapes(reps: usize) {
     }
 }
 
+/// MuSE-small's `Linear` shapes in training (a batch of 16 posts: 1024 rows), GFLOP/s of the
+/// layer's forward and backward as training runs them (`Linear::forward` under autodiff: three
+/// products, `y = x·W + b`, `dx = g·Wᵀ`, `dW = xᵀ·g`, so 6·rows·d_in·d_out FLOP a call).
+fn train_linear_shapes(reps: usize) {
+    let device = Device::flex().autodiff();
+    for (rows, d_in, d_out) in [(1024, 256, 256), (1024, 256, 1024), (1024, 1024, 256), (1024, 256, VOCAB), (64, 256, 256)] {
+        let lin = mmfuse_kernels::LinearConfig::new(d_in, d_out).init(&device);
+        let x = Tensor::<2>::random([rows, d_in], Distribution::Normal(0.0, 1.0), &device).require_grad();
+        let r = Tensor::<2>::random([rows, d_out], Distribution::Normal(0.0, 1.0), &device);
+        let flop = 6.0 * (rows * d_in * d_out) as f64;
+        let iters = ((3e8 / flop) as usize).max(2);
+        let rate = || {
+            let t0 = Instant::now();
+            for _ in 0..iters {
+                let g = (lin.forward(x.clone()) * r.clone()).sum().backward();
+                drop(lin.weight.grad(&g).map(|w| w.into_data()));
+            }
+            iters as f64 * flop / t0.elapsed().as_secs_f64() / 1e9
+        };
+        rate();
+        let runs: Vec<f64> = (0..reps).map(|_| rate()).collect();
+        emit(&format!("train_linear_{rows}x{d_in}x{d_out}"), "gflops", "GFLOP/s", &runs);
+    }
+}
+
 fn matmul_peak(reps: usize) {
     let device = Device::flex();
     let n = 1024;
@@ -464,6 +491,10 @@ fn main() {
     }
     if args.iter().any(|a| a == "--linear-shapes") {
         on_compute_pool(|| linear_shapes(reps));
+        return;
+    }
+    if args.iter().any(|a| a == "--train-linear-shapes") {
+        on_compute_pool(|| train_linear_shapes(reps));
         return;
     }
     let o = Opts {

@@ -3,11 +3,13 @@
 //! Under autodiff burn's `Linear` over `[rows, d_in]` is a matmul, a broadcast bias addition
 //! and reshapes, each a graph node: the bias is a second pass over the output forward and a
 //! reduction backward, and the matmul's backward multiplies by transposed copies. Here the
-//! forward is one `gemm` call adding `x·W` onto rows pre-filled with the bias; the backward is
-//! two `gemm` calls that read `W` and `x` transposed through their strides (no copies),
-//! `dx = g·Wᵀ` and `dW = xᵀ·g`, and `db` the column sums of `g` (a third call, by a row of
-//! ones). gemm splits each product over the compute pool by output blocks, every output summed
-//! whole by one thread: the results do not depend on the threads (training resumes exactly).
+//! forward is one product with the bias added as it is stored; the backward is two products,
+//! `dx = g·Wᵀ` and `dW = xᵀ·g`, and `db` the column sums of `g` (a third, by a row of ones).
+//! Where the CPU has AVX2 + FMA the forward and `dx` run the packed kernel below, `W` packed
+//! per call (`backward.rs`); `dW`, and every product elsewhere, is `gemm` reading the transposed
+//! operands through their strides. Both split each product over the compute pool by output blocks, every
+//! output summed whole by one thread: the results do not depend on the threads (training
+//! resumes exactly).
 //!
 //! At prediction on the CPU (no autodiff, f32) the weight is packed once and kept beside the
 //! layer (`packed.rs`), where the CPU has AVX2 + FMA (512-bit tiles with AVX-512). On other

@@ -17,6 +17,9 @@
 //!
 //! The cache ([`crate::cache::DerivedCache`]) holds the weight tensor it packed and is checked
 //! against the layer's current weight on every call: a replaced weight packs again.
+//!
+//! Training (`backward.rs`) packs `W` and `Wᵀ` on every call instead, into a buffer each thread
+//! keeps for its next packing ([`PackedWeight::recycle`]).
 
 use crate::math::DisjointOut;
 use burn::backend::flex::FlexTensor;
@@ -31,6 +34,8 @@ const NR: usize = 16;
 const KC: usize = 256;
 /// Rows per task: a block of `x` of 96 × 256 f32 (96 KiB) stays in L2.
 const MC: usize = 96;
+/// Panels packed by one task.
+const PACK_GROUP: usize = 8;
 /// Below this many multiply-adds a product's columns are not split over the threads.
 const SERIAL_FMAS: usize = 1 << 16;
 
@@ -65,7 +70,7 @@ pub(crate) fn available() -> bool {
 
 /// A `[K, N]` weight in panels of [`NR`] columns: panel `p` holds columns `16p..16p+16` as `K`
 /// rows of 16 (zeros past `N`).
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct PackedWeight {
     k: usize,
     n: usize,
@@ -77,14 +82,51 @@ impl PackedWeight {
     pub(crate) fn new(w: &[f32], k: usize, n: usize) -> Self {
         assert_eq!(w.len(), k * n, "PackedWeight: {} values for [{k}, {n}]", w.len());
         let n_panels = n.div_ceil(NR);
-        let mut panels = vec![0f32; n_panels * NR * k];
-        panels.par_chunks_mut(NR * k).enumerate().for_each(|(p, panel)| {
-            let (c0, width) = (p * NR, NR.min(n - p * NR));
-            for (row, dst) in w.chunks_exact(n).zip(panel.chunks_exact_mut(NR)) {
-                dst[..width].copy_from_slice(&row[c0..c0 + width]);
+        let mut panels = buffer(n_panels * NR * k);
+        // a task per PACK_GROUP panels, reading its columns of each row in one stretch
+        panels.par_chunks_mut(PACK_GROUP * NR * k).enumerate().for_each(|(g, group)| {
+            let p0 = g * PACK_GROUP;
+            for (r, row) in w.chunks_exact(n).enumerate() {
+                for (q, panel) in group.chunks_exact_mut(NR * k).enumerate() {
+                    let (c0, width) = ((p0 + q) * NR, NR.min(n - (p0 + q) * NR));
+                    let dst = &mut panel[r * NR..(r + 1) * NR];
+                    dst[..width].copy_from_slice(&row[c0..c0 + width]);
+                    dst[width..].fill(0.0);
+                }
             }
         });
         PackedWeight { k, n, panels }
+    }
+
+    /// Packs the transpose of the row-major `[k, n]` values `w`: the `[n, k]` weight `wᵀ` (a
+    /// layer's backward, `dx = g·Wᵀ`), without a transposed copy first.
+    pub(crate) fn transposed(w: &[f32], k: usize, n: usize) -> Self {
+        assert_eq!(w.len(), k * n, "PackedWeight: {} values for [{k}, {n}]", w.len());
+        // wᵀ is [n, k]: its K is n, its columns are the rows of w
+        let n_panels = k.div_ceil(NR);
+        let mut panels = buffer(n_panels * NR * n);
+        panels.par_chunks_mut(NR * n).enumerate().for_each(|(p, panel)| {
+            let (r0, width) = (p * NR, NR.min(k - p * NR));
+            if width < NR {
+                panel.fill(0.0);
+            }
+            for (c, row) in w[r0 * n..(r0 + width) * n].chunks_exact(n).enumerate() {
+                for (dst, v) in panel[c..].iter_mut().step_by(NR).zip(row) {
+                    *dst = *v;
+                }
+            }
+        });
+        PackedWeight { k: n, n: k, panels }
+    }
+
+    /// Gives the packing's buffer back to this thread for its next packing ([`buffer`]): a
+    /// packing made for one call (training's) then costs no fresh pages. On this VM a fresh
+    /// page's first touch cost about 2.5 µs, most of a multi-megabyte packing's time.
+    pub(crate) fn recycle(self) {
+        SPARE.with(|spare| {
+            let kept = spare.take();
+            spare.set(if kept.capacity() > self.panels.capacity() { kept } else { self.panels });
+        });
     }
 
     /// Steps `k0..k0 + kc` of panels `p..p + count`: from the first panel's step `k0` to the
@@ -92,6 +134,19 @@ impl PackedWeight {
     fn steps(&self, p: usize, count: usize, k0: usize, kc: usize) -> &[f32] {
         &self.panels[p * NR * self.k + k0 * NR..(p + count - 1) * NR * self.k + (k0 + kc) * NR]
     }
+}
+
+thread_local! {
+    /// The buffer of the last packing recycled on this thread ([`PackedWeight::recycle`]).
+    static SPARE: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// `len` values for a packing to overwrite, all of them: this thread's spare buffer where it has
+/// one (its old values kept), else a new one.
+fn buffer(len: usize) -> Vec<f32> {
+    let mut v = SPARE.take();
+    v.resize(len, 0.0);
+    v
 }
 
 /// The packed weight of one `Linear` (or of several side by side, [`forward_group`](super::forward_group)),
@@ -154,7 +209,11 @@ pub(crate) fn forward_isa(isa: Isa, x: &[f32], rows: usize, w: &PackedWeight, bi
         b[..n].copy_from_slice(bias);
     }
     let threads = rayon::current_num_threads();
-    let row_blocks = rows.div_ceil(MC);
+    // blocks of at most MC rows, as many as the threads share evenly, of whole tiles as even
+    // as they can be (1024 rows: 12 blocks of 84–90, not 10 of 96 and one of 64)
+    let row_blocks = balanced_blocks(rows, threads);
+    let tiles = rows.div_ceil(MR);
+    let block_rows = |r: usize| ((r * tiles / row_blocks * MR).min(rows), ((r + 1) * tiles / row_blocks * MR).min(rows));
     // few row blocks (a single post): split the columns too, so that every thread has work
     let col_groups = if rows * k * n < SERIAL_FMAS || row_blocks >= 2 * threads { 1 } else { (2 * threads).div_ceil(row_blocks).min(n_panels) };
     // with AVX-512, whole pairs of panels per group: an odd group's last panel would run the
@@ -165,7 +224,7 @@ pub(crate) fn forward_isa(isa: Isa, x: &[f32], rows: usize, w: &PackedWeight, bi
     let out = DisjointOut(y.as_mut_ptr());
     let task = |t: usize| {
         let (r, g) = (t % row_blocks, t / row_blocks);
-        let rows = (r * MC, ((r + 1) * MC).min(rows));
+        let rows = block_rows(r);
         let panels = (g * per_group, ((g + 1) * per_group).min(n_panels));
         // SAFETY: tasks write disjoint (row block × panel group) rectangles of `y`'s
         // `rows × N` allocated values; `y` is owned by this call.
@@ -187,6 +246,14 @@ pub(crate) fn forward_isa(isa: Isa, x: &[f32], rows: usize, w: &PackedWeight, bi
     // with the bias) stores each of its outputs before any later block reads it.
     unsafe { y.set_len(rows * n) };
     y
+}
+
+/// How many row blocks a product over `rows` rows is split into: at least one per [`MC`] rows,
+/// rounded up to a multiple of `threads` where there are enough tiles of [`MR`] rows for that.
+fn balanced_blocks(rows: usize, threads: usize) -> usize {
+    let blocks = rows.div_ceil(MC).max(1);
+    let even = blocks.div_ceil(threads) * threads;
+    if blocks >= threads && even <= rows.div_ceil(MR) { even } else { blocks }
 }
 
 /// Rows `rows.0..rows.1` × panels `panels.0..panels.1` of the output; with [`Isa::Avx512`],

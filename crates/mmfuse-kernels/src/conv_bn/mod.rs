@@ -93,10 +93,90 @@ pub fn conv_bn_channels_last(
     act: Activation,
     x: &Tensor<4>,
 ) -> Option<Tensor<4>> {
-    if !channels_last_applies(x) || x.dims().contains(&0) || conv.dilation != [1, 1] {
+    if !channels_last_applies(x) || x.dims().contains(&0) {
         return None;
     }
     let [b, h, w, c] = x.dims();
+    let (layer, g) = folded_layer(conv, bn, cache, [h, w, c])?;
+    let layer = layer.as_ref().as_ref()?;
+    let c_out = layer.channels();
+    let [oh, ow] = g.output();
+    let shortcut = match shortcut {
+        Some(r) => Some(plain(r).filter(|r| dims::<4>(r) == [b, oh, ow, c_out])?),
+        None => None,
+    };
+    let shortcut_values = shortcut.as_ref().map(|r| values(r));
+    let xp = plain(x)?;
+    let y = channels_last::forward(&values(&xp), layer, shortcut_values.as_deref(), [b, c], g, act);
+    Some(from_plain(flex_tensor(y, [b, oh, ow, c_out])))
+}
+
+/// One convolution with its batch norm and activation, and the cache of their folding, as a
+/// layer of [`inverted_residual_channels_last`].
+#[derive(Clone, Copy)]
+pub struct ConvBnLayer<'a> {
+    pub conv: &'a Conv2d,
+    pub bn: &'a BatchNorm,
+    pub cache: &'a FoldedCache,
+    pub act: Activation,
+}
+
+/// An inverted residual block (MobileNetV2's: a 1×1 `expand`, a depthwise convolution, a 1×1
+/// `project`, plus the block's input when `residual`) over the channels-last map `x`
+/// `[B, H, W, C]`, band by band of output rows so that the expanded rows stay in cache
+/// (`channels_last.rs`); the same values, bit for bit, as the layers one after the other
+/// through [`conv_bn_channels_last`]. `None` where it does not apply (as that function, or
+/// layers not of that form): the caller runs the layers one by one.
+pub fn inverted_residual_channels_last(
+    expand: Option<ConvBnLayer>,
+    depthwise: ConvBnLayer,
+    project: ConvBnLayer,
+    residual: bool,
+    x: &Tensor<4>,
+) -> Option<Tensor<4>> {
+    if !channels_last_applies(x) || x.dims().contains(&0) {
+        return None;
+    }
+    let [b, h, w, c] = x.dims();
+    let expanded = match expand {
+        Some(e) => {
+            let (layer, g) = folded_layer(e.conv, e.bn, e.cache, [h, w, c])?;
+            if g.kernel != [1, 1] || g.stride != [1, 1] || g.padding != [0; 4] {
+                return None;
+            }
+            Some(layer)
+        }
+        None => None,
+    };
+    let hidden = match &expanded {
+        Some(e) => e.as_ref().as_ref()?.channels(),
+        None => c,
+    };
+    let (dw, g) = folded_layer(depthwise.conv, depthwise.bn, depthwise.cache, [h, w, hidden])?;
+    let [oh, ow] = g.output();
+    let (pw, gp) = folded_layer(project.conv, project.bn, project.cache, [oh, ow, hidden])?;
+    if gp.kernel != [1, 1] || gp.stride != [1, 1] || gp.padding != [0; 4] {
+        return None;
+    }
+    let xp = plain(x)?;
+    let expanded = match &expanded {
+        Some(e) => Some(e.as_ref().as_ref()?),
+        None => None,
+    };
+    let (dw, pw) = (dw.as_ref().as_ref()?, pw.as_ref().as_ref()?);
+    let acts = [expand.map_or(Activation::Identity, |e| e.act), depthwise.act, project.act];
+    let y = channels_last::inverted_residual(&values(&xp), [b, h, w, c], expanded, dw, g, pw, residual, acts, channels_last::BAND_BYTES)?;
+    Some(from_plain(flex_tensor(y, [b, oh, ow, pw.channels()])))
+}
+
+/// The folded layer of `conv` and `bn` (from `cache`, folded on a miss) over a map
+/// `[h, w, c]`, and its geometry; `None` where the parameters are not f32 tensors of the CPU
+/// backend, the shapes disagree or the convolution is dilated.
+#[allow(clippy::type_complexity)]
+fn folded_layer(conv: &Conv2d, bn: &BatchNorm, cache: &FoldedCache, [h, w, c]: [usize; 3]) -> Option<(std::sync::Arc<Option<FoldedLayer>>, Geometry)> {
+    if conv.dilation != [1, 1] {
+        return None;
+    }
     // the parameters as stored: the cache's keys
     let weight = stored(&conv.weight.val())?;
     let [c_out, c_per_group, kh, kw] = dims::<4>(&weight);
@@ -114,17 +194,8 @@ pub fn conv_bn_channels_last(
         let folded = fold(&weight, bias.as_deref(), [&stats[0], &stats[1], &stats[2], &stats[3]], bn.epsilon);
         FoldedLayer::new(folded, [c_out, c_per_group, kh, kw], conv.groups)
     });
-    let layer = layer.as_ref().as_ref()?;
     let g = geometry(conv, [h, w], [kh, kw])?;
-    let [oh, ow] = g.output();
-    let shortcut = match shortcut {
-        Some(r) => Some(plain(r).filter(|r| dims::<4>(r) == [b, oh, ow, c_out])?),
-        None => None,
-    };
-    let shortcut_values = shortcut.as_ref().map(|r| values(r));
-    let xp = plain(x)?;
-    let y = channels_last::forward(&values(&xp), layer, shortcut_values.as_deref(), [b, c], g, act);
-    Some(from_plain(flex_tensor(y, [b, oh, ow, c_out])))
+    Some((layer, g))
 }
 
 /// The layer as burn's operations (and our [`conv2d`](crate::conv2d) pass where it applies).
@@ -282,6 +353,68 @@ mod tests {
     ];
 
     #[test]
+    fn an_inverted_residual_block_band_by_band_gives_the_bits_of_its_layers() {
+        let device = Device::flex();
+        if !channels_last_applies(&Tensor::<4>::zeros([1, 1, 1, 1], &device)) {
+            eprintln!("NOTE: this CPU does not run the packed kernel: no channels-last passes to compare here");
+            return;
+        }
+        let bits = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().unwrap().into_iter().map(f32::to_bits).collect::<Vec<_>>();
+        let (relu6, identity) = (Activation::Relu6, Activation::Identity);
+        // (b, h, w, c_in, expand ratio, c_out, stride): stride 1 with the shortcut, stride 2 with
+        // odd and even sizes, no expansion, channels past one register block
+        for (b, h, w, c_in, t, c_out, stride) in [
+            (2, 13, 11, 8, 6, 8, 1),
+            (1, 16, 9, 8, 6, 12, 2),
+            (1, 15, 15, 16, 1, 16, 1),
+            (2, 7, 6, 24, 6, 32, 2),
+            (1, 9, 20, 4, 3, 4, 1),
+            (1, 17, 5, 3, 1, 5, 2),
+        ] {
+            let hidden = c_in * t;
+            let expand = (t != 1).then(|| layer(c_in, hidden, 1, 1, 0, 1, false, &device));
+            let (dw, project) = (layer(hidden, hidden, 3, stride, 1, hidden, false, &device), layer(hidden, c_out, 1, 1, 0, 1, false, &device));
+            let caches = [FoldedCache::default(), FoldedCache::default(), FoldedCache::default()];
+            let residual = stride == 1 && c_in == c_out;
+            let x = Tensor::<4>::random([b, h, w, c_in], Distribution::Normal(0.0, 1.0), &device);
+            let case = format!("{b}×{h}×{w}×{c_in}, t {t}, → {c_out}, stride {stride}");
+            // the layers one after the other
+            let expanded = match &expand {
+                Some((conv, bn)) => conv_bn_channels_last(conv, bn, &caches[0], None, relu6, &x).unwrap(),
+                None => x.clone(),
+            };
+            let d = conv_bn_channels_last(&dw.0, &dw.1, &caches[1], None, relu6, &expanded).unwrap();
+            let want = bits(conv_bn_channels_last(&project.0, &project.1, &caches[2], residual.then_some(&x), identity, &d).unwrap());
+            // the block
+            fn block<'a>((conv, bn): &'a (Conv2d, BatchNorm), cache: &'a FoldedCache, act: Activation) -> ConvBnLayer<'a> {
+                ConvBnLayer { conv, bn, cache, act }
+            }
+            let layers = (expand.as_ref().map(|e| block(e, &caches[0], relu6)), block(&dw, &caches[1], relu6), block(&project, &caches[2], identity));
+            let ours = inverted_residual_channels_last(layers.0, layers.1, layers.2, residual, &x).expect("the block applies");
+            assert!(bits(ours) == want, "{case}");
+            // every band height: a row at a time, 2 and 5 rows of expanded input, the whole map
+            let xv = x.clone().into_data().try_to_vec::<f32>().unwrap();
+            let e = expand.as_ref().map(|(conv, bn)| folded_layer(conv, bn, &caches[0], [h, w, c_in]).unwrap().0);
+            let (dwl, g) = folded_layer(&dw.0, &dw.1, &caches[1], [h, w, hidden]).unwrap();
+            let [oh, ow] = g.output();
+            let pl = folded_layer(&project.0, &project.1, &caches[2], [oh, ow, hidden]).unwrap().0;
+            for band_bytes in [1, 2 * w * hidden * 4, 5 * w * hidden * 4, usize::MAX / 2] {
+                let e = e.as_ref().map(|e| e.as_ref().as_ref().unwrap());
+                let (dwl, pl) = (dwl.as_ref().as_ref().unwrap(), pl.as_ref().as_ref().unwrap());
+                let y = channels_last::inverted_residual(&xv, [b, h, w, c_in], e, dwl, g, pl, residual, [relu6, relu6, identity], band_bytes).unwrap();
+                assert!(y.into_iter().map(f32::to_bits).collect::<Vec<_>>() == want, "{case}, bands of {band_bytes} bytes");
+            }
+        }
+        // not of the block's form: a 3×3 "expansion" is left to the layers
+        let (conv, bn) = layer(4, 8, 3, 1, 1, 1, false, &device);
+        let (dw, project) = (layer(8, 8, 3, 1, 1, 8, false, &device), layer(8, 4, 1, 1, 0, 1, false, &device));
+        let cache = FoldedCache::default();
+        let l = |conv, bn, act| ConvBnLayer { conv, bn, cache: &cache, act };
+        let x = Tensor::<4>::random([1, 6, 6, 4], Distribution::Normal(0.0, 1.0), &device);
+        assert!(inverted_residual_channels_last(Some(l(&conv, &bn, relu6)), l(&dw.0, &dw.1, relu6), l(&project.0, &project.1, identity), true, &x).is_none());
+    }
+
+    #[test]
     fn every_path_matches_burns_conv_then_batch_norm() {
         let device = Device::flex();
         for (shape, c_out, k, s, p, g, bias) in CASES {
@@ -312,8 +445,12 @@ mod tests {
         let device = Device::flex();
         // the cases above, and channel counts past one register block of 16 (depthwise 24 =
         // 16 + 8, 40 = 2 × 16 + 8, 72 = 4 × 16 + 8), more rows than one task of the packed
-        // kernel and K past one block (9·40)
-        let wide: [Case; 6] = [
+        // kernel and K past one block (9·40); depthwise over whole blocks of 16 channels (the
+        // AVX-512 pass of inner pixels: 19, 10 and 9 of them, 8 at a time and the rest)
+        let wide: [Case; 9] = [
+            ([1, 32, 13, 21], 32, 3, 1, 1, 32, false),
+            ([2, 48, 12, 23], 48, 3, 2, 1, 48, true),
+            ([1, 16, 9, 20], 16, 3, 2, 1, 16, false),
             ([1, 24, 9, 10], 24, 3, 1, 1, 24, true),
             ([2, 72, 6, 7], 72, 3, 2, 1, 72, false),
             ([2, 40, 15, 13], 40, 3, 1, 1, 40, false),

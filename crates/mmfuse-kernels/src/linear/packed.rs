@@ -129,6 +129,11 @@ impl PackedWeight {
         });
     }
 
+    /// Rows of the weight (the product's `K`).
+    pub(crate) fn k(&self) -> usize {
+        self.k
+    }
+
     /// Steps `k0..k0 + kc` of panels `p..p + count`: from the first panel's step `k0` to the
     /// last one's step `k0 + kc` (consecutive panels lie `NR·K` values apart).
     fn steps(&self, p: usize, count: usize, k0: usize, kc: usize) -> &[f32] {
@@ -198,10 +203,34 @@ pub(crate) fn forward_then(x: &[f32], rows: usize, w: &PackedWeight, bias: Optio
 
 /// [`forward_then`] with the kernels of `isa` (which this CPU must run).
 pub(crate) fn forward_isa(isa: Isa, x: &[f32], rows: usize, w: &PackedWeight, bias: Option<&[f32]>, epilogue: Option<&Epilogue>) -> Vec<f32> {
+    let mut y = Vec::<f32>::with_capacity(rows * w.n);
+    // SAFETY: `y` holds rows × N allocated values.
+    unsafe { run(isa, x, rows, w, bias, epilogue, &DisjointOut(y.as_mut_ptr())) };
+    // SAFETY: `run` stored every one of them.
+    unsafe { y.set_len(rows * w.n) };
+    y
+}
+
+/// [`forward_then`] into `y` (`rows × N` values, all overwritten), e.g. a band of a larger map.
+///
+/// # Panics
+/// As [`forward`], and if `y` does not hold `rows × N` values.
+pub(crate) fn forward_into(x: &[f32], rows: usize, w: &PackedWeight, bias: Option<&[f32]>, epilogue: Option<&Epilogue>, y: &mut [f32]) {
+    assert_eq!(y.len(), rows * w.n, "linear::packed::forward_into: the output does not match the shapes");
+    let isa = isa().expect("linear::packed::forward without AVX2 + FMA");
+    // SAFETY: `y` is exclusively borrowed and holds rows × N values.
+    unsafe { run(isa, x, rows, w, bias, epilogue, &DisjointOut(y.as_mut_ptr())) }
+}
+
+/// The product into `out`, every one of its `rows × N` values stored.
+///
+/// # Safety
+/// `out` must point at `rows × N` allocated f32 values that nothing else reads or writes
+/// during the call.
+unsafe fn run(isa: Isa, x: &[f32], rows: usize, w: &PackedWeight, bias: Option<&[f32]>, epilogue: Option<&Epilogue>, out: &DisjointOut) {
     let (k, n) = (w.k, w.n);
     assert!(self::isa().is_some_and(|cpu| isa <= cpu), "linear::packed: this CPU does not run {isa:?}");
     assert!(k > 0 && x.len() == rows * k && bias.is_none_or(|b| b.len() == n), "linear::packed::forward: shapes do not match");
-    let mut y = Vec::<f32>::with_capacity(rows * n);
     let n_panels = n.div_ceil(NR);
     // bias padded to whole panels
     let mut b = vec![0f32; n_panels * NR];
@@ -221,14 +250,13 @@ pub(crate) fn forward_isa(isa: Isa, x: &[f32], rows: usize, w: &PackedWeight, bi
     let per_group = n_panels.div_ceil(col_groups);
     let per_group = if isa == Isa::Avx512 { per_group + per_group % 2 } else { per_group };
     let tasks = row_blocks * n_panels.div_ceil(per_group);
-    let out = DisjointOut(y.as_mut_ptr());
     let task = |t: usize| {
         let (r, g) = (t % row_blocks, t / row_blocks);
         let rows = block_rows(r);
         let panels = (g * per_group, ((g + 1) * per_group).min(n_panels));
-        // SAFETY: tasks write disjoint (row block × panel group) rectangles of `y`'s
-        // `rows × N` allocated values; `y` is owned by this call.
-        unsafe { block(isa, x, w, &b, &out, rows, panels) }
+        // SAFETY: tasks write disjoint (row block × panel group) rectangles of `out`'s
+        // `rows × N` allocated values, which nothing else touches (the caller's guarantee).
+        unsafe { block(isa, x, w, &b, out, rows, panels) }
         if let Some(epilogue) = epilogue {
             let (c0, c1) = (panels.0 * NR, (panels.1 * NR).min(n));
             for i in rows.0..rows.1 {
@@ -237,15 +265,9 @@ pub(crate) fn forward_isa(isa: Isa, x: &[f32], rows: usize, w: &PackedWeight, bi
             }
         }
     };
-    if tasks == 1 {
-        task(0)
-    } else {
-        (0..tasks).into_par_iter().for_each(task)
-    }
-    // SAFETY: the tasks cover every (row, column) of `y`, and the first block of K (`k0 == 0`,
-    // with the bias) stores each of its outputs before any later block reads it.
-    unsafe { y.set_len(rows * n) };
-    y
+    if tasks == 1 { task(0) } else { (0..tasks).into_par_iter().for_each(task) }
+    // the tasks cover every (row, column) of `out`, and the first block of K (`k0 == 0`, with
+    // the bias) stores each of its outputs before any later block reads it
 }
 
 /// How many row blocks a product over `rows` rows is split into: at least one per [`MC`] rows,

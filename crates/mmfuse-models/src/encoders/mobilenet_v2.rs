@@ -21,7 +21,9 @@ use burn::module::Module;
 use burn::nn::BatchNorm;
 use burn::nn::conv::Conv2d;
 use burn::tensor::{Device, Tensor};
-use mmfuse_kernels::conv_bn::{FoldedCache, channels_last_applies, conv_bn_channels_last, from_channels_last, to_channels_last};
+use mmfuse_kernels::conv_bn::{
+    ConvBnLayer, FoldedCache, channels_last_applies, conv_bn_channels_last, from_channels_last, inverted_residual_channels_last, to_channels_last,
+};
 use mmfuse_kernels::{Activation, conv_bn, join_streams};
 use mmfuse_kernels::{Dropout, DropoutConfig, Linear};
 use std::path::Path;
@@ -65,6 +67,11 @@ impl ConvBn {
     /// pass here ([`conv_bn_channels_last`]).
     pub fn forward_channels_last(&self, x: &Tensor<4>, shortcut: Option<&Tensor<4>>) -> Option<Tensor<4>> {
         conv_bn_channels_last(&self.conv, &self.bn, &self.folded, shortcut, self.activation(), x)
+    }
+
+    /// The layer as one of a fused block's ([`inverted_residual_channels_last`]).
+    fn layer(&self) -> ConvBnLayer<'_> {
+        ConvBnLayer { conv: &self.conv, bn: &self.bn, cache: &self.folded, act: self.activation() }
     }
 
     fn activation(&self) -> Activation {
@@ -114,8 +121,16 @@ impl InvertedResidual {
         self.project.forward(self.depthwise.forward(h, None), self.residual.then_some(x))
     }
 
-    /// [`forward`](Self::forward) over channels-last maps, if every layer has that pass.
+    /// [`forward`](Self::forward) over channels-last maps, if every layer has that pass: the
+    /// whole block band by band of rows where it can
+    /// ([`inverted_residual_channels_last`]), else layer by layer.
     pub fn forward_channels_last(&self, x: &Tensor<4>) -> Option<Tensor<4>> {
+        let fused = inverted_residual_channels_last(self.expand.as_ref().map(ConvBn::layer), self.depthwise.layer(), self.project.layer(), self.residual, x);
+        fused.or_else(|| self.layer_by_layer_channels_last(x))
+    }
+
+    /// [`forward_channels_last`](Self::forward_channels_last) one layer after the other.
+    fn layer_by_layer_channels_last(&self, x: &Tensor<4>) -> Option<Tensor<4>> {
         let h = match &self.expand {
             Some(e) => e.forward_channels_last(x, None)?,
             None => x.clone(),

@@ -85,8 +85,7 @@ pub(crate) fn forward(x: &[f32], layer: &FoldedLayer, shortcut: Option<&[f32]>, 
     match &layer.kind {
         Kind::Dense(weight) => {
             let rows = b * oh * ow;
-            let pointwise = g.kernel == [1, 1] && g.stride == [1, 1] && g.padding == [0; 4];
-            let cols = if pointwise { None } else { Some(im2col(x, [b, c], g)) };
+            let cols = if g.is_pointwise() { None } else { Some(im2col(x, [b, c], g)) };
             let a = cols.as_deref().unwrap_or(x);
             let after = |row: usize, c0: usize, y: &mut [f32]| add_then_activate(y, shortcut.map(|r| &r[row * c_out + c0..]), act);
             packed::forward_then(a, rows, weight, Some(&layer.bias), &after)
@@ -222,11 +221,8 @@ fn depthwise(x: &[f32], taps: &[f32], bias: &[f32], shortcut: Option<&[f32]>, b:
     let mut out = vec![0f32; b * oh * ow * c];
     out.par_chunks_mut(ow * c).enumerate().for_each(|(r, row)| {
         let sample = &x[r / oh * h * w * c..(r / oh + 1) * h * w * c];
-        // the activation in the pass where no shortcut comes before it
-        let fused_act = shortcut.is_none().then_some(act);
-        if !pulp::Arch::new().dispatch(DepthwiseRow { x: sample, first_row: 0, taps, bias, row, oy: r % oh, g, act: fused_act }) {
-            add_then_activate(row, shortcut.map(|s| &s[r * ow * c..]), act);
-        }
+        let shortcut = shortcut.map(|s| &s[r * ow * c..]);
+        depthwise_row(row, shortcut, act, |row, act| pulp::Arch::new().dispatch(DepthwiseRow { x: sample, first_row: 0, taps, bias, row, oy: r % oh, g, act }));
     });
     out
 }
@@ -237,11 +233,17 @@ fn depthwise(x: &[f32], taps: &[f32], bias: &[f32], shortcut: Option<&[f32]>, b:
 fn depthwise_rows(x: &[f32], first_row: usize, taps: &[f32], bias: &[f32], g: Geometry, act: Activation, oys: std::ops::Range<usize>, out: &mut [f32]) {
     let [_, ow] = g.output();
     let c = bias.len();
-    out.par_chunks_mut(ow * c).zip(oys).for_each(|(row, oy)| {
-        if !pulp::Arch::new().dispatch(DepthwiseRow { x, first_row, taps, bias, row, oy, g, act: Some(act) }) {
-            add_then_activate(row, None, act);
-        }
-    });
+    out.par_chunks_mut(ow * c)
+        .zip(oys)
+        .for_each(|(row, oy)| depthwise_row(row, None, act, |row, act| pulp::Arch::new().dispatch(DepthwiseRow { x, first_row, taps, bias, row, oy, g, act })));
+}
+
+/// One output row: `pass` (a [`DepthwiseRow`]), offered `act` where no shortcut comes before it,
+/// then the shortcut and `act` over the row unless the pass applied it.
+fn depthwise_row(row: &mut [f32], shortcut: Option<&[f32]>, act: Activation, pass: impl FnOnce(&mut [f32], Option<Activation>) -> bool) {
+    if !pass(row, shortcut.is_none().then_some(act)) {
+        add_then_activate(row, shortcut, act);
+    }
 }
 
 /// One output row of the depthwise pass (vectorised with the CPU's widest instructions).
@@ -271,30 +273,27 @@ impl pulp::WithSimd for DepthwiseRow<'_> {
         let [kh, kw] = g.kernel;
         let [sy, sx] = g.stride;
         let [top, _, left, _] = g.padding;
-        // the kernel rows inside the input for this output row, and their input rows
-        // (iy: the row's index in `x`)
-        let rows: Vec<(usize, usize)> = (0..kh).filter_map(|ky| (oy * sy + ky).checked_sub(top).filter(|&iy| iy < h).map(|iy| (ky, iy - first_row))).collect();
-        // the taps of a pixel whose window lies inside its rows, as (offset in taps, offset in
-        // x from the window's first column): one list for every such pixel of the row
-        let inner: Vec<(usize, usize)> = rows.iter().flat_map(|&(ky, iy)| (0..kw).map(move |kx| ((ky * kw + kx) * c, (iy * w + kx) * c))).collect();
+        // the kernel rows inside the input for this output row, with their input row's offset
+        // in `x`
+        let rows: Vec<(usize, usize)> =
+            (0..kh).filter_map(|ky| (oy * sy + ky).checked_sub(top).filter(|&iy| iy < h).map(|iy| (ky, (iy - first_row) * w * c))).collect();
         let ow = row.len() / c;
-        let is_inner = |ox: usize| ox * sx >= left && ox * sx - left + kw <= w;
         // a 3 × 3 kernel over whole blocks of 16 channels: the AVX-512 pass
         #[cfg(target_arch = "x86_64")]
         if [kh, kw] == [3, 3] && c % LANES == 0 && !rows.is_empty() && packed::isa() == Some(packed::Isa::Avx512) {
-            let rows: Vec<(usize, usize)> = rows.iter().map(|&(ky, iy)| (ky, iy * w * c)).collect();
             debug_assert!(rows.iter().all(|r| r.1 + w * c <= x.len()) && taps.len() == 9 * c && row.len() == ow * c);
             // SAFETY: the CPU has AVX-512F (checked above); the kernel rows inside the input
             // lie in `x`, w × C values each; the taps are 9 × C, `row` holds ow × C values, C
             // a multiple of 16.
-            let clamp = act.map(|a| match a {
-                Activation::Identity => None,
-                Activation::Relu => Some(f32::INFINITY),
-                Activation::Relu6 => Some(6.0),
-            });
-            unsafe { avx512::row_3x3(x.as_ptr(), &rows, taps.as_ptr(), bias.as_ptr(), [w, c], [sx, left], clamp.flatten(), row.as_mut_ptr(), ow) };
+            unsafe {
+                avx512::row_3x3(x.as_ptr(), &rows, taps.as_ptr(), bias.as_ptr(), [w, c], [sx, left], act.and_then(Activation::clamp_max), row.as_mut_ptr(), ow)
+            };
             return act.is_some();
         }
+        // the taps of a pixel whose window lies inside its rows, as (offset in taps, offset in
+        // x from the window's first column): one list for every such pixel of the row
+        let inner: Vec<(usize, usize)> = rows.iter().flat_map(|&(ky, r)| (0..kw).map(move |kx| ((ky * kw + kx) * c, r + kx * c))).collect();
+        let is_inner = |ox: usize| ox * sx >= left && ox * sx - left + kw <= w;
         let mut live: Vec<(usize, usize)> = Vec::with_capacity(kh * kw);
         for ox in 0..ow {
             let (taps_of_pixel, base) = if is_inner(ox) {
@@ -302,10 +301,10 @@ impl pulp::WithSimd for DepthwiseRow<'_> {
             } else {
                 // a pixel by the border: the taps inside the input only
                 live.clear();
-                for &(ky, iy) in &rows {
+                for &(ky, r) in &rows {
                     for kx in 0..kw {
                         if let Some(ix) = (ox * sx + kx).checked_sub(left).filter(|&ix| ix < w) {
-                            live.push(((ky * kw + kx) * c, (iy * w + ix) * c));
+                            live.push(((ky * kw + kx) * c, r + ix * c));
                         }
                     }
                 }

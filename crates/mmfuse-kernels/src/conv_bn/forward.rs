@@ -18,6 +18,17 @@ pub enum Activation {
     Relu6,
 }
 
+impl Activation {
+    /// The upper bound of its clamp (negatives go to 0 below it); `None`: the identity.
+    pub(crate) fn clamp_max(self) -> Option<f32> {
+        match self {
+            Activation::Identity => None,
+            Activation::Relu => Some(f32::INFINITY),
+            Activation::Relu6 => Some(6.0),
+        }
+    }
+}
+
 /// A convolution weight `[C_out, …]` and bias with an inference batch norm folded in:
 /// `w' = w·s`, `b' = β + (b − μ)·s` with `s = γ / √(σ² + ε)` per output channel.
 pub(crate) struct Folded {
@@ -91,6 +102,11 @@ pub(crate) struct Geometry {
 }
 
 impl Geometry {
+    /// A 1×1 kernel at stride 1 without padding: the output pixels are the input's.
+    pub fn is_pointwise(&self) -> bool {
+        self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [0; 4]
+    }
+
     pub fn output(&self) -> [usize; 2] {
         let [h, w] = self.input;
         let [t, bo, l, r] = self.padding;
@@ -235,10 +251,8 @@ impl pulp::WithSimd for DepthwiseTaps<'_> {
 
 /// The activation in place over `y`.
 pub(crate) fn epilogue(y: &mut [f32], act: Activation) {
-    match act {
-        Activation::Identity => {}
-        Activation::Relu => clamp_relu(y, f32::INFINITY),
-        Activation::Relu6 => clamp_relu(y, 6.0),
+    if let Some(max) = act.clamp_max() {
+        clamp_relu(y, max);
     }
 }
 

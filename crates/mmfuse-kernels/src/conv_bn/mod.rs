@@ -141,10 +141,7 @@ pub fn inverted_residual_channels_last(
     let expanded = match expand {
         Some(e) => {
             let (layer, g) = folded_layer(e.conv, e.bn, e.cache, [h, w, c])?;
-            if g.kernel != [1, 1] || g.stride != [1, 1] || g.padding != [0; 4] {
-                return None;
-            }
-            Some(layer)
+            Some(g.is_pointwise().then_some(layer)?)
         }
         None => None,
     };
@@ -155,7 +152,7 @@ pub fn inverted_residual_channels_last(
     let (dw, g) = folded_layer(depthwise.conv, depthwise.bn, depthwise.cache, [h, w, hidden])?;
     let [oh, ow] = g.output();
     let (pw, gp) = folded_layer(project.conv, project.bn, project.cache, [oh, ow, hidden])?;
-    if gp.kernel != [1, 1] || gp.stride != [1, 1] || gp.padding != [0; 4] {
+    if !gp.is_pointwise() {
         return None;
     }
     let xp = plain(x)?;
@@ -249,7 +246,7 @@ fn predicted(conv: &Conv2d, bn: &BatchNorm, shortcut: Option<&Tensor<4>>, act: A
     let shortcut_values = shortcut_values.as_deref();
     let xp = plain(x)?;
     let xv = values(&xp);
-    let out = if g.kernel == [1, 1] && g.stride == [1, 1] && g.padding == [0; 4] && conv.groups == 1 {
+    let out = if g.is_pointwise() && conv.groups == 1 {
         forward::pointwise(&xv, &folded, shortcut_values, [b, c, h * w], act)
     } else if conv.groups == c && c_out == c && c_per_group == 1 {
         forward::depthwise(&xv, &folded, shortcut_values, b, g, act)

@@ -40,10 +40,7 @@ where
     let (xs, w) = (values(x.primitive()), values(weight.primitive()));
     let b = bias.as_ref().map(|b| values(b.primitive()));
     let y = if packed::available() {
-        let w = PackedWeight::new(&w, d_in, d_out);
-        let y = packed::forward(&xs, rows, &w, b.as_deref());
-        w.recycle();
-        y
+        packed::forward_once(&xs, rows, PackedWeight::new(&w, d_in, d_out), b.as_deref())
     } else {
         let mut y = match &b {
             Some(b) => b.repeat(rows),
@@ -77,10 +74,7 @@ impl<const N: usize> Backward<Flex, N> for LinearBackward {
             // dx [rows, d_in] = g [rows, d_out] · Wᵀ
             let w = values(&weight);
             let dx = if packed::available() {
-                let wt = PackedWeight::transposed(&w, d_in, d_out);
-                let dx = packed::forward(&g, rows, &wt, None);
-                wt.recycle();
-                dx
+                packed::forward_once(&g, rows, PackedWeight::transposed(&w, d_in, d_out), None)
             } else {
                 // W [d_in, d_out] read by columns
                 let mut dx = vec![0f32; rows * d_in];

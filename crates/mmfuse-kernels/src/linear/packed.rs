@@ -63,6 +63,14 @@ pub(crate) fn isa() -> Option<Isa> {
     None
 }
 
+/// This CPU's kernels, for a caller that checked [`available`].
+///
+/// # Panics
+/// Where the CPU does not run the packed kernel.
+fn this_cpu() -> Isa {
+    isa().expect("linear::packed::forward without AVX2 + FMA")
+}
+
 /// Whether this CPU runs the packed kernel ([`isa`]).
 pub(crate) fn available() -> bool {
     isa().is_some()
@@ -188,7 +196,15 @@ pub(crate) fn few_rows(rows: usize) -> bool {
 /// # Panics
 /// If the lengths do not match the shapes, or [`available`] is false.
 pub(crate) fn forward(x: &[f32], rows: usize, w: &PackedWeight, bias: Option<&[f32]>) -> Vec<f32> {
-    forward_isa(isa().expect("linear::packed::forward without AVX2 + FMA"), x, rows, w, bias, None)
+    forward_isa(this_cpu(), x, rows, w, bias, None)
+}
+
+/// [`forward`] through a packing made for this one call, its buffer then given back to the
+/// thread ([`PackedWeight::recycle`]).
+pub(crate) fn forward_once(x: &[f32], rows: usize, w: PackedWeight, bias: Option<&[f32]>) -> Vec<f32> {
+    let y = forward(x, rows, &w, bias);
+    w.recycle();
+    y
 }
 
 /// What runs over each finished stretch of output while it is still in cache:
@@ -198,7 +214,7 @@ pub(crate) type Epilogue<'a> = dyn Fn(usize, usize, &mut [f32]) + Sync + 'a;
 
 /// [`forward`], then `epilogue` over each task's rectangle of the output as soon as it is done.
 pub(crate) fn forward_then(x: &[f32], rows: usize, w: &PackedWeight, bias: Option<&[f32]>, epilogue: &Epilogue) -> Vec<f32> {
-    forward_isa(isa().expect("linear::packed::forward without AVX2 + FMA"), x, rows, w, bias, Some(epilogue))
+    forward_isa(this_cpu(), x, rows, w, bias, Some(epilogue))
 }
 
 /// [`forward_then`] with the kernels of `isa` (which this CPU must run).
@@ -217,7 +233,7 @@ pub(crate) fn forward_isa(isa: Isa, x: &[f32], rows: usize, w: &PackedWeight, bi
 /// As [`forward`], and if `y` does not hold `rows × N` values.
 pub(crate) fn forward_into(x: &[f32], rows: usize, w: &PackedWeight, bias: Option<&[f32]>, epilogue: Option<&Epilogue>, y: &mut [f32]) {
     assert_eq!(y.len(), rows * w.n, "linear::packed::forward_into: the output does not match the shapes");
-    let isa = isa().expect("linear::packed::forward without AVX2 + FMA");
+    let isa = this_cpu();
     // SAFETY: `y` is exclusively borrowed and holds rows × N values.
     unsafe { run(isa, x, rows, w, bias, epilogue, &DisjointOut(y.as_mut_ptr())) }
 }

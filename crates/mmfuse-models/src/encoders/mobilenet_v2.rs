@@ -195,7 +195,9 @@ impl MobileNetV2 {
     /// At prediction on the CPU the network runs channels-last (`[B, H, W, C]`) from the stem to
     /// the last layer, the input and the output transposed once, one task per sample: every 1×1
     /// convolution is then one product with its folded weight packed once, every depthwise one a
-    /// pass along the channels (`mmfuse_kernels::conv_bn::conv_bn_channels_last`).
+    /// pass along the channels (`mmfuse_kernels::conv_bn::conv_bn_channels_last`), each inverted
+    /// residual block band by band of rows
+    /// (`mmfuse_kernels::conv_bn::inverted_residual_channels_last`).
     pub fn features(&self, x: Tensor<4>) -> Tensor<4> {
         if channels_last_applies(&x)
             && !x.dims().contains(&0)

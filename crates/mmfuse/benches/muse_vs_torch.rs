@@ -26,7 +26,7 @@
 //!   (what prediction runs) against burn's op (gemm), alternated;
 //! - `--train-linear-shapes`: GFLOP/s of MuSE-small's `Linear` shapes in training (forward and
 //!   backward under autodiff, a batch of 16 posts);
-//! - `--breakdown`: where MuSE-small's batch-1 prediction spends its time: the text encoder,
+//! - `--breakdown [--batch N]`: where MuSE-small's prediction (batch 1 unless told) spends its time: the text encoder,
 //!   the image encoder, both (as prediction runs them, concurrently), the CrossTransformer, and
 //!   the whole prediction (medians over `--reps` × 20 calls, ms); `--stage NAME` times only
 //!   that one (`text_encoder`, `image_encoder`, `both_encoders`, `cross_transformer`,
@@ -256,12 +256,12 @@ fn cold_start(path: &str, batch: usize, iters: usize, started: Instant) {
     );
 }
 
-fn breakdown(reps: usize, only: Option<&str>) {
+fn breakdown(reps: usize, only: Option<&str>, batch: usize) {
     let device = Device::flex();
     device.seed(1);
     let FusionModel::Muse(m) = muse(&device) else { unreachable!("muse() builds MuSE") };
-    let b = host_batch(1).to_device(&device);
-    let image_mask = |i: &Tensor<3>| Tensor::<2, burn::tensor::Bool>::full([1, i.dims()[1]], true, &device);
+    let b = host_batch(batch).to_device(&device);
+    let image_mask = |i: &Tensor<3>| Tensor::<2, burn::tensor::Bool>::full([batch, i.dims()[1]], true, &device);
     let (t, i) = (m.text.forward(b.ids.clone(), b.mask.clone()), m.image.forward(b.images.clone()));
     let time = |name: &str, f: &dyn Fn()| {
         if only.is_some_and(|o| format!("{o}_ms") != name) {
@@ -277,7 +277,7 @@ fn breakdown(reps: usize, only: Option<&str>) {
                 t0.elapsed().as_secs_f64() * 1000.0 / 20.0
             })
             .collect();
-        emit("muse_b1", name, "ms", &runs);
+        emit(&format!("muse_b{batch}"), name, "ms", &runs);
     };
     time("text_encoder_ms", &|| drop(m.text.forward(b.ids.clone(), b.mask.clone()).into_data()));
     time("image_encoder_ms", &|| drop(m.image.forward(b.images.clone()).into_data()));
@@ -477,7 +477,7 @@ fn main() {
     let reps = num("--reps", 5);
     if args.iter().any(|a| a == "--breakdown") {
         let only = value("--stage");
-        on_compute_pool(|| breakdown(reps, only.as_deref()));
+        on_compute_pool(|| breakdown(reps, only.as_deref(), num("--batch", 1)));
         return;
     }
     if args.iter().any(|a| a == "--fma-peak") {

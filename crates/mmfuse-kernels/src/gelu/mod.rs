@@ -21,7 +21,7 @@ use crate::device::is_cpu;
 use crate::math::for_chunks;
 use burn::backend::autodiff::checkpoint::strategy::{BalancedCheckpointing, NoCheckpointing};
 use burn::tensor::{DType, Tensor};
-use forward::GeluInPlace;
+pub(crate) use forward::GeluInPlace;
 
 /// `x/2·(1 + erf(x/√2))` from burn's `erf`, whose derivative autodiff takes exactly.
 fn erf_gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {

@@ -22,6 +22,8 @@ pub use packed::PackedCache;
 
 use crate::autodiff::{dims, flex_tensor, from_plain, plain, stored};
 use crate::device::is_cpu;
+use crate::gelu::GeluInPlace;
+use crate::math::clamp_relu;
 use burn::backend::autodiff::checkpoint::strategy::{BalancedCheckpointing, NoCheckpointing};
 use burn::config::Config;
 use burn::module::{Module, Param};
@@ -60,6 +62,15 @@ impl LinearConfig {
 /// burn's `Linear::forward` on a `[B, L, d]` input keeps the batch axis when `L` is a multiple
 /// of 32 (its matmul tiling policy): the CPU backend then runs B separate `[L, d_in]` products
 /// and re-packs the weight for each of them, most of the cost for our 64-token sequences.
+/// An activation [`Linear::forward_activated`] applies to the layer's output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinearActivation {
+    /// `max(x, 0)`, NaN kept (burn's `relu`)
+    Relu,
+    /// The exact GELU ([`gelu`](crate::gelu))
+    Gelu,
+}
+
 #[derive(Module, Debug)]
 pub struct Linear {
     /// `[d_input, d_output]`.
@@ -96,6 +107,31 @@ impl Linear {
 
     /// `x` `[rows, d_in]` as one autodiff operation, if `x` and the parameters are f32 tensors
     /// of the CPU backend under autodiff.
+    /// `act(self.forward(x))`. At prediction on the CPU (the packed kernel) the activation
+    /// runs over each block of output as the kernel stores it, while the block is in cache,
+    /// instead of as a second pass over the whole output: the same values as the two steps
+    /// ([`gelu`](crate::gelu)'s pass, or a ReLU that keeps NaN).
+    pub fn forward_activated<const D: usize>(&self, x: Tensor<D>, act: LinearActivation) -> Tensor<D> {
+        if D >= 2 && packs_at_prediction(&x) {
+            let dims = x.dims();
+            let rows = dims[..D - 1].iter().product::<usize>();
+            let epilogue = |_: usize, _: usize, y: &mut [f32]| match act {
+                LinearActivation::Relu => clamp_relu(y, f32::INFINITY),
+                LinearActivation::Gelu => pulp::Arch::new().dispatch(GeluInPlace(y)),
+            };
+            if let Some(y) = side_by_side_then(&[self], &self.packed, &x.clone().reshape([rows, dims[D - 1]]), Some(&epilogue)) {
+                let mut out = dims;
+                out[D - 1] = y.dims()[1];
+                return y.reshape(out);
+            }
+        }
+        let y = self.forward(x);
+        match act {
+            LinearActivation::Relu => burn::tensor::activation::relu(y),
+            LinearActivation::Gelu => crate::gelu(y),
+        }
+    }
+
     fn fused(&self, x: &Tensor<2>) -> Option<Tensor<2>> {
         let weight = self.weight.val();
         let bias = self.bias.as_ref().map(|b| b.val());
@@ -143,6 +179,11 @@ pub fn forward_group<const D: usize, const N: usize>(layers: [&Linear; N], cache
 /// the parameters are f32 tensors of the CPU backend and the shapes agree (else burn's op
 /// reports them).
 fn side_by_side(layers: &[&Linear], cache: &PackedCache, x: &Tensor<2>) -> Option<Tensor<2>> {
+    side_by_side_then(layers, cache, x, None)
+}
+
+/// [`side_by_side`], with `epilogue` run over each block of output as it is stored.
+fn side_by_side_then(layers: &[&Linear], cache: &PackedCache, x: &Tensor<2>, epilogue: Option<&packed::Epilogue>) -> Option<Tensor<2>> {
     let x = plain(x)?;
     let [rows, d_in] = dims::<2>(&x);
     if rows == 0 || d_in == 0 {
@@ -163,7 +204,10 @@ fn side_by_side(layers: &[&Linear], cache: &PackedCache, x: &Tensor<2>) -> Optio
         weights.push(w);
     }
     let packed = cache.get(&weights, packed::pack_side_by_side);
-    let y = packed::forward(x.as_slice::<f32>()?, rows, &packed, Some(&bias));
+    let y = match epilogue {
+        Some(e) => packed::forward_then(x.as_slice::<f32>()?, rows, &packed, Some(&bias), e),
+        None => packed::forward(x.as_slice::<f32>()?, rows, &packed, Some(&bias)),
+    };
     Some(from_plain(flex_tensor(y, [rows, bias.len()])))
 }
 
@@ -235,6 +279,44 @@ mod tests {
             // and over leading axes
             let x3 = x.reshape([1, rows, d_in]);
             assert!(rel_any(lin.forward(x3.clone()), lin.with_burn(x3)) < 1e-5);
+        }
+    }
+
+    #[test]
+    fn activation_in_the_epilogue_gives_the_bits_of_the_two_steps() {
+        note_if_unavailable();
+        let device = Device::flex();
+        // one row block and several (column groups at few rows), panels left over, NaN inputs
+        for (rows, d_in, d_out) in [(1, 8, 5), (65, 256, 1024), (300, 40, 33)] {
+            let lin = LinearConfig::new(d_in, d_out).init(&device);
+            let mut v = Tensor::<2>::random([rows, d_in], Distribution::Normal(0.0, 2.0), &device).into_data().try_to_vec::<f32>().unwrap();
+            if rows > 1 {
+                v[d_in * (rows / 2)] = f32::NAN;
+            }
+            let x = Tensor::<3>::from_data(burn::tensor::TensorData::new(v, [1, rows, d_in]), &device);
+            for act in [LinearActivation::Relu, LinearActivation::Gelu] {
+                let fused = lin.forward_activated(x.clone(), act).into_data().try_to_vec::<f32>().unwrap();
+                let y = lin.forward(x.clone());
+                let steps = match act {
+                    LinearActivation::Relu => burn::tensor::activation::relu(y),
+                    LinearActivation::Gelu => crate::gelu(y),
+                };
+                let steps = steps.into_data().try_to_vec::<f32>().unwrap();
+                assert_eq!(fused.len(), rows * d_out);
+                let nan = fused.iter().filter(|v| v.is_nan()).count();
+                assert_eq!(nan, if rows > 1 { d_out } else { 0 }, "{act:?}: the row of the NaN input, and only it");
+                for (i, (a, b)) in fused.iter().zip(&steps).enumerate() {
+                    assert!(
+                        a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()) || (*a == 0.0 && *b == 0.0),
+                        "{act:?} {rows}×{d_in}→{d_out}, value {i}: {a} vs {b}"
+                    );
+                }
+                let negatives = fused.iter().filter(|v| **v < 0.0).count();
+                match act {
+                    LinearActivation::Relu => assert_eq!(negatives, 0),
+                    LinearActivation::Gelu => assert!(negatives > 0, "GELU keeps small negatives"),
+                }
+            }
         }
     }
 

@@ -29,6 +29,31 @@ fn pool_plane(src: &[f32], w: usize, ho: usize, wo: usize, out: &mut [f32]) {
     }
 }
 
+/// The maxima `[B, H/2, W/2, C]` of the channels-last map `x` `[B, H, W, C]`: each output
+/// pixel's `C` values from its window's four pixels, in the same order as [`pool_plane`] takes
+/// them (the same values as the NCHW pass, NaN included).
+pub(crate) fn pool_maxima_channels_last(x: &[f32], [b, h, w, c]: [usize; 4]) -> Vec<f32> {
+    let (ho, wo) = (h / 2, w / 2);
+    let mut out = vec![0f32; b * ho * wo * c];
+    // split over the pool by output rows, at least ~64K inputs a task
+    let rows = (65_536 / (2 * w * c)).max(1);
+    out.par_chunks_mut(rows * wo * c).enumerate().for_each(|(t, o)| {
+        for (k, o) in o.chunks_mut(wo * c).enumerate() {
+            let r = t * rows + k;
+            let (s, i) = (r / ho, r % ho);
+            let r0 = &x[(s * h + 2 * i) * w * c..][..w * c];
+            let r1 = &x[(s * h + 2 * i + 1) * w * c..][..w * c];
+            for (j, o) in o.chunks_exact_mut(c).enumerate() {
+                let (a, b) = (&r0[2 * j * c..][..2 * c], &r1[2 * j * c..][..2 * c]);
+                for (ch, o) in o.iter_mut().enumerate() {
+                    *o = max_nan(max_nan(a[ch], a[c + ch]), max_nan(b[ch], b[c + ch]));
+                }
+            }
+        }
+    });
+    out
+}
+
 /// The maxima of `x` `[B, C, H, W]` and the cell each came from: burn's rule, scanning the
 /// window row by row, a cell replaces the running winner when it is greater or NaN.
 pub(crate) fn pool_maxima_and_winners(x: &[f32], [b, c, h, w]: [usize; 4]) -> (Vec<f32>, Vec<u8>) {

@@ -211,7 +211,7 @@ impl BertLayer {
     pub fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
         let a = self.attention.forward(x.clone(), mask_bias);
         let x = self.attention_norm.forward(self.dropout.forward(self.attention_output.forward(a)) + x);
-        let f = self.output.forward(self.act.forward(self.intermediate.forward(x.clone())));
+        let f = self.output.forward(self.act.after(&self.intermediate, x.clone()));
         self.output_norm.forward(self.dropout.forward(f) + x)
     }
 }

@@ -172,7 +172,7 @@ pub struct ClipLayer {
 impl ClipLayer {
     pub fn forward(&self, x: Tensor<3>, mask: Option<Tensor<4, Bool>>) -> Tensor<3> {
         let x = x.clone() + self.self_attn.forward(self.layer_norm1.forward(x), mask);
-        let f = self.fc2.forward(self.act.forward(self.fc1.forward(self.layer_norm2.forward(x.clone()))));
+        let f = self.fc2.forward(self.act.after(&self.fc1, self.layer_norm2.forward(x.clone())));
         x + f
     }
 }

@@ -24,7 +24,7 @@ use burn::tensor::{Device, Tensor};
 use mmfuse_kernels::conv_bn::{
     ConvBnLayer, FoldedCache, channels_last_applies, conv_bn_channels_last, from_channels_last, inverted_residual_channels_last, to_channels_last,
 };
-use mmfuse_kernels::{Activation, conv_bn, join_streams};
+use mmfuse_kernels::{Activation, conv_bn, each_sample};
 use mmfuse_kernels::{Dropout, DropoutConfig, Linear};
 use std::path::Path;
 
@@ -193,7 +193,11 @@ impl MobileNetV2 {
     /// `[B, 1280, H/32, W/32]` (after the last 1×1 conv + BN + ReLU6, so in [0, 6]).
     ///
     /// At prediction on the CPU the network runs channels-last (`[B, H, W, C]`) from the stem to
-    /// the last layer, the input and the output transposed once, one task per sample: every 1×1
+    /// the last layer, the input and the output transposed once, one task per sample
+    /// ([`each_sample`]; measured with the `encoders` bench, batch 8, 2 threads, a Zen 4 with
+    /// 32 MiB of L3, alternated: the whole batch through each layer ran at 102–105 samples/s,
+    /// each map of 8 samples at 224² a fresh mapping; two samples at a time at 126–216, a sample
+    /// per task at 208–226): every 1×1
     /// convolution is then one product with its folded weight packed once, every depthwise one a
     /// pass along the channels (`mmfuse_kernels::conv_bn::conv_bn_channels_last`), each inverted
     /// residual block band by band of rows
@@ -201,30 +205,11 @@ impl MobileNetV2 {
     pub fn features(&self, x: Tensor<4>) -> Tensor<4> {
         if channels_last_applies(&x)
             && !x.dims().contains(&0)
-            && let Some(parts) = self.samples_channels_last(&x, 0, x.dims()[0])
+            && let Some(parts) = each_sample(&x.device(), x.dims()[0], &|s| self.features_channels_last(&x.clone().narrow(0, s, 1)))
         {
             return Tensor::cat(parts, 0);
         }
         self.features_nchw(x)
-    }
-
-    /// The features of samples `start..end` of `x`, each sample through the whole network
-    /// channels-last as one task, the tasks in parallel on the compute pool (each layer's own
-    /// parallel work goes to threads left idle): a thread's maps stay in cache from the layer
-    /// that writes them to the one that reads them, and no layer waits for the others'
-    /// threads. Measured (`encoders` bench, batch 8, 2 threads, a Zen 4 with 32 MiB of L3,
-    /// alternated): the whole batch through each layer ran at 102–105 samples/s (each map of 8
-    /// samples at 224² a fresh mapping past glibc's 32 MiB threshold: 7× the page faults),
-    /// two samples at a time at 126–216, a sample per task at 208–226.
-    fn samples_channels_last(&self, x: &Tensor<4>, start: usize, end: usize) -> Option<Vec<Tensor<4>>> {
-        if end - start == 1 {
-            return Some(vec![self.features_channels_last(&x.clone().narrow(0, start, 1))?]);
-        }
-        let mid = start + (end - start) / 2;
-        let (a, b) = join_streams(&x.device(), || self.samples_channels_last(x, start, mid), || self.samples_channels_last(x, mid, end));
-        let mut parts = a?;
-        parts.extend(b?);
-        Some(parts)
     }
 
     /// [`features`](Self::features) channels-last, if every layer has that pass.

@@ -17,8 +17,7 @@ use crate::layers::attention::MaskedAttention;
 use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::{Bool, Device, Tensor};
-use mmfuse_kernels::gelu;
-use mmfuse_kernels::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use mmfuse_kernels::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearActivation, LinearConfig};
 
 /// Configuration of [`TransformerEncoder`].
 #[derive(Config, Debug)]
@@ -82,7 +81,7 @@ impl TransformerEncoderConfig {
 
 impl PositionWiseFeedForward {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.linear_outer.forward(self.dropout.forward(gelu(self.linear_inner.forward(x))))
+        self.linear_outer.forward(self.dropout.forward(self.linear_inner.forward_activated(x, LinearActivation::Gelu)))
     }
 }
 

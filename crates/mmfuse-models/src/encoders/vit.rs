@@ -197,7 +197,7 @@ pub struct VitLayer {
 impl VitLayer {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let x = x.clone() + self.attention.forward(self.norm1.forward(x), None);
-        let f = self.output.forward(self.act.forward(self.intermediate.forward(self.norm2.forward(x.clone()))));
+        let f = self.output.forward(self.act.after(&self.intermediate, self.norm2.forward(x.clone())));
         x + f
     }
 }

@@ -8,8 +8,7 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
-use mmfuse_kernels::gelu;
-use mmfuse_kernels::{Dropout, DropoutConfig, Linear, LinearConfig};
+use mmfuse_kernels::{Dropout, DropoutConfig, Linear, LinearActivation, LinearConfig};
 
 /// Configuration of [`MlpHead`].
 #[derive(Config, Debug)]
@@ -45,6 +44,6 @@ impl MlpHeadConfig {
 impl MlpHead {
     /// `[..., d_input]` → `[..., n_outputs]`.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        self.output.forward(self.dropout.forward(gelu(self.hidden.forward(x))))
+        self.output.forward(self.dropout.forward(self.hidden.forward_activated(x, LinearActivation::Gelu)))
     }
 }

@@ -3,7 +3,7 @@
 
 use burn::tensor::Tensor;
 use burn::tensor::activation::{gelu_approximate, relu, sigmoid};
-use mmfuse_kernels::gelu;
+use mmfuse_kernels::{Linear, LinearActivation, gelu};
 
 /// A feed-forward activation, parsed from HF's `hidden_act`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,6 +29,17 @@ impl Activation {
             "quick_gelu" => Some(Self::QuickGelu),
             "relu" => Some(Self::Relu),
             _ => None,
+        }
+    }
+
+    /// `self.forward(lin.forward(x))`; GELU and ReLU run inside the layer's product at
+    /// prediction on the CPU ([`Linear::forward_activated`]), over each block of output while
+    /// it is in cache.
+    pub fn after<const D: usize>(&self, lin: &Linear, x: Tensor<D>) -> Tensor<D> {
+        match self {
+            Self::Gelu => lin.forward_activated(x, LinearActivation::Gelu),
+            Self::Relu => lin.forward_activated(x, LinearActivation::Relu),
+            Self::GeluTanh | Self::QuickGelu => self.forward(lin.forward(x)),
         }
     }
 

@@ -16,8 +16,7 @@ pub use crate::layers::attention::{MASK_BIAS, MaskedAttention};
 use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::{Bool, Device, Tensor};
-use mmfuse_kernels::gelu;
-use mmfuse_kernels::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use mmfuse_kernels::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearActivation, LinearConfig};
 
 /// Configuration of [`CrossEncoder`] (paper values marked "paper:").
 #[derive(Config, Debug)]
@@ -106,7 +105,7 @@ impl CrossEncoderLayer {
             let a = att.forward(x.clone(), o, o_mask);
             x = norm.forward(x + self.dropout.forward(a));
         }
-        let f = self.ffn_out.forward(gelu(self.ffn_in.forward(x.clone())));
+        let f = self.ffn_out.forward(self.ffn_in.forward_activated(x.clone(), LinearActivation::Gelu));
         self.norm_ffn.forward(x + self.dropout.forward(f))
     }
 }

@@ -30,7 +30,7 @@ use burn::module::{Module, Param};
 use burn::nn::Relu;
 use burn::tensor::{Bool, Device, Distribution, Tensor};
 use mmfuse_kernels::join_streams;
-use mmfuse_kernels::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use mmfuse_kernels::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearActivation, LinearConfig};
 
 /// Configuration of [`CrossTransformer`] (paper/reference defaults in brackets).
 #[derive(Config, Debug)]
@@ -73,6 +73,8 @@ pub struct CrossLayer {
     pub norm_1: LayerNorm,
     pub ffn_in: Linear,
     pub ffn_out: Linear,
+    /// ReLU (applied by `ffn_in` as it stores its output, `Linear::forward_activated`; the field
+    /// keeps the records' layout)
     pub act: Relu,
     pub norm_2: LayerNorm,
     pub dropout: Dropout,
@@ -87,7 +89,7 @@ impl CrossLayer {
 
     /// Feed-forward + residual + LayerNorm.
     pub fn ffn_block(&self, x: Tensor<3>) -> Tensor<3> {
-        let f = self.ffn_out.forward(self.dropout.forward(self.act.forward(self.ffn_in.forward(x.clone()))));
+        let f = self.ffn_out.forward(self.dropout.forward(self.ffn_in.forward_activated(x.clone(), LinearActivation::Relu)));
         self.norm_2.forward(x + self.dropout.forward(f))
     }
 }

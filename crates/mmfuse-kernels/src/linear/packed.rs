@@ -36,8 +36,12 @@ const KC: usize = 256;
 const MC: usize = 96;
 /// Panels packed by one task.
 const PACK_GROUP: usize = 8;
-/// Below this many multiply-adds a product's columns are not split over the threads.
-const SERIAL_FMAS: usize = 1 << 16;
+/// The fewest multiply-adds a task of one product gets (a few microseconds of work): below
+/// that, handing the task to another thread costs about what it computes, and where several
+/// predictions share the pool (a server's or Python's threads) each such hand-off ties one
+/// call to another's progress. Two Python threads predicting a small demo model post by post
+/// took 1.7–1.8× one thread's time with a task per even block of rows, 1.1–1.35× with this.
+const TASK_FMAS: usize = 1 << 18;
 
 /// The kernels a CPU runs (ordered: a CPU that runs one runs those before it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -255,12 +259,16 @@ unsafe fn run(isa: Isa, x: &[f32], rows: usize, w: &PackedWeight, bias: Option<&
     }
     let threads = rayon::current_num_threads();
     // blocks of at most MC rows, as many as the threads share evenly, of whole tiles as even
-    // as they can be (1024 rows: 12 blocks of 84–90, not 10 of 96 and one of 64)
-    let row_blocks = balanced_blocks(rows, threads);
+    // as they can be (1024 rows: 12 blocks of 84–90, not 10 of 96 and one of 64), but no more
+    // than the work pays for, TASK_FMAS multiply-adds each (a small CNN's first layer, 1024 rows
+    // × 27 → 16, is 0.44 M in all, which even blocks would cut into 12 tasks of a microsecond)
+    let row_blocks = balanced_blocks(rows, threads).min((rows * k * n / TASK_FMAS).max(1));
     let tiles = rows.div_ceil(MR);
     let block_rows = |r: usize| ((r * tiles / row_blocks * MR).min(rows), ((r + 1) * tiles / row_blocks * MR).min(rows));
     // few row blocks (a single post): split the columns too, so that every thread has work
-    let col_groups = if rows * k * n < SERIAL_FMAS || row_blocks >= 2 * threads { 1 } else { (2 * threads).div_ceil(row_blocks).min(n_panels) };
+    // (again no task below TASK_FMAS)
+    let col_groups =
+        if row_blocks >= 2 * threads { 1 } else { (2 * threads).div_ceil(row_blocks).min(n_panels).min((rows * k * n / TASK_FMAS / row_blocks).max(1)) };
     // with AVX-512, whole pairs of panels per group: an odd group's last panel would run the
     // 256-bit kernel
     let per_group = n_panels.div_ceil(col_groups);

@@ -26,6 +26,16 @@ impl DisjointOut {
     }
 }
 
+/// `f(i, row)` for every row `i` of `out` (rows of `row_len` values), `per_task` whole rows a
+/// task on the compute pool.
+pub(crate) fn for_row_chunks(out: &mut [f32], row_len: usize, per_task: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    out.par_chunks_mut(per_task * row_len).enumerate().for_each(|(t, rows)| {
+        for (i, row) in rows.chunks_mut(row_len).enumerate() {
+            f(t * per_task + i, row);
+        }
+    });
+}
+
 pub(crate) fn for_chunks(v: &mut [f32], f: impl Fn(&mut [f32]) + Sync + Send) {
     if v.len() <= PARALLEL_CHUNK { f(v) } else { v.par_chunks_mut(PARALLEL_CHUNK).for_each(f) }
 }

@@ -21,7 +21,7 @@
 use super::Activation;
 use super::forward::{Folded, Geometry, add_then_activate};
 use crate::linear::packed::{self, PackedWeight};
-use crate::math::PARALLEL_CHUNK;
+use crate::math::{PARALLEL_CHUNK, for_row_chunks};
 use rayon::prelude::*;
 
 /// A convolution and its batch norm folded for the channels-last passes.
@@ -105,7 +105,7 @@ fn im2col(x: &[f32], [b, c]: [usize; 2], g: Geometry) -> Vec<f32> {
     let [top, _, left, _] = g.padding;
     let row_len = kh * kw * c;
     let mut cols = vec![0f32; b * oh * ow * row_len];
-    let gather = |(r, out): (usize, &mut [f32])| {
+    let gather = |r: usize, out: &mut [f32]| {
         let (s, oy) = (r / oh, r % oh);
         for (ox, window) in out.chunks_exact_mut(row_len).enumerate() {
             for ky in 0..kh {
@@ -126,10 +126,7 @@ fn im2col(x: &[f32], [b, c]: [usize; 2], g: Geometry) -> Vec<f32> {
         }
     };
     // split over the pool by output rows, at least PARALLEL_CHUNK values a task
-    let rows = (PARALLEL_CHUNK / (ow * row_len)).max(1);
-    cols.par_chunks_mut(rows * ow * row_len)
-        .enumerate()
-        .for_each(|(t, out)| out.chunks_mut(ow * row_len).enumerate().for_each(|(i, out)| gather((t * rows + i, out))));
+    for_row_chunks(&mut cols, ow * row_len, (PARALLEL_CHUNK / (ow * row_len)).max(1), gather);
     cols
 }
 

@@ -62,10 +62,10 @@ pub fn conv_bn(conv: &Conv2d, bn: &BatchNorm, shortcut: Option<Tensor<4>>, act: 
 /// `#[module(skip)]` field.
 pub type FoldedCache = DerivedCache<Option<FoldedLayer>>;
 
-/// Whether [`conv_bn_channels_last`] runs on `x`: an f32 tensor of the CPU backend without
-/// autodiff, on a CPU that runs the packed `Linear` kernel (x86-64 with AVX2 and FMA).
+/// Whether [`conv_bn_channels_last`] runs on `x`: a non-empty f32 tensor of the CPU backend
+/// without autodiff, on a CPU that runs the packed `Linear` kernel (x86-64 with AVX2 and FMA).
 pub fn channels_last_applies<const D: usize>(x: &Tensor<D>) -> bool {
-    is_cpu_without_autodiff(&x.device()) && x.dtype() == DType::F32 && crate::linear::packed::available()
+    is_cpu_without_autodiff(&x.device()) && x.dtype() == DType::F32 && !x.dims().contains(&0) && crate::linear::packed::available()
 }
 
 /// `[B, C, H, W]` → the channels-last map `[B, H, W, C]`.
@@ -93,7 +93,7 @@ pub fn conv_bn_channels_last(
     act: Activation,
     x: &Tensor<4>,
 ) -> Option<Tensor<4>> {
-    if !channels_last_applies(x) || x.dims().contains(&0) {
+    if !channels_last_applies(x) {
         return None;
     }
     let [b, h, w, c] = x.dims();
@@ -134,7 +134,7 @@ pub fn inverted_residual_channels_last(
     residual: bool,
     x: &Tensor<4>,
 ) -> Option<Tensor<4>> {
-    if !channels_last_applies(x) || x.dims().contains(&0) {
+    if !channels_last_applies(x) {
         return None;
     }
     let [b, h, w, c] = x.dims();

@@ -54,14 +54,6 @@ impl LinearConfig {
     }
 }
 
-/// `y = x·W + b` over the last axis: a drop-in for `burn::nn::Linear` with the same fields (and
-/// so the same records), applied to all leading positions of `x` `[..., d_in]` (batch × tokens)
-/// as ONE `[rows, d_in] × [d_in, d_out]` matmul; under autodiff on the CPU backend as one
-/// operation with the bias fused (`backward.rs`).
-///
-/// burn's `Linear::forward` on a `[B, L, d]` input keeps the batch axis when `L` is a multiple
-/// of 32 (its matmul tiling policy): the CPU backend then runs B separate `[L, d_in]` products
-/// and re-packs the weight for each of them, most of the cost for our 64-token sequences.
 /// An activation [`Linear::forward_activated`] applies to the layer's output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LinearActivation {
@@ -71,6 +63,24 @@ pub enum LinearActivation {
     Gelu,
 }
 
+impl LinearActivation {
+    /// The activation as its own pass over `y`.
+    fn apply<const D: usize>(self, y: Tensor<D>) -> Tensor<D> {
+        match self {
+            LinearActivation::Relu => burn::tensor::activation::relu(y),
+            LinearActivation::Gelu => crate::gelu(y),
+        }
+    }
+}
+
+/// `y = x·W + b` over the last axis: a drop-in for `burn::nn::Linear` with the same fields (and
+/// so the same records), applied to all leading positions of `x` `[..., d_in]` (batch × tokens)
+/// as ONE `[rows, d_in] × [d_in, d_out]` matmul; under autodiff on the CPU backend as one
+/// operation with the bias fused (`backward.rs`).
+///
+/// burn's `Linear::forward` on a `[B, L, d]` input keeps the batch axis when `L` is a multiple
+/// of 32 (its matmul tiling policy): the CPU backend then runs B separate `[L, d_in]` products
+/// and re-packs the weight for each of them, most of the cost for our 64-token sequences.
 #[derive(Module, Debug)]
 pub struct Linear {
     /// `[d_input, d_output]`.
@@ -95,43 +105,29 @@ impl Linear {
         if D < 2 || !(trained || predicted) {
             return self.with_burn(x);
         }
-        let dims = x.dims();
-        let rows = dims[..D - 1].iter().product::<usize>();
-        let x = x.reshape([rows, dims[D - 1]]);
-        let y = if trained { self.fused(&x) } else { side_by_side(&[self], &self.packed, &x) };
-        let y = y.unwrap_or_else(|| self.with_burn(x));
-        let mut out = dims;
-        out[D - 1] = y.dims()[1];
-        y.reshape(out)
+        over_rows(x, |x| {
+            let y = if trained { self.fused(&x) } else { side_by_side(&[self], &self.packed, &x) };
+            y.unwrap_or_else(|| self.with_burn(x))
+        })
     }
 
-    /// `x` `[rows, d_in]` as one autodiff operation, if `x` and the parameters are f32 tensors
-    /// of the CPU backend under autodiff.
     /// `act(self.forward(x))`. At prediction on the CPU (the packed kernel) the activation
     /// runs over each block of output as the kernel stores it, while the block is in cache,
     /// instead of as a second pass over the whole output: the same values as the two steps
     /// ([`gelu`](crate::gelu)'s pass, or a ReLU that keeps NaN).
     pub fn forward_activated<const D: usize>(&self, x: Tensor<D>, act: LinearActivation) -> Tensor<D> {
-        if D >= 2 && packs_at_prediction(&x) {
-            let dims = x.dims();
-            let rows = dims[..D - 1].iter().product::<usize>();
-            let epilogue = |_: usize, _: usize, y: &mut [f32]| match act {
-                LinearActivation::Relu => clamp_relu(y, f32::INFINITY),
-                LinearActivation::Gelu => pulp::Arch::new().dispatch(GeluInPlace(y)),
-            };
-            if let Some(y) = side_by_side_then(&[self], &self.packed, &x.clone().reshape([rows, dims[D - 1]]), Some(&epilogue)) {
-                let mut out = dims;
-                out[D - 1] = y.dims()[1];
-                return y.reshape(out);
-            }
+        if D < 2 || !packs_at_prediction(&x) {
+            return act.apply(self.forward(x));
         }
-        let y = self.forward(x);
-        match act {
-            LinearActivation::Relu => burn::tensor::activation::relu(y),
-            LinearActivation::Gelu => crate::gelu(y),
-        }
+        let epilogue = |_: usize, _: usize, y: &mut [f32]| match act {
+            LinearActivation::Relu => clamp_relu(y, f32::INFINITY),
+            LinearActivation::Gelu => pulp::Arch::new().dispatch(GeluInPlace(y)),
+        };
+        over_rows(x, |x| side_by_side_then(&[self], &self.packed, &x, Some(&epilogue)).unwrap_or_else(|| act.apply(self.forward(x))))
     }
 
+    /// `x` `[rows, d_in]` as one autodiff operation, if `x` and the parameters are f32 tensors
+    /// of the CPU backend under autodiff.
     fn fused(&self, x: &Tensor<2>) -> Option<Tensor<2>> {
         let weight = self.weight.val();
         let bias = self.bias.as_ref().map(|b| b.val());
@@ -142,6 +138,17 @@ impl Linear {
     pub fn with_burn<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         burn::tensor::module::linear(x, self.weight.val(), self.bias.as_ref().map(|b| b.val()))
     }
+}
+
+/// `f` over `x` `[..., d]` (`D` ≥ 2) seen as rows `[rows, d]`, its output `[rows, n]` given
+/// `x`'s leading axes back: `[..., n]`.
+fn over_rows<const D: usize>(x: Tensor<D>, f: impl FnOnce(Tensor<2>) -> Tensor<2>) -> Tensor<D> {
+    let dims = x.dims();
+    let rows = dims[..D - 1].iter().product::<usize>();
+    let y = f(x.reshape([rows, dims[D - 1]]));
+    let mut out = dims;
+    out[D - 1] = y.dims()[1];
+    y.reshape(out)
 }
 
 /// Whether `x` is predicted through packed weights: an f32 tensor of the CPU backend without

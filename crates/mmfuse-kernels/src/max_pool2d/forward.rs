@@ -1,7 +1,7 @@
 //! The 2×2 max-pool pass over f32 planes: the maxima, or the maxima and each window's winning
 //! cell.
 
-use crate::math::max_nan;
+use crate::math::{for_row_chunks, max_nan};
 use rayon::prelude::*;
 
 /// The maxima `[B, C, H/2, W/2]` of `x` `[B, C, H, W]`.
@@ -9,13 +9,7 @@ pub(crate) fn pool_maxima(x: &[f32], [b, c, h, w]: [usize; 4]) -> Vec<f32> {
     let (ho, wo) = (h / 2, w / 2);
     let mut out = vec![0f32; b * c * ho * wo];
     // split over the pool in chunks of whole planes of at least ~64K inputs
-    let chunk = (65_536 / (h * w)).max(1);
-    out.par_chunks_mut(chunk * ho * wo).enumerate().for_each(|(i, o)| {
-        for (k, o) in o.chunks_mut(ho * wo).enumerate() {
-            let p = i * chunk + k;
-            pool_plane(&x[p * h * w..(p + 1) * h * w], w, ho, wo, o);
-        }
-    });
+    for_row_chunks(&mut out, ho * wo, (65_536 / (h * w)).max(1), |p, o| pool_plane(&x[p * h * w..(p + 1) * h * w], w, ho, wo, o));
     out
 }
 
@@ -36,18 +30,14 @@ pub(crate) fn pool_maxima_channels_last(x: &[f32], [b, h, w, c]: [usize; 4]) -> 
     let (ho, wo) = (h / 2, w / 2);
     let mut out = vec![0f32; b * ho * wo * c];
     // split over the pool by output rows, at least ~64K inputs a task
-    let rows = (65_536 / (2 * w * c)).max(1);
-    out.par_chunks_mut(rows * wo * c).enumerate().for_each(|(t, o)| {
-        for (k, o) in o.chunks_mut(wo * c).enumerate() {
-            let r = t * rows + k;
-            let (s, i) = (r / ho, r % ho);
-            let r0 = &x[(s * h + 2 * i) * w * c..][..w * c];
-            let r1 = &x[(s * h + 2 * i + 1) * w * c..][..w * c];
-            for (j, o) in o.chunks_exact_mut(c).enumerate() {
-                let (a, b) = (&r0[2 * j * c..][..2 * c], &r1[2 * j * c..][..2 * c]);
-                for (ch, o) in o.iter_mut().enumerate() {
-                    *o = max_nan(max_nan(a[ch], a[c + ch]), max_nan(b[ch], b[c + ch]));
-                }
+    for_row_chunks(&mut out, wo * c, (65_536 / (2 * w * c)).max(1), |r, o| {
+        let (s, i) = (r / ho, r % ho);
+        let r0 = &x[(s * h + 2 * i) * w * c..][..w * c];
+        let r1 = &x[(s * h + 2 * i + 1) * w * c..][..w * c];
+        for (j, o) in o.chunks_exact_mut(c).enumerate() {
+            let (a, b) = (&r0[2 * j * c..][..2 * c], &r1[2 * j * c..][..2 * c]);
+            for (ch, o) in o.iter_mut().enumerate() {
+                *o = max_nan(max_nan(a[ch], a[c + ch]), max_nan(b[ch], b[c + ch]));
             }
         }
     });

@@ -102,7 +102,7 @@ impl ImageCnn {
     /// one task; `None` where the channels-last passes do not apply (training, other devices,
     /// a map too small to pool).
     fn maps_channels_last(&self, images: &Tensor<4>) -> Option<Tensor<4>> {
-        if !channels_last_applies(images) || images.dims().contains(&0) {
+        if !channels_last_applies(images) {
             return None;
         }
         let sample = |s: usize| {

@@ -204,7 +204,6 @@ impl MobileNetV2 {
     /// (`mmfuse_kernels::conv_bn::inverted_residual_channels_last`).
     pub fn features(&self, x: Tensor<4>) -> Tensor<4> {
         if channels_last_applies(&x)
-            && !x.dims().contains(&0)
             && let Some(parts) = each_sample(&x.device(), x.dims()[0], &|s| self.features_channels_last(&x.clone().narrow(0, s, 1)))
         {
             return Tensor::cat(parts, 0);

@@ -294,9 +294,11 @@ mod tests {
         note_if_unavailable();
         let device = Device::flex();
         // one row block and several (column groups at few rows), panels left over, NaN inputs
+        let (mut past_6, mut gelu_negatives) = (false, 0);
         for (rows, d_in, d_out) in [(1, 8, 5), (65, 256, 1024), (300, 40, 33)] {
             let lin = LinearConfig::new(d_in, d_out).init(&device);
-            let mut v = Tensor::<2>::random([rows, d_in], Distribution::Normal(0.0, 2.0), &device).into_data().try_to_vec::<f32>().unwrap();
+            // wide inputs: outputs well past 6, so a clamp with a bound would show
+            let mut v = Tensor::<2>::random([rows, d_in], Distribution::Normal(0.0, 20.0), &device).into_data().try_to_vec::<f32>().unwrap();
             if rows > 1 {
                 v[d_in * (rows / 2)] = f32::NAN;
             }
@@ -318,13 +320,18 @@ mod tests {
                         "{act:?} {rows}×{d_in}→{d_out}, value {i}: {a} vs {b}"
                     );
                 }
+                past_6 |= fused.iter().any(|v| *v > 6.0);
                 let negatives = fused.iter().filter(|v| **v < 0.0).count();
                 match act {
                     LinearActivation::Relu => assert_eq!(negatives, 0),
-                    LinearActivation::Gelu => assert!(negatives > 0, "GELU keeps small negatives"),
+                    LinearActivation::Gelu => gelu_negatives += negatives,
                 }
             }
         }
+        // the cases covered what a wrong epilogue would change (over all of them: a 1 × 5 output
+        // alone may by chance have neither)
+        assert!(past_6, "some outputs past 6");
+        assert!(gelu_negatives > 0, "GELU keeps small negatives");
     }
 
     #[test]

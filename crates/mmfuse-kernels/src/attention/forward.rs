@@ -16,18 +16,32 @@ pub(crate) struct Shape {
 }
 
 /// `q` `[B, Lq, d]`, `k`/`v` `[B, Lk, d]`, `bias` `[B, Lk]` (row-major) → the output
-/// `[B, Lq, d]` and, with `keep_weights`, the weights `[B, H, Lq, Lk]`.
-pub(crate) fn attention(q: &[f32], k: &[f32], v: &[f32], bias: &[f32], scale: f32, s: Shape, keep_weights: bool) -> (Vec<f32>, Option<Vec<f32>>) {
+/// `[B, Lq, d]` and, with `keep_weights`, the weights `[B, H, Lq, Lk]` (before dropout).
+/// `dropout`, `[B, H, Lq, Lk]` factors (`Dropout`'s mask in training), multiplies the weights
+/// before they weigh the values.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attention(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    bias: &[f32],
+    scale: f32,
+    s: Shape,
+    keep_weights: bool,
+    dropout: Option<&[f32]>,
+) -> (Vec<f32>, Option<Vec<f32>>) {
     let Shape { b, lq, lk, d, heads } = s;
     let dh = d / heads;
     assert!(
         q.len() == b * lq * d && k.len() == b * lk * d && v.len() == b * lk * d && bias.len() == b * lk && dh * heads == d && dh > 0,
         "attention: data do not match {s:?}"
     );
+    assert!(dropout.is_none_or(|m| m.len() == b * heads * lq * lk), "attention: the dropout mask does not match {s:?}");
     let mut out = vec![0f32; b * lq * d];
     let dst = DisjointOut(out.as_mut_ptr());
-    // scores of task t (sample t / H, head t % H) into `w` [Lq, Lk], softmax, then its output block
-    let task = |t: usize, w: &mut [f32]| {
+    // scores of task t (sample t / H, head t % H) into `w` [Lq, Lk], softmax, then its output
+    // block (from `dropped`, the weights times the mask, where there is one)
+    let task = |t: usize, w: &mut [f32], dropped: &mut Vec<f32>| {
         let (i, h) = (t / heads, t % heads);
         let (q, k, v) = (&q[i * lq * d + h * dh..], &k[i * lk * d + h * dh..], &v[i * lk * d + h * dh..]);
         // SAFETY (both calls): `product` reads lhs (r, c) at r·lhs_rs + c·lhs_cs and rhs likewise,
@@ -40,16 +54,24 @@ pub(crate) fn attention(q: &[f32], k: &[f32], v: &[f32], bias: &[f32], scale: f3
             product([lq, lk, dh], w.as_mut_ptr(), lk, (q.as_ptr(), d, 1), (k.as_ptr(), 1, d));
         }
         softmax_rows(w, &bias[i * lk..(i + 1) * lk], scale, lk);
-        // SAFETY: as above.
-        unsafe { product([lq, dh, lk], dst.at(i * lq * d + h * dh), d, (w.as_ptr(), lk, 1), (v.as_ptr(), d, 1)) };
+        let weighing = match dropout {
+            Some(mask) => {
+                dropped.clear();
+                dropped.extend(w.iter().zip(&mask[t * lq * lk..(t + 1) * lq * lk]).map(|(w, m)| w * m));
+                &dropped[..]
+            }
+            None => &w[..],
+        };
+        // SAFETY: as above (`weighing` holds lq × lk values).
+        unsafe { product([lq, dh, lk], dst.at(i * lq * d + h * dh), d, (weighing.as_ptr(), lk, 1), (v.as_ptr(), d, 1)) };
     };
     let tasks = b * heads;
     if keep_weights {
         let mut weights = vec![0f32; tasks * lq * lk];
-        weights.par_chunks_mut(lq * lk).enumerate().for_each(|(t, w)| task(t, w));
+        weights.par_chunks_mut(lq * lk).enumerate().for_each_init(Vec::new, |dropped, (t, w)| task(t, w, dropped));
         (out, Some(weights))
     } else {
-        (0..tasks).into_par_iter().for_each_init(|| vec![0f32; lq * lk], |w, t| task(t, w));
+        (0..tasks).into_par_iter().for_each_init(|| (vec![0f32; lq * lk], Vec::new()), |(w, dropped), t| task(t, w, dropped));
         (out, None)
     }
 }
@@ -60,7 +82,7 @@ pub(crate) fn attention(q: &[f32], k: &[f32], v: &[f32], bias: &[f32], scale: f3
 /// # Safety
 /// Every element addressed by the shapes and strides must be valid (read for the operands,
 /// written for `dst`), and `dst` must not overlap the operands.
-unsafe fn product(
+pub(crate) unsafe fn product(
     [m, n, k]: [usize; 3],
     dst: *mut f32,
     dst_rs: usize,

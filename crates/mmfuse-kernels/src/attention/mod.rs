@@ -8,23 +8,27 @@
 //! `gemm` reads its head's columns of Q and K through their strides into a score block that
 //! stays in cache, the softmax runs over it, and a second `gemm` writes the head's columns of the
 //! output directly. The tasks run on the compute pool, so a single post's heads are spread over
-//! the threads (burn's batched matmul ran them one after the other). Under autodiff and on other
-//! devices burn's ops run, with [`attention_softmax`](crate::attention_softmax) and the
-//! attention dropout.
+//! the threads (burn's batched matmul ran them one after the other). In training on the CPU the
+//! same pass, with the dropout mask on the weights, is one autodiff operation whose backward
+//! works the same way, per (sample, head) through the strides (`backward.rs`). On other devices
+//! burn's ops run, with [`attention_softmax`](crate::attention_softmax) and the attention
+//! dropout.
 
+mod backward;
 mod forward;
 
 use crate::autodiff::{flex_tensor, from_plain, plain, values};
-use crate::device::is_cpu_without_autodiff;
+use crate::device::{is_cpu, is_cpu_without_autodiff};
 use crate::{Dropout, attention_softmax};
+use burn::backend::autodiff::checkpoint::strategy::{BalancedCheckpointing, NoCheckpointing};
 use burn::tensor::{DType, Tensor};
 
 /// `softmax(Q·Kᵀ·scale + key_bias)·V` per head, for `q` `[B, Lq, d]`, `k` and `v` `[B, Lk, d]`
 /// (head `h` is columns `h·d/H..(h+1)·d/H`) and `key_bias` `[B, Lk]` (added to every head's and
 /// query's score of key k: 0 at real keys, [`MASK_BIAS`](crate::MASK_BIAS) at padding).
 /// Returns the output `[B, Lq, d]` and, with `weights`, the attention weights `[B, H, Lq, Lk]`
-/// (before `dropout`, which applies to the weights in training). A NaN score makes its query's
-/// row NaN.
+/// (before `dropout`, which applies to the weights in training; in training on the CPU they
+/// are a constant, no gradient flows through them). A NaN score makes its query's row NaN.
 ///
 /// # Panics
 /// If the shapes disagree or `d` is not a multiple of `n_heads`.
@@ -52,8 +56,16 @@ pub fn attention(
         && let (Some(qt), Some(kt), Some(vt), Some(bt)) = (plain(&q), plain(&k), plain(&v), plain(&key_bias))
     {
         let shape = forward::Shape { b, lq, lk, d, heads: n_heads };
-        let (out, w) = forward::attention(&values(&qt), &values(&kt), &values(&vt), &values(&bt), scale as f32, shape, weights);
+        let (out, w) = forward::attention(&values(&qt), &values(&kt), &values(&vt), &values(&bt), scale as f32, shape, weights, None);
         return (from_plain(flex_tensor(out, [b, lq, d])), w.map(|w| from_plain(flex_tensor(w, [b, n_heads, lq, lk]))));
+    }
+    if device.is_autodiff() && is_cpu(&device) && b * lq * lk * d > 0 && f32s {
+        let shape = forward::Shape { b, lq, lk, d, heads: n_heads };
+        let trained = backward::trained::<NoCheckpointing>(&q, &k, &v, shape, scale as f32, &key_bias, dropout, weights)
+            .or_else(|| backward::trained::<BalancedCheckpointing>(&q, &k, &v, shape, scale as f32, &key_bias, dropout, weights));
+        if let Some(result) = trained {
+            return result;
+        }
     }
     with_burn(q, k, v, n_heads, scale, key_bias, dropout, weights)
 }
@@ -160,8 +172,62 @@ mod tests {
         }
     }
 
+    /// Training on the CPU, the autodiff operation against burn's ops with the same dropout
+    /// mask: the output, the weights and the gradients of Q, K and V, with padded keys, a
+    /// lexicon bias, a sample without a real key, Lq ≠ Lk, a single query and MuSE-small's
+    /// sequence length; and gradients with the same bits at 1 and 3 threads.
     #[test]
-    fn autodiff_runs_burns_ops_with_dropout() {
+    fn training_matches_burns_ops_and_their_gradients() {
+        use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+        use burn::tensor::activation::softmax;
+        let device = Device::flex().autodiff();
+        for (b, lq, lk, d, h) in [(3, 7, 5, 12, 3), (3, 65, 65, 64, 2), (3, 1, 9, 8, 1)] {
+            for masked in [false, true] {
+                let (q, k, v, bias) = case(b, lq, lk, d, &device);
+                let up = Tensor::<3>::random([b, lq, d], Distribution::Normal(0.0, 1.0), &device);
+                let scale = 1.0 / ((d / h) as f64).sqrt();
+                let mask = masked.then(|| crate::dropout::keep_mask(b * h * lq * lk, 0.7, 7));
+                let shape = forward::Shape { b, lq, lk, d, heads: h };
+                let ours = |threads: usize| {
+                    let [q, k, v] = [&q, &k, &v].map(|t| t.clone().require_grad());
+                    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                    let tr = |t: &Tensor<3>| crate::autodiff::tracked::<NoCheckpointing, 3>(t).unwrap();
+                    let bias = crate::autodiff::tracked::<NoCheckpointing, 2>(&bias).unwrap();
+                    let (o, w) = pool
+                        .install(|| backward::with_mask::<NoCheckpointing>([tr(&q), tr(&k), tr(&v)], bias, shape, scale as f32, mask.clone(), true, &device));
+                    let g = pool.install(|| (o.clone() * up.clone()).sum().backward());
+                    let grads = [&q, &k, &v].map(|t| vals(t.grad(&g).unwrap()));
+                    (vals(o), vals(w.unwrap()), grads)
+                };
+                // burn's ops, the same mask
+                let [q2, k2, v2] = [&q, &k, &v].map(|t| t.clone().require_grad());
+                let heads = |t: Tensor<3>, l: usize| t.reshape([b, l, h, d / h]).swap_dims(1, 2);
+                let scores = heads(q2.clone(), lq).matmul(heads(k2.clone(), lk).swap_dims(2, 3));
+                let w2 = softmax(scores.mul_scalar(scale) + bias.clone().reshape([b, 1, 1, lk]), 3);
+                let dropped = match &mask {
+                    Some(m) => w2.clone() * Tensor::<4>::from_data(TensorData::new(m.clone(), [b, h, lq, lk]), &device),
+                    None => w2.clone(),
+                };
+                let o2 = dropped.matmul(heads(v2.clone(), lk)).swap_dims(1, 2).reshape([b, lq, d]);
+                let g2 = (o2.clone() * up.clone()).sum().backward();
+                let want = [&q2, &k2, &v2].map(|t| vals(t.grad(&g2).unwrap()));
+                let (o1, w1, got) = ours(1);
+                let case = format!("{b}×{lq}×{lk}×{d}/{h}, mask {masked}");
+                assert!(max_diff(&o1, &vals(o2)) < 1e-5, "{case}: output");
+                assert!(max_diff(&w1, &vals(w2)) < 1e-6, "{case}: weights");
+                for (name, (got, want)) in ["Q", "K", "V"].iter().zip(got.iter().zip(&want)) {
+                    let size = want.iter().fold(0f32, |m, x| m.max(x.abs()));
+                    assert!(size > 0.0 && max_diff(got, want) < 1e-5 * size.max(1.0), "{case}: d{name} off by {} (largest {size})", max_diff(got, want));
+                }
+                let (_, _, got3) = ours(3);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert!(got.iter().zip(&got3).all(|(a, b)| bits(a) == bits(b)), "{case}: gradients depend on the threads");
+            }
+        }
+    }
+
+    #[test]
+    fn autodiff_gives_weights_and_gradients() {
         let device = Device::flex().autodiff();
         let dropout = DropoutConfig::new(0.0).init();
         let (q, k, v, bias) = case(2, 4, 5, 8, &device);

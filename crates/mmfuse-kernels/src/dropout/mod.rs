@@ -59,12 +59,24 @@ impl Dropout {
             let mask = Tensor::<D>::random(x.shape(), Distribution::Bernoulli(keep), &device);
             return x * mask.div_scalar(keep);
         }
-        // one draw from the device RNG seeds this call's generator
-        let s = Tensor::<1>::random([2], Distribution::Uniform(0.0, 1.0), &device).into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
-        let seed = s.iter().fold(0u64, |acc, v| (acc << 32) ^ u64::from(v.to_bits()));
         let shape = x.shape();
-        let mask = keep_mask(shape.num_elements(), keep, seed);
+        let mask = self.draw_mask(shape.num_elements(), &device);
         x * Tensor::<D>::from_data(TensorData::new(mask, shape), &device)
+    }
+
+    /// The mask [`Dropout::forward`] would multiply `n` values by on the CPU backend (`1/(1 −
+    /// prob)` or 0 each, the same draw from the device RNG), for a fused operation that applies
+    /// it itself ([`attention`](crate::attention) in training); `None` where `forward` would
+    /// return its input unchanged.
+    pub(crate) fn cpu_mask(&self, n: usize, device: &burn::tensor::Device) -> Option<Vec<f32>> {
+        (self.training.is_enabled() && device.is_autodiff() && self.prob != 0.0 && crate::device::is_cpu(device)).then(|| self.draw_mask(n, device))
+    }
+
+    /// `n` mask values of [`keep_mask`], seeded by one draw from `device`'s RNG.
+    fn draw_mask(&self, n: usize, device: &burn::tensor::Device) -> Vec<f32> {
+        let s = Tensor::<1>::random([2], Distribution::Uniform(0.0, 1.0), device).into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
+        let seed = s.iter().fold(0u64, |acc, v| (acc << 32) ^ u64::from(v.to_bits()));
+        keep_mask(n, 1.0 - self.prob, seed)
     }
 }
 

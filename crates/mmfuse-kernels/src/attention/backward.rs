@@ -62,7 +62,8 @@ where
     let Shape { b, lq, lk, d, heads } = shape;
     let bias = values(bias.primitive()).into_owned();
     let (qv, kv, vv) = (values(qt.primitive()), values(kt.primitive()), values(vt.primitive()));
-    let (out, w) = forward::attention(&qv, &kv, &vv, &bias, scale, shape, true, mask.as_deref());
+    let dense = |x| forward::Rows::dense(x, d);
+    let (out, w) = forward::attention(dense(&qv), dense(&kv), dense(&vv), &bias, scale, shape, true, mask.as_deref());
     let w = w.expect("the weights were kept");
     let returned = weights.then(|| Tensor::<4>::from_data(TensorData::new(w.clone(), [b, heads, lq, lk]), device));
     let out = flex_tensor(out, [b, lq, d]);

@@ -15,15 +15,36 @@ pub(crate) struct Shape {
     pub heads: usize,
 }
 
+/// The rows of a `[B, L, d]` operand: row `r` (sample `r / L`, position `r % L`) is
+/// `data[r·stride..r·stride + d]`. A stride above `d` reads a block of columns of a wider
+/// product in place (the query, key and value projections of one post, done as one product).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Rows<'a> {
+    pub data: &'a [f32],
+    pub stride: usize,
+}
+
+impl<'a> Rows<'a> {
+    /// Contiguous rows of `d` values.
+    pub(crate) fn dense(data: &'a [f32], d: usize) -> Self {
+        Rows { data, stride: d }
+    }
+
+    /// Whether the operand holds `rows` rows of `d` values.
+    fn holds(&self, rows: usize, d: usize) -> bool {
+        self.stride >= d && (rows == 0 || self.data.len() >= (rows - 1) * self.stride + d)
+    }
+}
+
 /// `q` `[B, Lq, d]`, `k`/`v` `[B, Lk, d]`, `bias` `[B, Lk]` (row-major) → the output
 /// `[B, Lq, d]` and, with `keep_weights`, the weights `[B, H, Lq, Lk]` (before dropout).
 /// `dropout`, `[B, H, Lq, Lk]` factors (`Dropout`'s mask in training), multiplies the weights
 /// before they weigh the values.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn attention(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
+    q: Rows,
+    k: Rows,
+    v: Rows,
     bias: &[f32],
     scale: f32,
     s: Shape,
@@ -33,9 +54,10 @@ pub(crate) fn attention(
     let Shape { b, lq, lk, d, heads } = s;
     let dh = d / heads;
     assert!(
-        q.len() == b * lq * d && k.len() == b * lk * d && v.len() == b * lk * d && bias.len() == b * lk && dh * heads == d && dh > 0,
+        q.holds(b * lq, d) && k.holds(b * lk, d) && v.holds(b * lk, d) && bias.len() == b * lk && dh * heads == d && dh > 0,
         "attention: data do not match {s:?}"
     );
+    let (qs, ks, vs) = (q.stride, k.stride, v.stride);
     assert!(dropout.is_none_or(|m| m.len() == b * heads * lq * lk), "attention: the dropout mask does not match {s:?}");
     let mut out = vec![0f32; b * lq * d];
     let dst = DisjointOut(out.as_mut_ptr());
@@ -43,15 +65,15 @@ pub(crate) fn attention(
     // block (from `dropped`, the weights times the mask, where there is one)
     let task = |t: usize, w: &mut [f32], dropped: &mut Vec<f32>| {
         let (i, h) = (t / heads, t % heads);
-        let (q, k, v) = (&q[i * lq * d + h * dh..], &k[i * lk * d + h * dh..], &v[i * lk * d + h * dh..]);
+        let (q, k, v) = (&q.data[i * lq * qs + h * dh..], &k.data[i * lk * ks + h * dh..], &v.data[i * lk * vs + h * dh..]);
         // SAFETY (both calls): `product` reads lhs (r, c) at r·lhs_rs + c·lhs_cs and rhs likewise,
-        // and writes dst (r, c) at r·dst_rs + c; the largest offsets, (lq−1)·d + dh−1 into q's
-        // head block, (lk−1)·d + dh−1 into k's and v's, (lq−1)·lk + lk−1 into `w`, are inside
-        // those slices (their lengths were checked above), and (i·lq + lq−1)·d + h·dh + dh−1 into
-        // `out`, a block of columns no other task writes.
+        // and writes dst (r, c) at r·dst_rs + c; the largest offsets, (lq−1)·qs + dh−1 into q's
+        // head block, (lk−1)·ks + dh−1 into k's and likewise v's, (lq−1)·lk + lk−1 into `w`, are
+        // inside those slices (their lengths were checked above), and
+        // (i·lq + lq−1)·d + h·dh + dh−1 into `out`, a block of columns no other task writes.
         unsafe {
-            // w = q_h · k_hᵀ: rhs (p, j) = k_h[j, p] at j·d + p
-            product([lq, lk, dh], w.as_mut_ptr(), lk, (q.as_ptr(), d, 1), (k.as_ptr(), 1, d));
+            // w = q_h · k_hᵀ: rhs (p, j) = k_h[j, p] at j·ks + p
+            product([lq, lk, dh], w.as_mut_ptr(), lk, (q.as_ptr(), qs, 1), (k.as_ptr(), 1, ks));
         }
         softmax_rows(w, &bias[i * lk..(i + 1) * lk], scale, lk);
         let weighing = match dropout {
@@ -63,7 +85,7 @@ pub(crate) fn attention(
             None => &w[..],
         };
         // SAFETY: as above (`weighing` holds lq × lk values).
-        unsafe { product([lq, dh, lk], dst.at(i * lq * d + h * dh), d, (weighing.as_ptr(), lk, 1), (v.as_ptr(), d, 1)) };
+        unsafe { product([lq, dh, lk], dst.at(i * lq * d + h * dh), d, (weighing.as_ptr(), lk, 1), (v.as_ptr(), vs, 1)) };
     };
     let tasks = b * heads;
     if keep_weights {

@@ -17,10 +17,11 @@
 mod backward;
 mod forward;
 
-use crate::autodiff::{flex_tensor, from_plain, plain, values};
+use crate::autodiff::{contiguous, flex_tensor, from_plain, plain, stored, values};
 use crate::device::{is_cpu, is_cpu_without_autodiff};
 use crate::{Dropout, attention_softmax};
 use burn::backend::autodiff::checkpoint::strategy::{BalancedCheckpointing, NoCheckpointing};
+use burn::backend::flex::FlexTensor;
 use burn::tensor::{DType, Tensor};
 
 /// `softmax(Q·Kᵀ·scale + key_bias)·V` per head, for `q` `[B, Lq, d]`, `k` and `v` `[B, Lk, d]`
@@ -53,10 +54,10 @@ pub fn attention(
     if is_cpu_without_autodiff(&device)
         && b * lq * lk * d > 0
         && f32s
-        && let (Some(qt), Some(kt), Some(vt), Some(bt)) = (plain(&q), plain(&k), plain(&v), plain(&key_bias))
+        && let (Some(qt), Some(kt), Some(vt), Some(bt)) = (rows_of(&q), rows_of(&k), rows_of(&v), plain(&key_bias))
     {
         let shape = forward::Shape { b, lq, lk, d, heads: n_heads };
-        let (out, w) = forward::attention(&values(&qt), &values(&kt), &values(&vt), &values(&bt), scale as f32, shape, weights, None);
+        let (out, w) = forward::attention(rows(&qt), rows(&kt), rows(&vt), &values(&bt), scale as f32, shape, weights, None);
         return (from_plain(flex_tensor(out, [b, lq, d])), w.map(|w| from_plain(flex_tensor(w, [b, n_heads, lq, lk]))));
     }
     if device.is_autodiff() && is_cpu(&device) && b * lq * lk * d > 0 && f32s {
@@ -68,6 +69,31 @@ pub fn attention(
         }
     }
     with_burn(q, k, v, n_heads, scale, key_bias, dropout, weights)
+}
+
+/// `t` `[B, L, d]` as (a tensor, the offset of its first value in its storage, its row
+/// stride): as stored where its rows are evenly spaced with their values contiguous (e.g. the
+/// query block of one product of the query, key and value projections side by side), else a
+/// contiguous copy. `None` unless an f32 tensor of the CPU backend without autodiff.
+fn rows_of(t: &Tensor<3>) -> Option<(FlexTensor, usize, usize)> {
+    let stored = stored(t)?;
+    let [_, l, d] = t.dims();
+    let layout = stored.layout();
+    if let [s0, s1, 1] = *layout.strides()
+        && s1 >= d as isize
+        && s0 == s1 * l as isize
+    {
+        let offset = layout.start_offset();
+        return Some((stored, offset, s1 as usize));
+    }
+    let dense = contiguous(stored);
+    let offset = dense.layout().start_offset();
+    Some((dense, offset, d))
+}
+
+/// The rows [`rows_of`] found.
+fn rows((t, offset, stride): &(FlexTensor, usize, usize)) -> forward::Rows<'_> {
+    forward::Rows { data: &t.storage::<f32>()[*offset..], stride: *stride }
 }
 
 /// [`attention`] through burn's ops (the reference the fused pass is tested against).
@@ -147,6 +173,26 @@ mod tests {
             let (o3, w3) = attention(q, k, v, h, scale, bias, &dropout, false);
             assert!(w3.is_none());
             assert!(max_diff(&vals(o3), &vals(o2)) < 1e-5);
+        }
+    }
+
+    /// Q, K and V as blocks of columns of wider tensors (as `forward_group` gives them at
+    /// prediction): read in place at their row stride, the same values as burn's ops on them.
+    #[test]
+    fn prediction_reads_column_blocks_in_place() {
+        let device = Device::flex();
+        let dropout = DropoutConfig::new(0.0).init();
+        for (b, lq, lk, d, h) in [(1, 65, 65, 256, 4), (3, 7, 5, 12, 3), (2, 1, 9, 8, 2)] {
+            let (_, _, _, bias) = case(b, lq, lk, d, &device);
+            let wide_q = Tensor::<3>::random([b, lq, 3 * d], Distribution::Normal(0.0, 1.0), &device);
+            let wide_kv = Tensor::<3>::random([b, lk, 2 * d + 3], Distribution::Normal(0.0, 1.0), &device);
+            let (q, k, v) = (wide_q.narrow(2, d, d), wide_kv.clone().narrow(2, 0, d), wide_kv.narrow(2, d + 3, d));
+            assert!(rows_of(&q).unwrap().2 == 3 * d && rows_of(&v).unwrap().1 == d + 3, "read in place");
+            let scale = 1.0 / ((d / h) as f64).sqrt();
+            let (o1, w1) = attention(q.clone(), k.clone(), v.clone(), h, scale, bias.clone(), &dropout, true);
+            let (o2, w2) = with_burn(q, k, v, h, scale, bias, &dropout, true);
+            assert!(max_diff(&vals(w1.unwrap()), &vals(w2.unwrap())) < 1e-6, "{b}×{lq}×{lk}×{d}/{h}: weights");
+            assert!(max_diff(&vals(o1), &vals(o2)) < 1e-5, "{b}×{lq}×{lk}×{d}/{h}: output");
         }
     }
 

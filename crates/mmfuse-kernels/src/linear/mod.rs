@@ -169,13 +169,16 @@ pub fn forward_group<const D: usize, const N: usize>(layers: [&Linear; N], cache
     let rows = dims[..D.saturating_sub(1)].iter().product::<usize>();
     let grouped = D >= 2 && N > 1 && packs_at_prediction(&x) && packed::few_rows(rows);
     if grouped && let Some(y) = side_by_side(&layers, cache, &x.clone().reshape([rows, dims[D - 1]])) {
+        // the whole product in x's shape first (no copy), then each layer's block of columns as
+        // a view: reshaping a block would copy it
+        let mut whole = dims;
+        whole[D - 1] = y.dims()[1];
+        let y = y.reshape(whole);
         let mut start = 0;
         return layers.map(|l| {
             let n = l.weight.dims()[1];
-            let mut out = dims;
-            out[D - 1] = n;
             start += n;
-            y.clone().narrow(1, start - n, n).reshape(out)
+            y.clone().narrow(D - 1, start - n, n)
         });
     }
     layers.map(|l| l.forward(x.clone()))

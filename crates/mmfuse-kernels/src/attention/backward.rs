@@ -9,6 +9,7 @@ use super::forward::{self, Shape, product};
 use crate::Dropout;
 use crate::autodiff::{FlexAutodiff, TrackedTensor, dims, flex_tensor, from_tracked, tracked, values};
 use crate::math::DisjointOut;
+use crate::softmax::backward::backward_rows;
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -42,8 +43,9 @@ where
         return None;
     }
     let Shape { b, lq, lk, heads, .. } = shape;
-    let mask = dropout.cpu_mask(b * heads * lq * lk, &q.device());
-    Some(with_mask::<C>([qt, kt, vt], bias, shape, scale, mask, weights, &q.device()))
+    let device = q.device();
+    let mask = dropout.cpu_mask(b * heads * lq * lk, &device);
+    Some(with_mask::<C>([qt, kt, vt], bias, shape, scale, mask, weights, &device))
 }
 
 /// [`trained`] with the dropout mask given (`[B, H, Lq, Lk]` factors, or none).
@@ -60,7 +62,7 @@ where
     DispatchTensor: DispatchKindConversion<FlexAutodiff<C>>,
 {
     let Shape { b, lq, lk, d, heads } = shape;
-    let bias = values(bias.primitive()).into_owned();
+    let bias = values(bias.primitive());
     let (qv, kv, vv) = (values(qt.primitive()), values(kt.primitive()), values(vt.primitive()));
     let dense = |x| forward::Rows::dense(x, d);
     let (out, w) = forward::attention(dense(&qv), dense(&kv), dense(&vv), &bias, scale, shape, true, mask.as_deref());
@@ -157,10 +159,7 @@ fn gradients(q: &[f32], k: &[f32], v: &[f32], g: &[f32], weights: &[f32], mask: 
                 da.iter_mut().zip(m).for_each(|(a, m)| *a *= m);
             }
             // the softmax's backward, row by row: dS = scale · W ⊙ (dA − Σ dA⊙W)
-            for (a, w) in da.chunks_exact_mut(lk).zip(w.chunks_exact(lk)) {
-                let dot: f32 = a.iter().zip(w).map(|(a, w)| a * w).sum();
-                a.iter_mut().zip(w).for_each(|(a, w)| *a = scale * w * (*a - dot));
-            }
+            backward_rows(da, w, lk, scale);
             // SAFETY: as above.
             unsafe {
                 // dQ_h [lq, dh] = dS · K_h

@@ -50,14 +50,18 @@ impl Backward<Flex, 1> for SoftmaxBackward {
         let lk = dims[3];
         let y = values(&y);
         let mut g = values(&grad).into_owned();
-        g.par_chunks_mut(lk * 64).zip(y.par_chunks(lk * 64)).for_each(|(g, y)| {
-            for (g, y) in g.chunks_exact_mut(lk).zip(y.chunks_exact(lk)) {
-                let dot: f32 = g.iter().zip(y).map(|(g, y)| g * y).sum();
-                for (g, y) in g.iter_mut().zip(y) {
-                    *g = scale * y * (*g - dot);
-                }
-            }
-        });
+        g.par_chunks_mut(lk * 64).zip(y.par_chunks(lk * 64)).for_each(|(g, y)| backward_rows(g, y, lk, scale));
         grads.register::<Flex>(node.id, flex_tensor(g, dims));
+    }
+}
+
+/// The softmax's backward over rows of `len`, in place, on the calling thread: each row of the
+/// output gradient `g` becomes `scale · y · (g − Σ g·y)` for the softmax's output row `y`.
+pub(crate) fn backward_rows(g: &mut [f32], y: &[f32], len: usize, scale: f32) {
+    for (g, y) in g.chunks_exact_mut(len).zip(y.chunks_exact(len)) {
+        let dot: f32 = g.iter().zip(y).map(|(g, y)| g * y).sum();
+        for (g, y) in g.iter_mut().zip(y) {
+            *g = scale * y * (*g - dot);
+        }
     }
 }

@@ -6,7 +6,7 @@
 //! operation keeping its output `y`, whose backward is one pass per row,
 //! `dx = scale·y·(g − Σ g·y)`, instead of burn's six operations and their backwards.
 
-mod backward;
+pub(crate) mod backward;
 pub(crate) mod forward;
 
 use crate::device::is_cpu;

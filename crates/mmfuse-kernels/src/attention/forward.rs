@@ -59,22 +59,28 @@ pub(crate) fn attention(
     );
     let (qs, ks, vs) = (q.stride, k.stride, v.stride);
     assert!(dropout.is_none_or(|m| m.len() == b * heads * lq * lk), "attention: the dropout mask does not match {s:?}");
-    let mut out = vec![0f32; b * lq * d];
+    // not zeroed: the tasks store every value of `out` (and of `weights`) before anything reads
+    // it, `product` only writing its destination
+    let mut out = Vec::<f32>::with_capacity(b * lq * d);
     let dst = DisjointOut(out.as_mut_ptr());
-    // scores of task t (sample t / H, head t % H) into `w` [Lq, Lk], softmax, then its output
-    // block (from `dropped`, the weights times the mask, where there is one)
-    let task = |t: usize, w: &mut [f32], dropped: &mut Vec<f32>| {
+    // scores of task t (sample t / H, head t % H) into the lq × lk values at `w`, softmax, then
+    // its output block (from `dropped`, the weights times the mask, where there is one)
+    let task = |t: usize, w: *mut f32, dropped: &mut Vec<f32>| {
         let (i, h) = (t / heads, t % heads);
         let (q, k, v) = (&q.data[i * lq * qs + h * dh..], &k.data[i * lk * ks + h * dh..], &v.data[i * lk * vs + h * dh..]);
         // SAFETY (both calls): `product` reads lhs (r, c) at r·lhs_rs + c·lhs_cs and rhs likewise,
         // and writes dst (r, c) at r·dst_rs + c; the largest offsets, (lq−1)·qs + dh−1 into q's
-        // head block, (lk−1)·ks + dh−1 into k's and likewise v's, (lq−1)·lk + lk−1 into `w`, are
-        // inside those slices (their lengths were checked above), and
+        // head block, (lk−1)·ks + dh−1 into k's and likewise v's, (lq−1)·lk + lk−1 from `w`, are
+        // inside those slices (their lengths were checked above) and the lq × lk values the
+        // caller gives this task at `w`, and
         // (i·lq + lq−1)·d + h·dh + dh−1 into `out`, a block of columns no other task writes.
         unsafe {
             // w = q_h · k_hᵀ: rhs (p, j) = k_h[j, p] at j·ks + p
-            product([lq, lk, dh], w.as_mut_ptr(), lk, (q.as_ptr(), qs, 1), (k.as_ptr(), 1, ks));
+            product([lq, lk, dh], w, lk, (q.as_ptr(), qs, 1), (k.as_ptr(), 1, ks));
         }
+        // SAFETY: the lq × lk values at `w` (the caller's) are this task's alone and were all
+        // stored by the product above.
+        let w = unsafe { std::slice::from_raw_parts_mut(w, lq * lk) };
         softmax_rows(w, &bias[i * lk..(i + 1) * lk], scale, lk);
         let weighing = match dropout {
             Some(mask) => {
@@ -88,14 +94,21 @@ pub(crate) fn attention(
         unsafe { product([lq, dh, lk], dst.at(i * lq * d + h * dh), d, (weighing.as_ptr(), lk, 1), (v.as_ptr(), vs, 1)) };
     };
     let tasks = b * heads;
-    if keep_weights {
-        let mut weights = vec![0f32; tasks * lq * lk];
-        weights.par_chunks_mut(lq * lk).enumerate().for_each_init(Vec::new, |dropped, (t, w)| task(t, w, dropped));
-        (out, Some(weights))
+    let weights = if keep_weights {
+        let mut weights = Vec::<f32>::with_capacity(tasks * lq * lk);
+        let all = DisjointOut(weights.as_mut_ptr());
+        // task t's weights are the lq × lk values from t·lq·lk
+        (0..tasks).into_par_iter().for_each_init(Vec::new, |dropped, t| task(t, all.at(t * lq * lk), dropped));
+        // SAFETY: the tasks stored all of them.
+        unsafe { weights.set_len(tasks * lq * lk) };
+        Some(weights)
     } else {
-        (0..tasks).into_par_iter().for_each_init(|| (vec![0f32; lq * lk], Vec::new()), |(w, dropped), t| task(t, w, dropped));
-        (out, None)
-    }
+        (0..tasks).into_par_iter().for_each_init(|| (vec![0f32; lq * lk], Vec::new()), |(w, dropped), t| task(t, w.as_mut_ptr(), dropped));
+        None
+    };
+    // SAFETY: every (row, head) block of `out` was stored by its task's second product.
+    unsafe { out.set_len(b * lq * d) };
+    (out, weights)
 }
 
 /// `dst = lhs · rhs` (`[m, n] = [m, k] · [k, n]`) on the calling thread, each operand given as

@@ -21,8 +21,9 @@
 use super::Activation;
 use super::forward::{Folded, Geometry, add_then_activate};
 use crate::linear::packed::{self, PackedWeight};
-use crate::math::{PARALLEL_CHUNK, for_row_chunks};
+use crate::math::PARALLEL_CHUNK;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// A convolution and its batch norm folded for the channels-last passes.
 pub struct FoldedLayer {
@@ -104,21 +105,33 @@ fn im2col(x: &[f32], [b, c]: [usize; 2], g: Geometry) -> Vec<f32> {
     let [sy, sx] = g.stride;
     let [top, _, left, _] = g.padding;
     let row_len = kh * kw * c;
-    let mut cols = vec![0f32; b * oh * ow * row_len];
-    let gather = |r: usize, out: &mut [f32]| {
+    // not zeroed first: every value is written, the padding's zeros with the rest
+    let total = b * oh * ow * row_len;
+    let mut cols = Vec::<f32>::with_capacity(total);
+    let zero = MaybeUninit::new(0f32);
+    let gather = |r: usize, out: &mut [MaybeUninit<f32>]| {
         let (s, oy) = (r / oh, r % oh);
         for (ox, window) in out.chunks_exact_mut(row_len).enumerate() {
             for ky in 0..kh {
-                let Some(iy) = (oy * sy + ky).checked_sub(top).filter(|&iy| iy < h) else { continue };
                 let dst = &mut window[ky * kw * c..(ky + 1) * kw * c];
+                let Some(iy) = (oy * sy + ky).checked_sub(top).filter(|&iy| iy < h) else {
+                    dst.fill(zero);
+                    continue;
+                };
                 let src = (s * h + iy) * w * c;
                 match (ox * sx).checked_sub(left).filter(|&ix| ix + kw <= w) {
                     // the kernel row inside the input: its kw pixels are contiguous
-                    Some(ix) => dst.copy_from_slice(&x[src + ix * c..src + (ix + kw) * c]),
+                    Some(ix) => {
+                        dst.write_copy_of_slice(&x[src + ix * c..src + (ix + kw) * c]);
+                    }
                     None => {
-                        for kx in 0..kw {
-                            let Some(ix) = (ox * sx + kx).checked_sub(left).filter(|&ix| ix < w) else { continue };
-                            dst[kx * c..(kx + 1) * c].copy_from_slice(&x[src + ix * c..src + (ix + 1) * c]);
+                        for (kx, dst) in dst.chunks_exact_mut(c).enumerate() {
+                            match (ox * sx + kx).checked_sub(left).filter(|&ix| ix < w) {
+                                Some(ix) => {
+                                    dst.write_copy_of_slice(&x[src + ix * c..src + (ix + 1) * c]);
+                                }
+                                None => dst.fill(zero),
+                            }
                         }
                     }
                 }
@@ -126,7 +139,18 @@ fn im2col(x: &[f32], [b, c]: [usize; 2], g: Geometry) -> Vec<f32> {
         }
     };
     // split over the pool by output rows, at least PARALLEL_CHUNK values a task
-    for_row_chunks(&mut cols, ow * row_len, (PARALLEL_CHUNK / (ow * row_len)).max(1), gather);
+    let line = ow * row_len;
+    let per_task = (PARALLEL_CHUNK / line.max(1)).max(1);
+    if line > 0 {
+        cols.spare_capacity_mut()[..total].par_chunks_mut(per_task * line).enumerate().for_each(|(t, lines)| {
+            for (i, out) in lines.chunks_mut(line).enumerate() {
+                gather(t * per_task + i, out);
+            }
+        });
+    }
+    // SAFETY: `gather` wrote every value of every output row (each window's kh rows of kw
+    // pixels of c values: copied, or zeros in the padding).
+    unsafe { cols.set_len(total) };
     cols
 }
 

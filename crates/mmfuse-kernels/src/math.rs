@@ -103,6 +103,21 @@ pub(crate) fn exp_neg(u: f32) -> f32 {
     if u > LIMIT { 0.0 } else { v }
 }
 
+/// `y += r` (over `y`'s length), vectorised for the CPU at hand.
+pub(crate) fn add_assign(y: &mut [f32], r: &[f32]) {
+    struct AddAssign<'a>(&'a mut [f32], &'a [f32]);
+    impl pulp::WithSimd for AddAssign<'_> {
+        type Output = ();
+        #[inline(always)]
+        fn with_simd<S: pulp::Simd>(self, _: S) {
+            for (y, r) in self.0.iter_mut().zip(self.1) {
+                *y += r;
+            }
+        }
+    }
+    pulp::Arch::new().dispatch(AddAssign(y, r));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,10 +20,11 @@ pub(crate) mod packed;
 
 pub use packed::PackedCache;
 
+use crate::Dropout;
 use crate::autodiff::{dims, flex_tensor, from_plain, plain, stored};
 use crate::device::is_cpu;
 use crate::gelu::GeluInPlace;
-use crate::math::clamp_relu;
+use crate::math::{add_assign, clamp_relu};
 use burn::backend::autodiff::checkpoint::strategy::{BalancedCheckpointing, NoCheckpointing};
 use burn::config::Config;
 use burn::module::{Module, Param};
@@ -124,6 +125,27 @@ impl Linear {
             LinearActivation::Gelu => pulp::Arch::new().dispatch(GeluInPlace(y)),
         };
         over_rows(x, |x| side_by_side_then(&[self], &self.packed, &x, Some(&epilogue)).unwrap_or_else(|| act.apply(self.forward(x))))
+    }
+
+    /// `residual + dropout(self.forward(x))`, a layer's shortcut around this layer (`residual`
+    /// shaped as the output). At prediction on the CPU (the packed kernel; `dropout` is then the
+    /// identity) the residual's rows are added to each block of output as the kernel stores it,
+    /// instead of a second pass over both: the same values as the two steps.
+    pub fn forward_residual<const D: usize>(&self, x: Tensor<D>, residual: Tensor<D>, dropout: &Dropout) -> Tensor<D> {
+        let mut out = x.dims();
+        out[D - 1] = self.weight.dims()[1];
+        if D < 2 || !packs_at_prediction(&x) || residual.dims() != out {
+            return residual + dropout.forward(self.forward(x));
+        }
+        let (rows, n) = (out[..D - 1].iter().product::<usize>(), out[D - 1]);
+        let shortcut = residual.reshape([rows, n]);
+        let stored = plain(&shortcut);
+        let Some(r) = stored.as_ref().and_then(|r| r.as_slice::<f32>()) else {
+            let d_in = x.dims()[D - 1];
+            return (shortcut + self.forward(x.reshape([rows, d_in]))).reshape(out);
+        };
+        let epilogue = |row: usize, c0: usize, y: &mut [f32]| add_assign(y, &r[row * n + c0..]);
+        over_rows(x, |x| side_by_side_then(&[self], &self.packed, &x, Some(&epilogue)).unwrap_or_else(|| shortcut.clone() + self.forward(x)))
     }
 
     /// `x` `[rows, d_in]` as one autodiff operation, if `x` and the parameters are f32 tensors
@@ -289,6 +311,32 @@ mod tests {
             // and over leading axes
             let x3 = x.reshape([1, rows, d_in]);
             assert!(rel_any(lin.forward(x3.clone()), lin.with_burn(x3)) < 1e-5);
+        }
+    }
+
+    #[test]
+    fn residual_in_the_epilogue_gives_the_bits_of_the_two_steps() {
+        note_if_unavailable();
+        let device = Device::flex();
+        let dropout = crate::DropoutConfig::new(0.1).init();
+        // one row block with column groups (one post), several row blocks, panels left over;
+        // a residual stored contiguous, and one that is a view (a transposed tensor)
+        for (rows, d_in, d_out) in [(1, 8, 5), (65, 256, 256), (300, 40, 33)] {
+            let lin = LinearConfig::new(d_in, d_out).init(&device);
+            let x = Tensor::<3>::random([2, rows, d_in], Distribution::Normal(0.0, 1.0), &device);
+            let r = Tensor::<3>::random([2, rows, d_out], Distribution::Normal(0.0, 1.0), &device);
+            let rt = Tensor::<3>::random([2, d_out, rows], Distribution::Normal(0.0, 1.0), &device).swap_dims(1, 2);
+            for r in [r, rt] {
+                let fused = lin.forward_residual(x.clone(), r.clone(), &dropout).into_data().try_to_vec::<f32>().unwrap();
+                let steps = (r.clone() + lin.forward(x.clone())).into_data().try_to_vec::<f32>().unwrap();
+                let without = lin.forward(x.clone()).into_data().try_to_vec::<f32>().unwrap();
+                assert_eq!(fused.len(), 2 * rows * d_out);
+                for (i, (a, b)) in fused.iter().zip(&steps).enumerate() {
+                    assert_eq!(a.to_bits(), b.to_bits(), "{rows}×{d_in}→{d_out}, value {i}: {a} vs {b}");
+                }
+                // the residual was added (to every value: it is nowhere near 0)
+                assert!(fused.iter().zip(&without).all(|(a, b)| a != b));
+            }
         }
     }
 

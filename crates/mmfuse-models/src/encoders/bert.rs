@@ -210,9 +210,11 @@ pub struct BertLayer {
 impl BertLayer {
     pub fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
         let a = self.attention.forward(x.clone(), mask_bias);
-        let x = self.attention_norm.forward(self.dropout.forward(self.attention_output.forward(a)) + x);
-        let f = self.output.forward(self.act.after(&self.intermediate, x.clone()));
-        self.output_norm.forward(self.dropout.forward(f) + x)
+        // x + dropout(dense(·)), the residual added as the dense layer stores its output at
+        // prediction (the same values as dropout(dense(·)) + x)
+        let x = self.attention_norm.forward(self.attention_output.forward_residual(a, x, &self.dropout));
+        let f = self.act.after(&self.intermediate, x.clone());
+        self.output_norm.forward(self.output.forward_residual(f, x, &self.dropout))
     }
 }
 

@@ -83,15 +83,20 @@ impl PositionWiseFeedForward {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         self.linear_outer.forward(self.dropout.forward(self.linear_inner.forward_activated(x, LinearActivation::Gelu)))
     }
+
+    /// `residual + dropout(self.forward(x))` (a layer's shortcut around it), the residual added
+    /// as the outer layer stores its output at prediction.
+    pub fn forward_residual(&self, x: Tensor<3>, residual: Tensor<3>, dropout: &Dropout) -> Tensor<3> {
+        self.linear_outer.forward_residual(self.dropout.forward(self.linear_inner.forward_activated(x, LinearActivation::Gelu)), residual, dropout)
+    }
 }
 
 impl TransformerEncoderLayer {
     /// `x` `[B, L, d]`, `mask` `[B, L]` true at real tokens.
     pub fn forward(&self, x: Tensor<3>, mask: Tensor<2, Bool>) -> Tensor<3> {
         let h = self.norm_2.forward(x.clone());
-        let x = x + self.dropout.forward(self.mha.self_attention(h, mask));
-        let f = self.pwff.forward(self.norm_1.forward(x.clone()));
-        x + self.dropout.forward(f)
+        let x = self.mha.self_attention_residual(h, mask, x, &self.dropout, false).0;
+        self.pwff.forward_residual(self.norm_1.forward(x.clone()), x, &self.dropout)
     }
 }
 

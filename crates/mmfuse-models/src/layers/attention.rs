@@ -47,20 +47,35 @@ impl MaskedAttention {
     /// `x` `[B, Lq, d]` attends over `kv` `[B, Lk, d]`; `key_mask` `[B, Lk]` is true at real keys.
     /// Returns the output `[B, Lq, d]`.
     pub fn forward(&self, x: Tensor<3>, kv: Tensor<3>, key_mask: Tensor<2, Bool>) -> Tensor<3> {
-        self.attend(x, Some(kv), key_mask, None, false).0
+        self.attend(x, Some(kv), key_mask, None, false, None).0
     }
 
     /// `x` `[B, L, d]` attends over itself (as [`MaskedAttention::forward`]`(x, x, key_mask)`);
     /// at prediction on one post the query, key and value projections are one product.
     pub fn self_attention(&self, x: Tensor<3>, key_mask: Tensor<2, Bool>) -> Tensor<3> {
-        self.attend(x, None, key_mask, None, false).0
+        self.attend(x, None, key_mask, None, false, None).0
     }
 
     /// As [`MaskedAttention::self_attention`], with the weights and an optional key bias (as
     /// [`MaskedAttention::forward_biased`]`(x, x, key_mask, key_bias)`).
     pub fn self_attention_biased(&self, x: Tensor<3>, key_mask: Tensor<2, Bool>, key_bias: Option<Tensor<2>>) -> (Tensor<3>, Tensor<4>) {
-        let (out, weights) = self.attend(x, None, key_mask, key_bias, true);
+        let (out, weights) = self.attend(x, None, key_mask, key_bias, true, None);
         (out, weights.expect("weights were asked for"))
+    }
+
+    /// A layer's shortcut around its self-attention, `residual + dropout(self.self_attention(h,
+    /// key_mask))` (`h` the attention's input, e.g. the normalised `residual`), with the weights
+    /// if `keep_weights`: at prediction the residual is added as the output projection stores its
+    /// output ([`Linear::forward_residual`](mmfuse_kernels::Linear::forward_residual)).
+    pub fn self_attention_residual(
+        &self,
+        h: Tensor<3>,
+        key_mask: Tensor<2, Bool>,
+        residual: Tensor<3>,
+        dropout: &Dropout,
+        keep_weights: bool,
+    ) -> (Tensor<3>, Option<Tensor<4>>) {
+        self.attend(h, None, key_mask, None, keep_weights, Some((residual, dropout)))
     }
 
     /// As [`MaskedAttention::forward`], also returning the attention weights `[B, H, Lq, Lk]`
@@ -72,12 +87,13 @@ impl MaskedAttention {
     /// As [`MaskedAttention::forward_with_weights`], with `key_bias` `[B, Lk]` added to every
     /// query's score of each key (e.g. lexicon weights) before the softmax.
     pub fn forward_biased(&self, x: Tensor<3>, kv: Tensor<3>, key_mask: Tensor<2, Bool>, key_bias: Option<Tensor<2>>) -> (Tensor<3>, Tensor<4>) {
-        let (out, weights) = self.attend(x, Some(kv), key_mask, key_bias, true);
+        let (out, weights) = self.attend(x, Some(kv), key_mask, key_bias, true, None);
         (out, weights.expect("weights were asked for"))
     }
 
     /// The layer over keys `kv` (`None`: `x` itself); the weights only if `keep_weights` (at
-    /// prediction the fused pass then does not write them out).
+    /// prediction the fused pass then does not write them out); with `shortcut` (residual,
+    /// dropout), `residual + dropout(output)`.
     fn attend(
         &self,
         x: Tensor<3>,
@@ -85,6 +101,7 @@ impl MaskedAttention {
         key_mask: Tensor<2, Bool>,
         key_bias: Option<Tensor<2>>,
         keep_weights: bool,
+        shortcut: Option<(Tensor<3>, &Dropout)>,
     ) -> (Tensor<3>, Option<Tensor<4>>) {
         let [b, _, d] = x.dims();
         let [bk, lk, dk_in] = kv.as_ref().map_or(x.dims(), |kv| kv.dims());
@@ -103,7 +120,11 @@ impl MaskedAttention {
         }
         let scale = 1.0 / ((d / self.n_heads) as f64).sqrt();
         let (ctx, weights) = attention(q, k, v, self.n_heads, scale, bias, &self.dropout, keep_weights);
-        (self.output.forward(ctx), weights)
+        let out = match shortcut {
+            Some((residual, dropout)) => self.output.forward_residual(ctx, residual, dropout),
+            None => self.output.forward(ctx),
+        };
+        (out, weights)
     }
 }
 

@@ -10,6 +10,7 @@
 use crate::layers::attention::MaskedAttention;
 use burn::config::Config;
 use burn::tensor::{Bool, Device, Tensor};
+use mmfuse_kernels::Dropout;
 
 /// MuSE's self-attention layer: the shared masked attention, the stream attending to itself.
 pub type SelfAttention = MaskedAttention;
@@ -30,10 +31,12 @@ impl SelfAttentionConfig {
     }
 }
 
-/// `x` `[B, L, d]` attends to itself, `mask` `[B, L]` (true at real tokens) → (output
-/// `[B, L, d]`, head-averaged attention of query 0 over the keys `[B, L]`).
-pub fn self_attention_with_cls(attention: &SelfAttention, x: Tensor<3>, mask: Tensor<2, Bool>) -> (Tensor<3>, Tensor<2>) {
-    let (out, weights) = attention.self_attention_biased(x, mask, None);
+/// `x` `[B, L, d]` attends to itself, `mask` `[B, L]` (true at real tokens), inside a
+/// layer's shortcut → (`x + dropout(attention)` `[B, L, d]`, head-averaged attention of query 0
+/// over the keys `[B, L]`).
+pub fn residual_attention_with_cls(attention: &SelfAttention, x: Tensor<3>, mask: Tensor<2, Bool>, dropout: &Dropout) -> (Tensor<3>, Tensor<2>) {
+    let (out, weights) = attention.self_attention_residual(x.clone(), mask, x, dropout, true);
+    let weights = weights.expect("weights were asked for");
     let [b, h, _, l] = weights.dims();
     (out, weights.slice([0..b, 0..h, 0..1, 0..l]).mean_dim(1).reshape([b, l]))
 }

@@ -24,7 +24,7 @@
 //! `T̃_e(μ+1)[k,:] = (1/n)·Σ_j Ĩ_e(μ+1)[j,:] + T̃_e(μ+1)[k,:]` and symmetrically for `Ĩ_e`, then FFN (no equation
 //! numbers in our sources); shared/METHODS.md §1 "CrossTransformer".
 
-use super::attention::{SelfAttention, SelfAttentionConfig, self_attention_with_cls};
+use super::attention::{SelfAttention, SelfAttentionConfig, residual_attention_with_cls};
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::Relu;
@@ -83,14 +83,14 @@ pub struct CrossLayer {
 impl CrossLayer {
     /// Attention + residual + LayerNorm; also the `[CLS]` attention row.
     pub fn attention_block(&self, x: Tensor<3>, mask: Tensor<2, Bool>) -> (Tensor<3>, Tensor<2>) {
-        let (a, cls) = self_attention_with_cls(&self.attention, x.clone(), mask);
-        (self.norm_1.forward(x + self.dropout.forward(a)), cls)
+        let (a, cls) = residual_attention_with_cls(&self.attention, x, mask, &self.dropout);
+        (self.norm_1.forward(a), cls)
     }
 
     /// Feed-forward + residual + LayerNorm.
     pub fn ffn_block(&self, x: Tensor<3>) -> Tensor<3> {
-        let f = self.ffn_out.forward(self.dropout.forward(self.ffn_in.forward_activated(x.clone(), LinearActivation::Relu)));
-        self.norm_2.forward(x + self.dropout.forward(f))
+        let h = self.dropout.forward(self.ffn_in.forward_activated(x.clone(), LinearActivation::Relu));
+        self.norm_2.forward(self.ffn_out.forward_residual(h, x, &self.dropout))
     }
 }
 

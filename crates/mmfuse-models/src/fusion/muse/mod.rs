@@ -22,7 +22,7 @@ pub mod cross_transformer;
 pub mod model;
 pub mod pixelcnn;
 
-pub use attention::{SelfAttention, SelfAttentionConfig, self_attention_with_cls};
+pub use attention::{SelfAttention, SelfAttentionConfig, residual_attention_with_cls};
 pub use captioning::{CaptionDecoder, CaptionDecoderConfig, CaptionOutput};
 pub use cross_transformer::{CrossTransformer, CrossTransformerConfig, exchange};
 pub use model::{Muse, MuseConfig};

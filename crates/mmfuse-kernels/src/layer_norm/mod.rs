@@ -12,7 +12,8 @@
 mod backward;
 mod forward;
 
-use crate::device::is_cpu;
+use crate::autodiff::{contiguous, flex_tensor, from_plain, plain, stored, values};
+use crate::device::{is_cpu, is_cpu_without_autodiff};
 use burn::backend::autodiff::checkpoint::strategy::{BalancedCheckpointing, NoCheckpointing};
 use burn::config::Config;
 use burn::module::{Module, Param};
@@ -71,7 +72,47 @@ impl LayerNorm {
                 return y;
             }
         }
+        if is_cpu_without_autodiff(&device) && x.dtype() == DType::F32 && width > 0 {
+            return self.predicted(x);
+        }
         self.with_burn(x)
+    }
+
+    /// At prediction on the CPU backend: `x`'s rows normalised ([`forward::predict`]), in place
+    /// where nothing else holds its storage, else into a new one; burn's op unless `x` and the
+    /// parameters are f32 tensors of that backend with `γ` and `β` as wide as `x`'s rows.
+    fn predicted<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let width = x.dims()[D - 1];
+        let fits = |p: &Param<Tensor<1>>| plain(&p.val()).filter(|p| p.layout().num_elements() == width);
+        let Some(gamma) = fits(&self.gamma) else { return self.with_burn(x) };
+        let beta = match &self.beta {
+            Some(b) => match fits(b) {
+                Some(b) => Some(b),
+                None => return self.with_burn(x),
+            },
+            None => None,
+        };
+        let Some(t) = stored(&x) else { return self.with_burn(x) };
+        let dims = x.dims();
+        // x given up, so that `t` alone holds the storage unless the caller keeps x too
+        drop(x);
+        let mut t = contiguous(t);
+        let (gamma, beta) = (values(&gamma), beta.as_ref().map(values));
+        let (start, end) = t.layout().contiguous_offsets().expect("a contiguous layout");
+        if t.is_unique() {
+            forward::predict(forward::Rows::InPlace(&mut t.storage_mut::<f32>()[start..end]), &gamma, beta.as_deref(), self.epsilon as f32);
+            return from_plain::<D>(t);
+        }
+        let mut y = Vec::<f32>::with_capacity(end - start);
+        forward::predict(
+            forward::Rows::Into(&t.storage::<f32>()[start..end], &mut y.spare_capacity_mut()[..end - start]),
+            &gamma,
+            beta.as_deref(),
+            self.epsilon as f32,
+        );
+        // SAFETY: `predict` wrote every row of `y`.
+        unsafe { y.set_len(end - start) };
+        from_plain::<D>(flex_tensor(y, dims))
     }
 
     /// The layer through burn's op (the reference the fused one is tested against).
@@ -128,6 +169,38 @@ mod tests {
         norm.gamma = burn::module::Param::from_tensor(Tensor::random([24], Distribution::Normal(1.0, 0.5), &device));
         let [y, x, g, b] = diffs(&norm, 0.0);
         assert!(y < 1e-5 && x < 1e-4 && g < 1e-4 && b == 0.0, "output {y}, input {x}, γ {g}, β {b}");
+    }
+
+    #[test]
+    fn prediction_in_place_matches_burns_and_leaves_a_kept_input_alone() {
+        let device = Device::flex();
+        for (width, bias, rows) in [(24, true, 37), (256, true, 130), (33, false, 3), (1, true, 2)] {
+            let mut norm = LayerNormConfig::new(width).with_bias(bias).init(&device);
+            norm.gamma = burn::module::Param::from_tensor(Tensor::random([width], Distribution::Normal(1.0, 0.5), &device));
+            if bias {
+                norm.beta = Some(burn::module::Param::from_tensor(Tensor::random([width], Distribution::Normal(0.0, 0.5), &device)));
+            }
+            let x = Tensor::<3>::random([2, rows, width], Distribution::Normal(3.0, 2.0), &device);
+            let before = x.clone().into_data().try_to_vec::<f32>().unwrap();
+            let want = norm.with_burn(x.clone());
+            // x kept by the caller: normalised in a copy, x unchanged
+            let kept = norm.forward(x.clone());
+            assert!(max_rel(kept.clone().flatten(0, 2), want.clone().flatten(0, 2)) < 1e-5, "width {width}");
+            assert_eq!(x.clone().into_data().try_to_vec::<f32>().unwrap(), before);
+            // x given up: in place, the same values
+            let owned = norm.forward(x.clone() * 1.0);
+            assert_eq!(owned.into_data().try_to_vec::<f32>().unwrap(), kept.clone().into_data().try_to_vec::<f32>().unwrap());
+            // a view (transposed back): the same values
+            let view = x.clone().swap_dims(0, 1).swap_dims(0, 1);
+            assert!(max_rel(norm.forward(view).flatten(0, 2), want.flatten(0, 2)) < 1e-5);
+        }
+        // a NaN stays in its row
+        let norm = LayerNormConfig::new(20).init(&device);
+        let mut v = vec![1f32; 60];
+        v.iter_mut().enumerate().for_each(|(i, v)| *v = (i % 7) as f32);
+        v[25] = f32::NAN;
+        let y = norm.forward(Tensor::<2>::from_data(burn::tensor::TensorData::new(v, [3, 20]), &device)).into_data().try_to_vec::<f32>().unwrap();
+        assert!(y[20..40].iter().all(|v| v.is_nan()) && y[..20].iter().chain(&y[40..]).all(|v| v.is_finite()));
     }
 
     #[test]

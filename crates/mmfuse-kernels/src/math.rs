@@ -26,9 +26,10 @@ impl DisjointOut {
     }
 }
 
-/// `f(i, row)` for every row `i` of `out` (rows of `row_len` values), `per_task` whole rows a
-/// task on the compute pool.
-pub(crate) fn for_row_chunks(out: &mut [f32], row_len: usize, per_task: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+/// `f(i, row)` for every row `i` of `out` (rows of `row_len` values, e.g. f32, or
+/// `MaybeUninit<f32>` for a buffer `f` writes whole), `per_task` whole rows a task on the
+/// compute pool.
+pub(crate) fn for_row_chunks<T: Send>(out: &mut [T], row_len: usize, per_task: usize, f: impl Fn(usize, &mut [T]) + Sync + Send) {
     out.par_chunks_mut(per_task * row_len).enumerate().for_each(|(t, rows)| {
         for (i, row) in rows.chunks_mut(row_len).enumerate() {
             f(t * per_task + i, row);

@@ -21,7 +21,7 @@
 use super::Activation;
 use super::forward::{Folded, Geometry, add_then_activate};
 use crate::linear::packed::{self, PackedWeight};
-use crate::math::PARALLEL_CHUNK;
+use crate::math::{PARALLEL_CHUNK, for_row_chunks};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
@@ -140,13 +140,8 @@ fn im2col(x: &[f32], [b, c]: [usize; 2], g: Geometry) -> Vec<f32> {
     };
     // split over the pool by output rows, at least PARALLEL_CHUNK values a task
     let line = ow * row_len;
-    let per_task = (PARALLEL_CHUNK / line.max(1)).max(1);
     if line > 0 {
-        cols.spare_capacity_mut()[..total].par_chunks_mut(per_task * line).enumerate().for_each(|(t, lines)| {
-            for (i, out) in lines.chunks_mut(line).enumerate() {
-                gather(t * per_task + i, out);
-            }
-        });
+        for_row_chunks(&mut cols.spare_capacity_mut()[..total], line, (PARALLEL_CHUNK / line).max(1), gather);
     }
     // SAFETY: `gather` wrote every value of every output row (each window's kh rows of kw
     // pixels of c values: copied, or zeros in the padding).
